@@ -1,0 +1,401 @@
+"""Run a parity spec: both trees end to end, every mapped layer captured, compared against the fp32 noise floor.
+
+Capture never edits the code under test: torch forward hooks on the reference; on the MLX side each mapped
+module's class is swapped, for the duration of the run, for a subclass whose `__call__` records its input and
+output (MLX resolves `module(x)` through the type, so an instance attribute would not be seen).
+
+Errors per layer:
+  propagated -- impl and reference run end to end on the same input; the layer outputs compared.
+  isolated   -- the impl layer fed the fp64 reference layer's own input (cast to fp32); compared with the fp64
+                reference output. Its floor is the fp32 reference layer fed the same input.
+  floor      -- the fp32 reference vs the fp64 reference at that layer (same weights, same input).
+The verdict compares against fp64 ("the truth"), with limit = k * max(floor, min_rel * max|ref64|) + atol.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from parity.spec import Pair, Spec, SpecError, Tol, resolve, to_impl_layout
+
+
+# ----------------------------------------------------------------------------------------------- conversion
+
+def to_numpy(x: Any) -> np.ndarray:
+    """mlx / torch / numpy -> numpy (floats kept at their precision, bf16/fp16 widened to fp32)."""
+    if isinstance(x, np.ndarray):
+        return x
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        x = x.detach().cpu()
+        if x.dtype.is_floating_point and x.dtype not in (_torch().float32, _torch().float64):
+            x = x.float()
+        return x.numpy()
+    if mod.startswith("mlx"):
+        import mlx.core as mx
+
+        if mx.issubdtype(x.dtype, mx.floating) and x.dtype != mx.float32:
+            x = x.astype(mx.float32)
+        mx.eval(x)
+        return np.array(x)
+    return np.asarray(x)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _first_tensor(out: Any) -> Any:
+    while isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- capture
+
+@dataclass
+class Call:
+    args: List[Any]
+    kwargs: Dict[str, Any]
+    output: Any
+    order: int
+
+
+class RefCapture:
+    """Forward hooks on named torch modules; records the first call of each (inputs as tensors, output)."""
+
+    def __init__(self, modules: Dict[str, Any]):
+        self.modules = modules
+        self.calls: Dict[str, Call] = {}
+        self._handles = []
+        self._counter = 0
+
+    def __enter__(self):
+        for name, module in self.modules.items():
+            self._handles.append(module.register_forward_hook(self._hook(name), with_kwargs=True))
+        return self
+
+    def _hook(self, name: str):
+        def hook(module, args, kwargs, output):
+            if name not in self.calls:
+                self.calls[name] = Call(_detach(list(args)), _detach(dict(kwargs)), _detach(output), self._counter)
+                self._counter += 1
+        return hook
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+def _detach(x: Any) -> Any:
+    mod = type(x).__module__
+    if mod.startswith("torch") and hasattr(x, "detach"):
+        return x.detach().clone()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_detach(v) for v in x) if not hasattr(x, "_fields") else x
+    if isinstance(x, dict):
+        return {k: _detach(v) for k, v in x.items()}
+    return x
+
+
+@contextlib.contextmanager
+def impl_capture(modules: Dict[str, Any]):
+    """Swap each MLX module's class for a recording subclass; restore on exit. Yields {name: Call}."""
+    calls: Dict[str, Call] = {}
+    counter = [0]
+    swapped: List[Tuple[Any, type]] = []
+
+    def make(cls: type, name: str) -> type:
+        def __call__(self, *args, **kwargs):
+            out = cls.__call__(self, *args, **kwargs)
+            if name not in calls:
+                calls[name] = Call(list(args), dict(kwargs), out, counter[0])
+                counter[0] += 1
+            return out
+
+        return type(f"Tapped{cls.__name__}", (cls,), {"__call__": __call__})
+
+    try:
+        for name, module in modules.items():
+            cls = type(module)
+            module.__class__ = make(cls, name)
+            swapped.append((module, cls))
+        yield calls
+    finally:
+        for module, cls in swapped:
+            module.__class__ = cls
+
+
+# ------------------------------------------------------------------------------------------------- compare
+
+@dataclass
+class Row:
+    name: str
+    impl: str
+    ref: str
+    kind: str  # "layer" or "output"
+    depth: int
+    shape: List[int]
+    tol: str
+    ok: bool
+    max_abs: float = float("nan")  # |impl - ref64|
+    max_rel: float = float("nan")  # max_abs / max|ref64|
+    cosine: float = float("nan")
+    max_abs_vs_ref32: float = float("nan")
+    floor: float = float("nan")  # |ref32 - ref64|
+    limit: float = float("nan")
+    mismatches: Optional[int] = None
+    iso_max_abs: Optional[float] = None
+    iso_floor: Optional[float] = None
+    iso_limit: Optional[float] = None
+    iso_ok: Optional[bool] = None
+    note: str = ""
+
+
+def _limit(tol: Tol, floor: float, scale: float) -> float:
+    base = max(floor, tol.min_rel * scale)
+    return tol.k * base + tol.atol
+
+
+def compare(impl: np.ndarray, ref64: np.ndarray, ref32: Optional[np.ndarray], tol: Tol) -> Dict[str, Any]:
+    """Numbers for one tensor. `ref32` is the fp32 reference (floor source; for `exact`, the contract)."""
+    impl = np.asarray(impl)
+    ref64 = np.asarray(ref64)
+    if impl.shape != ref64.shape:
+        return {"ok": False, "note": f"shape impl {list(impl.shape)} != ref {list(ref64.shape)}",
+                "shape": list(ref64.shape)}
+    out: Dict[str, Any] = {"shape": list(ref64.shape)}
+    if tol.kind == "exact":
+        target = ref64 if ref32 is None else ref32
+        mism = int(np.count_nonzero(impl != target))
+        out.update(ok=mism == 0, mismatches=mism, max_abs=float(np.max(np.abs(impl.astype(np.float64) -
+                   target.astype(np.float64)))) if impl.size else 0.0, limit=0.0, floor=0.0)
+        return out
+    a = impl.astype(np.float64)
+    b = ref64.astype(np.float64)
+    finite = bool(np.all(np.isfinite(a)))
+    diff = np.abs(a - b)
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    max_abs = float(np.max(diff)) if diff.size else 0.0
+    floor = float(np.max(np.abs(ref32.astype(np.float64) - b))) if ref32 is not None and b.size else 0.0
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    cos = float(np.dot(a.ravel(), b.ravel()) / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
+    out.update(max_abs=max_abs, max_rel=max_abs / scale if scale > 0 else max_abs, cosine=cos, floor=floor)
+    if ref32 is not None:
+        out["max_abs_vs_ref32"] = float(np.max(np.abs(a - ref32.astype(np.float64)))) if a.size else 0.0
+    if tol.kind == "floor":
+        lim = _limit(tol, floor, scale)
+        out.update(limit=lim, ok=finite and max_abs <= lim)
+    elif tol.kind == "allclose":
+        ok = finite and bool(np.all(diff <= tol.atol + tol.rtol * np.abs(b)))
+        out.update(limit=tol.atol + tol.rtol * scale, ok=ok)
+    elif tol.kind == "cosine":
+        cos32 = 1.0
+        if ref32 is not None:
+            r = ref32.astype(np.float64)
+            cos32 = float(np.dot(r.ravel(), b.ravel()) / (np.linalg.norm(r) * nb)) if nb > 0 else 1.0
+        lim = tol.k * max(1.0 - cos32, tol.min_rel) + tol.atol
+        out.update(limit=lim, ok=finite and (1.0 - cos) <= lim)
+    elif tol.kind == "kl":
+        kl = kl_divergence(b, a)
+        out.update(kl=kl, limit=tol.atol, ok=finite and kl <= tol.atol)
+    else:
+        raise SpecError(f"unknown tolerance kind {tol.kind!r}")
+    if not finite:
+        out["note"] = "impl output has NaN/Inf"
+    return out
+
+
+def kl_divergence(ref_logits: np.ndarray, impl_logits: np.ndarray) -> float:
+    """max over positions of KL(softmax(ref) || softmax(impl)) on the last axis, in fp64."""
+    def log_softmax(z):
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    lp, lq = log_softmax(ref_logits.astype(np.float64)), log_softmax(impl_logits.astype(np.float64))
+    return float(np.max(np.sum(np.exp(lp) * (lp - lq), axis=-1)))
+
+
+# --------------------------------------------------------------------------------------------------- run
+
+@dataclass
+class Report:
+    spec: str
+    seed: int
+    rows: List[Row]
+    first_divergence: Optional[str]
+    first_isolated_divergence: Optional[str]
+    ok: bool
+    compared: int
+    seconds: Dict[str, float] = field(default_factory=dict)
+    description: str = ""
+    env: Dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        return _json_safe(d)
+
+    def summary(self) -> str:
+        bad = [r for r in self.rows if not r.ok]
+        head = (f"{self.spec}: {self.compared} tensors compared, {len(bad)} over tolerance, "
+                f"first divergence: {self.first_divergence or 'none'}")
+        lines = [head]
+        for r in bad[:10]:
+            lines.append(f"  {r.name}: max|d|={r.max_abs:.3g} > limit {r.limit:.3g} ({r.tol}) {r.note}".rstrip())
+        return "\n".join(lines)
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float):
+        return None if math.isnan(x) else (("inf" if x > 0 else "-inf") if math.isinf(x) else x)
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _select(out: Any, fn) -> Any:
+    return fn(out) if fn is not None else _first_tensor(out)
+
+
+def _cast_args(x: Any, dtype) -> Any:
+    """Captured torch args -> same structure with float tensors cast to `dtype` (for the isolated floor)."""
+    torch = _torch()
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype) if x.is_floating_point() else x
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        return type(x)(_cast_args(v, dtype) for v in x)
+    if isinstance(x, dict):
+        return {k: _cast_args(v, dtype) for k, v in x.items()}
+    return x
+
+
+def _impl_args(x: Any, layout: str) -> Any:
+    """Captured fp64 torch args -> MLX fp32 arrays in impl layout."""
+    torch = _torch()
+    import mlx.core as mx
+
+    if isinstance(x, torch.Tensor):
+        a = to_impl_layout(x.detach().cpu().numpy(), layout)
+        return mx.array(a.astype(np.float32) if a.dtype.kind == "f" else a)
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        return type(x)(_impl_args(v, layout) for v in x)
+    if isinstance(x, dict):
+        return {k: _impl_args(v, layout) for k, v in x.items()}
+    return x
+
+
+def run_spec(spec: Spec, seed: int = 0, isolated: bool = True) -> Report:
+    """Run `spec` on seeded inputs; return the per-layer report. Raises SpecError for a spec that can't run."""
+    torch = _torch()
+    t0 = time.perf_counter()
+    pairs = spec.expanded_pairs()
+    inputs = spec.make_inputs(seed)
+    impl_model = spec.build_impl()
+    ref64 = spec.build_ref(torch.float64)
+    ref32 = spec.build_ref(torch.float32)
+    # Resolve every path before running anything: a typo is a SpecError naming the path.
+    impl_mods = {p.impl: resolve(impl_model, p.impl, "impl") for p in pairs}
+    ref64_mods = {p.ref: resolve(ref64, p.ref, "reference") for p in pairs}
+    ref32_mods = {p.ref: resolve(ref32, p.ref, "reference") for p in pairs}
+    seconds = {"build": time.perf_counter() - t0}
+
+    t = time.perf_counter()
+    with torch.no_grad():
+        with RefCapture(ref64_mods) as cap64:
+            out64 = spec.run_ref(ref64, inputs)
+        with RefCapture(ref32_mods) as cap32:
+            out32 = spec.run_ref(ref32, inputs)
+    seconds["reference"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with impl_capture(impl_mods) as capi:
+        outi = spec.run_impl(impl_model, inputs)
+    seconds["impl"] = time.perf_counter() - t
+
+    rows: List[Row] = []
+    t = time.perf_counter()
+    for p in pairs:
+        name = p.impl if p.impl == p.ref else f"{p.impl} <- {p.ref}"
+        c64, c32, ci = cap64.calls.get(p.ref), cap32.calls.get(p.ref), capi.get(p.impl)
+        if c64 is None or ci is None:
+            missing = [w for w, c in (("reference", c64), ("impl", ci)) if c is None]
+            rows.append(Row(name, p.impl, p.ref, "layer", 10**9, [], p.tol.describe(), False,
+                            note=f"never called in {' and '.join(missing)} run"))
+            continue
+        r64 = to_impl_layout(to_numpy(_select(c64.output, p.select_ref)), p.layout)
+        r32 = to_impl_layout(to_numpy(_select(c32.output, p.select_ref)), p.layout)
+        got = to_numpy(_select(ci.output, p.select_impl))
+        res = compare(got, r64, r32, p.tol)
+        row = Row(name, p.impl, p.ref, "layer", c64.order, res.pop("shape"), p.tol.describe(), res.pop("ok"),
+                  **{k: v for k, v in res.items() if k in Row.__dataclass_fields__})
+        if isolated and p.isolate is not False and p.tol.kind != "exact":
+            _isolate(row, p, impl_mods[p.impl], ref32_mods[p.ref], c64, r64, torch)
+        rows.append(row)
+
+    depth0 = len(pairs)
+    for j, (oname, tol) in enumerate(spec.outputs.items()):
+        if oname not in out64 or oname not in outi:
+            raise SpecError(f"spec {spec.name!r}: output {oname!r} not produced by "
+                            f"{'run_ref' if oname not in out64 else 'run_impl'}")
+        layout = spec.output_layout.get(oname, "same")
+        r64 = to_impl_layout(to_numpy(out64[oname]), layout)
+        r32 = to_impl_layout(to_numpy(out32[oname]), layout)
+        res = compare(to_numpy(outi[oname]), r64, r32, tol)
+        rows.append(Row(f"output:{oname}", oname, oname, "output", depth0 + j, res.pop("shape"), tol.describe(),
+                        res.pop("ok"), **{k: v for k, v in res.items() if k in Row.__dataclass_fields__}))
+    seconds["compare"] = time.perf_counter() - t
+
+    layers = sorted([r for r in rows if r.kind == "layer"], key=lambda r: r.depth)
+    for d, r in enumerate(layers):
+        r.depth = d
+    outs = [r for r in rows if r.kind == "output"]
+    for d, r in enumerate(outs, start=len(layers)):
+        r.depth = d
+    rows = layers + outs
+    first = next((r.name for r in rows if not r.ok), None)
+    first_iso = next((r.name for r in layers if r.iso_ok is False), None)
+    compared = sum(1 for r in rows if r.note == "" or not r.note.startswith("never"))
+    if compared == 0:
+        raise SpecError(f"spec {spec.name!r} compared zero tensors")
+    ok = all(r.ok for r in rows) and all(r.iso_ok is not False for r in rows)
+    return Report(spec.name, seed, rows, first, first_iso, ok, compared, seconds, spec.description, _env())
+
+
+def _isolate(row: Row, p: Pair, impl_mod, ref32_mod, c64: Call, r64: np.ndarray, torch) -> None:
+    """Isolated error of one layer: impl and fp32 reference fed the fp64 reference layer's own inputs."""
+    with torch.no_grad():
+        o32 = ref32_mod(*_cast_args(c64.args, torch.float32), **_cast_args(c64.kwargs, torch.float32))
+    iso_floor_t = to_impl_layout(to_numpy(_select(o32, p.select_ref)), p.layout)
+    args = _impl_args(c64.args, p.layout)
+    if callable(p.isolate):
+        oi = p.isolate(impl_mod, args, _impl_args(c64.kwargs, p.layout))
+    else:
+        oi = impl_mod(*args)
+    got = to_numpy(_select(oi, p.select_impl))
+    res = compare(got, r64, iso_floor_t, p.tol)
+    row.iso_max_abs, row.iso_floor = res.get("max_abs"), res.get("floor")
+    row.iso_limit, row.iso_ok = res.get("limit"), bool(res["ok"])
+
+
+def _env() -> Dict[str, str]:
+    import platform
+
+    env = {"python": platform.python_version(), "machine": platform.machine(), "system": platform.system()}
+    for pkg in ("mlx", "torch", "numpy", "transformers", "dac", "outetts"):
+        try:
+            from importlib.metadata import version
+
+            dist = {"dac": "descript-audio-codec"}.get(pkg, pkg)
+            env[pkg] = version(dist)
+        except Exception:  # noqa: BLE001 -- not installed is a fine answer here
+            pass
+    return env
