@@ -50,7 +50,7 @@ class Tol:
     k: float = 10.0
     atol: float = 0.0
     rtol: float = 0.0
-    min_rel: float = 4 * FP32_EPS
+    min_rel: float = FP32_EPS
     reason: str = ""
 
     @staticmethod

@@ -1,0 +1,90 @@
+"""The harness can fail: a bug injected into one middle layer of a toy port is named as the first divergence."""
+import json
+
+import numpy as np
+import pytest
+
+from parity import toy
+from parity.harness import compare, run_spec
+from parity.report import write_report
+from parity.spec import Pair, SpecError, Tol, resolve
+
+
+def test_harness_clean_toy_passes():
+    report = run_spec(toy.spec())
+    assert report.ok, report.summary()
+    assert report.first_divergence is None
+    assert report.compared == 6  # 5 layers + 1 output
+    for row in report.rows:
+        assert row.floor > 0, f"{row.name}: fp32-vs-fp64 floor not measured"
+        assert row.max_abs <= row.limit
+        if row.kind == "layer":
+            assert row.iso_ok, row
+
+
+def test_harness_injected_bug_named_as_first_divergence():
+    report = run_spec(toy.spec(bug="conv2"))
+    assert not report.ok
+    assert report.first_divergence == "conv2", report.summary()
+    assert report.first_isolated_divergence == "conv2"
+    rows = {r.name: r for r in report.rows}
+    # Before the bug: at the floor. The buggy layer: isolated error above tolerance.
+    assert rows["conv1"].ok and rows["act"].ok
+    assert rows["conv2"].iso_max_abs > rows["conv2"].iso_limit
+    # The next layer, fed the reference's own input, is at the floor again.
+    assert rows["lin"].iso_ok and rows["lin"].iso_max_abs <= rows["lin"].iso_limit
+    # ... while its propagated error carries the bug on.
+    assert not rows["lin"].ok
+    assert not rows["output:y"].ok
+
+
+def test_harness_bug_in_last_layer_only_fails_there():
+    report = run_spec(toy.spec(bug="conv3"))
+    assert report.first_divergence == "conv3"
+    assert [r.name for r in report.rows if r.iso_ok is False] == ["conv3"]
+
+
+def test_harness_unknown_module_is_a_clear_error():
+    bad = toy.spec(pairs=[Pair("conv9", "conv1")])
+    with pytest.raises(SpecError, match=r"impl module 'conv9' does not exist.*children: .*conv1"):
+        run_spec(bad)
+    bad = toy.spec(pairs=[Pair("conv1", "encoder.conv1")])
+    with pytest.raises(SpecError, match=r"reference module 'encoder.conv1' does not exist"):
+        run_spec(bad)
+
+
+def test_harness_pattern_pairs_expand():
+    p = Pair("decoder.blocks.{i}", "decoder.model.{i+1}", over=range(3))
+    assert [(q.impl, q.ref) for q in p.expand()] == [
+        ("decoder.blocks.0", "decoder.model.1"), ("decoder.blocks.1", "decoder.model.2"),
+        ("decoder.blocks.2", "decoder.model.3")]
+    with pytest.raises(SpecError, match="needs `over`"):
+        Pair("a.{i}", "b.{i}").expand()
+    with pytest.raises(SpecError, match="only arithmetic"):
+        Pair("a.{__import__('os')}", "b", over=[0]).expand()
+
+
+def test_harness_resolve_lists_and_dicts():
+    ref = toy.ref_model()
+    assert resolve(ref, "conv2", "reference") is ref.conv2
+
+
+def test_harness_compare_exact_counts_mismatches_and_nan_fails():
+    a = np.array([1, 2, 3, 4])
+    res = compare(np.array([1, 2, 0, 4]), a, a, Tol.exact())
+    assert not res["ok"] and res["mismatches"] == 1
+    x = np.ones(8)
+    res = compare(np.array([np.nan] + [1.0] * 7), x, x, Tol.floor())
+    assert not res["ok"]
+    res = compare(np.ones((2, 3)), np.ones((3, 2)), None, Tol.floor())
+    assert not res["ok"] and "shape" in res["note"]
+
+
+def test_harness_report_files(tmp_path):
+    report = run_spec(toy.spec(bug="conv2"))
+    write_report([report], tmp_path)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["components"][0]["first_divergence"] == "conv2"
+    html = (tmp_path / "index.html").read_text()
+    assert "<svg" in html and "first divergence" in html and "conv2" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # self-contained
