@@ -14,6 +14,7 @@ from typing import List, Optional
 # name -> (module, one-line help)
 COMMANDS = {
     "parity": ("parity.cli", "layer-by-layer parity report of impl vs the official packages (needs [reference])"),
+    "fixtures": ("parity.fixtures_cli", "golden fixtures: generate from the reference, verify sha256 and versions"),
     "dac": ("impl.dac.cli", "DAC codec: encode audio to codes, decode codes to audio, write seeded checkpoints"),
     "tts": ("impl.outetts.cli", "text + speaker profile -> speech (OuteTTS 1.0 in MLX)"),
     "profile": ("impl.speaker.cli", "create / inspect OuteTTS v3 speaker profiles"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from typing import Dict
 
 # component -> (spec factory "module:function", kwargs for the full run, kwargs for --quick)
@@ -24,9 +25,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small configs / short inputs (minutes -> seconds)")
     p.add_argument("--no-isolated", action="store_true", help="skip the isolated (per-layer) comparison")
     p.add_argument("--bug", default=None, help="toy only: inject a bug into this layer (harness demo)")
+    p.add_argument("--fixtures", nargs="?", const="fixtures", default=None, metavar="DIR",
+                   help="fixture mode: compare against recorded reference outputs (no torch needed) "
+                        "instead of running the reference live (default DIR: fixtures)")
 
 
-def _factory(ref: str):
+def factory(ref: str):
     mod, fn = ref.split(":")
     return getattr(importlib.import_module(mod), fn)
 
@@ -45,16 +49,22 @@ def run(args) -> int:
     for name in names:
         ref, full, quick = table[name]
         try:
-            factory = _factory(ref)
+            make = factory(ref)
         except ModuleNotFoundError as e:
             not_run[name] = f"spec not available ({e})"
             print(f"[parity] {name}: NOT RUN: {not_run[name]}", file=sys.stderr)
             continue
-        kwargs = dict(quick if args.quick else full)
+        kwargs = dict(quick if (args.quick or args.fixtures) else full)  # fixtures hold the quick runs
         if name == "toy" and args.bug:
             kwargs["bug"] = args.bug
         print(f"[parity] {name}: {kwargs} ...", file=sys.stderr, flush=True)
-        report = run_spec(factory(**kwargs), seed=args.seed, isolated=not args.no_isolated)
+        spec = make(**kwargs)
+        record = None
+        if args.fixtures:
+            from parity.fixtures import find, load_record
+
+            record = load_record(*find(Path(args.fixtures), spec, args.seed))
+        report = run_spec(spec, seed=args.seed, isolated=not args.no_isolated, record=record)
         print(report.summary(), flush=True)
         reports.append(report)
     page = write_report(reports, args.report, skipped=not_run)

@@ -279,43 +279,129 @@ def _cast_args(x: Any, dtype) -> Any:
     return x
 
 
-def _impl_args(x: Any, layout: str) -> Any:
-    """Captured fp64 torch args -> MLX fp32 arrays in impl layout."""
+def _np_args(x: Any, layout: str) -> Any:
+    """Captured torch args -> numpy in impl layout, floats as fp32 (the impl runs in fp32)."""
     torch = _torch()
-    import mlx.core as mx
-
     if isinstance(x, torch.Tensor):
         a = to_impl_layout(x.detach().cpu().numpy(), layout)
-        return mx.array(a.astype(np.float32) if a.dtype.kind == "f" else a)
+        return a.astype(np.float32) if a.dtype.kind == "f" else a
     if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
-        return type(x)(_impl_args(v, layout) for v in x)
+        return [_np_args(v, layout) for v in x]
     if isinstance(x, dict):
-        return {k: _impl_args(v, layout) for k, v in x.items()}
+        return {k: _np_args(v, layout) for k, v in x.items()}
     return x
 
 
-def run_spec(spec: Spec, seed: int = 0, isolated: bool = True) -> Report:
-    """Run `spec` on seeded inputs; return the per-layer report. Raises SpecError for a spec that can't run."""
+def _mx_args(x: Any) -> Any:
+    """numpy (nested) -> mlx arrays."""
+    import mlx.core as mx
+
+    if isinstance(x, np.ndarray):
+        return mx.array(x)
+    if isinstance(x, list):
+        return [_mx_args(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _mx_args(v) for k, v in x.items()}
+    return x
+
+
+# ---------------------------------------------------------------------------------- reference record
+
+@dataclass
+class LayerRef:
+    """What the reference says about one mapped layer (impl layout). `index`: flat indices when subsampled."""
+
+    order: int
+    shape: List[int]
+    r64: np.ndarray
+    r32: np.ndarray
+    index: Optional[np.ndarray] = None
+    iso_args: Any = None  # the fp64 reference layer's inputs, as fp32 numpy (None: not recorded)
+    iso_kwargs: Any = None
+    iso_floor: Optional[np.ndarray] = None  # fp32 reference layer fed those inputs
+    note: str = ""
+
+
+@dataclass
+class RefRecord:
+    """The reference side of a parity run: from a live torch run, or loaded from golden fixtures."""
+
+    spec: str
+    seed: int
+    layers: Dict[str, LayerRef]  # key: Pair.key
+    outputs64: Dict[str, np.ndarray]
+    outputs32: Dict[str, np.ndarray]
+    env: Dict[str, str] = field(default_factory=dict)
+    source: str = "live"
+
+
+def pair_key(p: Pair) -> str:
+    return p.impl if p.impl == p.ref else f"{p.impl} <- {p.ref}"
+
+
+def record_reference(spec: Spec, seed: int = 0, isolated: bool = True, inputs=None) -> RefRecord:
+    """Run the reference in fp64 and fp32 on the spec's seeded inputs; capture every mapped layer."""
     torch = _torch()
-    t0 = time.perf_counter()
     pairs = spec.expanded_pairs()
-    inputs = spec.make_inputs(seed)
-    impl_model = spec.build_impl()
+    inputs = spec.make_inputs(seed) if inputs is None else inputs
     ref64 = spec.build_ref(torch.float64)
     ref32 = spec.build_ref(torch.float32)
-    # Resolve every path before running anything: a typo is a SpecError naming the path.
-    impl_mods = {p.impl: resolve(impl_model, p.impl, "impl") for p in pairs}
     ref64_mods = {p.ref: resolve(ref64, p.ref, "reference") for p in pairs}
     ref32_mods = {p.ref: resolve(ref32, p.ref, "reference") for p in pairs}
-    seconds = {"build": time.perf_counter() - t0}
-
-    t = time.perf_counter()
     with torch.no_grad():
         with RefCapture(ref64_mods) as cap64:
             out64 = spec.run_ref(ref64, inputs)
         with RefCapture(ref32_mods) as cap32:
             out32 = spec.run_ref(ref32, inputs)
-    seconds["reference"] = time.perf_counter() - t
+        layers: Dict[str, LayerRef] = {}
+        for p in pairs:
+            c64, c32 = cap64.calls.get(p.ref), cap32.calls.get(p.ref)
+            if c64 is None:
+                continue
+            r64 = to_impl_layout(to_numpy(_select(c64.output, p.select_ref)), p.layout)
+            r32 = to_impl_layout(to_numpy(_select(c32.output, p.select_ref)), p.layout)
+            lay = LayerRef(c64.order, list(r64.shape), r64, r32)
+            if isolated and p.isolate is not False and p.tol.kind != "exact":
+                o32 = ref32_mods[p.ref](*_cast_args(c64.args, torch.float32),
+                                        **_cast_args(c64.kwargs, torch.float32))
+                lay.iso_floor = to_impl_layout(to_numpy(_select(o32, p.select_ref)), p.layout)
+                lay.iso_args = _np_args(list(c64.args), p.layout)
+                lay.iso_kwargs = _np_args(dict(c64.kwargs), p.layout)
+            layers[pair_key(p)] = lay
+    o64, o32 = {}, {}
+    for oname in spec.outputs:
+        if oname not in out64:
+            raise SpecError(f"spec {spec.name!r}: output {oname!r} not produced by run_ref")
+        layout = spec.output_layout.get(oname, "same")
+        o64[oname] = to_impl_layout(to_numpy(out64[oname]), layout)
+        o32[oname] = to_impl_layout(to_numpy(out32[oname]), layout)
+    return RefRecord(spec.name, seed, layers, o64, o32, _env())
+
+
+def _sub(x: np.ndarray, index: Optional[np.ndarray]) -> np.ndarray:
+    return x if index is None else np.asarray(x).reshape(-1)[index]
+
+
+# --------------------------------------------------------------------------------------------------- run
+
+def run_spec(spec: Spec, seed: int = 0, isolated: bool = True, record: Optional[RefRecord] = None) -> Report:
+    """Run `spec` on seeded inputs; return the per-layer report. Raises SpecError for a spec that can't run.
+
+    record: the reference side, recorded before (golden fixtures: no torch needed); None runs it live.
+    """
+    t0 = time.perf_counter()
+    pairs = spec.expanded_pairs()
+    inputs = spec.make_inputs(seed)
+    impl_model = spec.build_impl()
+    # Resolve every impl path before running anything: a typo is a SpecError naming the path.
+    impl_mods = {p.impl: resolve(impl_model, p.impl, "impl") for p in pairs}
+    seconds = {"build": time.perf_counter() - t0}
+    t = time.perf_counter()
+    if record is None:
+        record = record_reference(spec, seed, isolated, inputs)
+        seconds["reference"] = time.perf_counter() - t
+    elif record.seed != seed or record.spec != spec.name:
+        raise SpecError(f"fixture record is for {record.spec!r} seed {record.seed}, not {spec.name!r} seed {seed}")
     t = time.perf_counter()
     with impl_capture(impl_mods) as capi:
         outi = spec.run_impl(impl_model, inputs)
@@ -324,32 +410,30 @@ def run_spec(spec: Spec, seed: int = 0, isolated: bool = True) -> Report:
     rows: List[Row] = []
     t = time.perf_counter()
     for p in pairs:
-        name = p.impl if p.impl == p.ref else f"{p.impl} <- {p.ref}"
-        c64, c32, ci = cap64.calls.get(p.ref), cap32.calls.get(p.ref), capi.get(p.impl)
-        if c64 is None or ci is None:
-            missing = [w for w, c in (("reference", c64), ("impl", ci)) if c is None]
+        name = pair_key(p)
+        lay, ci = record.layers.get(name), capi.get(p.impl)
+        if lay is None or ci is None:
+            missing = [w for w, c in (("reference", lay), ("impl", ci)) if c is None]
             rows.append(Row(name, p.impl, p.ref, "layer", 10**9, [], p.tol.describe(), False,
                             note=f"never called in {' and '.join(missing)} run"))
             continue
-        r64 = to_impl_layout(to_numpy(_select(c64.output, p.select_ref)), p.layout)
-        r32 = to_impl_layout(to_numpy(_select(c32.output, p.select_ref)), p.layout)
         got = to_numpy(_select(ci.output, p.select_impl))
-        res = compare(got, r64, r32, p.tol)
-        row = Row(name, p.impl, p.ref, "layer", c64.order, res.pop("shape"), p.tol.describe(), res.pop("ok"),
+        if list(got.shape) != lay.shape:
+            res = {"ok": False, "shape": lay.shape, "note": f"shape impl {list(got.shape)} != ref {lay.shape}"}
+        else:
+            res = compare(_sub(got, lay.index), lay.r64, lay.r32, p.tol)
+            res["shape"] = lay.shape
+        row = Row(name, p.impl, p.ref, "layer", lay.order, res.pop("shape"), p.tol.describe(), res.pop("ok"),
                   **{k: v for k, v in res.items() if k in Row.__dataclass_fields__})
-        if isolated and p.isolate is not False and p.tol.kind != "exact":
-            _isolate(row, p, impl_mods[p.impl], ref32_mods[p.ref], c64, r64, torch)
+        if isolated and lay.iso_args is not None:
+            _isolate(row, p, impl_mods[p.impl], lay)
         rows.append(row)
 
     depth0 = len(pairs)
     for j, (oname, tol) in enumerate(spec.outputs.items()):
-        if oname not in out64 or oname not in outi:
-            raise SpecError(f"spec {spec.name!r}: output {oname!r} not produced by "
-                            f"{'run_ref' if oname not in out64 else 'run_impl'}")
-        layout = spec.output_layout.get(oname, "same")
-        r64 = to_impl_layout(to_numpy(out64[oname]), layout)
-        r32 = to_impl_layout(to_numpy(out32[oname]), layout)
-        res = compare(to_numpy(outi[oname]), r64, r32, tol)
+        if oname not in outi:
+            raise SpecError(f"spec {spec.name!r}: output {oname!r} not produced by run_impl")
+        res = compare(to_numpy(outi[oname]), record.outputs64[oname], record.outputs32[oname], tol)
         rows.append(Row(f"output:{oname}", oname, oname, "output", depth0 + j, res.pop("shape"), tol.describe(),
                         res.pop("ok"), **{k: v for k, v in res.items() if k in Row.__dataclass_fields__}))
     seconds["compare"] = time.perf_counter() - t
@@ -363,25 +447,23 @@ def run_spec(spec: Spec, seed: int = 0, isolated: bool = True) -> Report:
     rows = layers + outs
     first = next((r.name for r in rows if not r.ok), None)
     first_iso = next((r.name for r in layers if r.iso_ok is False), None)
-    compared = sum(1 for r in rows if r.note == "" or not r.note.startswith("never"))
+    compared = sum(1 for r in rows if not r.note.startswith("never"))
     if compared == 0:
         raise SpecError(f"spec {spec.name!r} compared zero tensors")
     ok = all(r.ok for r in rows) and all(r.iso_ok is not False for r in rows)
-    return Report(spec.name, seed, rows, first, first_iso, ok, compared, seconds, spec.description, _env())
+    env = {**_env(), "reference": record.source}
+    return Report(spec.name, seed, rows, first, first_iso, ok, compared, seconds, spec.description, env)
 
 
-def _isolate(row: Row, p: Pair, impl_mod, ref32_mod, c64: Call, r64: np.ndarray, torch) -> None:
-    """Isolated error of one layer: impl and fp32 reference fed the fp64 reference layer's own inputs."""
-    with torch.no_grad():
-        o32 = ref32_mod(*_cast_args(c64.args, torch.float32), **_cast_args(c64.kwargs, torch.float32))
-    iso_floor_t = to_impl_layout(to_numpy(_select(o32, p.select_ref)), p.layout)
-    args = _impl_args(c64.args, p.layout)
-    if callable(p.isolate):
-        oi = p.isolate(impl_mod, args, _impl_args(c64.kwargs, p.layout))
-    else:
-        oi = impl_mod(*args)
+def _isolate(row: Row, p: Pair, impl_mod, lay: LayerRef) -> None:
+    """Isolated error of one layer: the impl layer fed the fp64 reference layer's own inputs."""
+    args, kwargs = _mx_args(lay.iso_args), _mx_args(lay.iso_kwargs)
+    oi = p.isolate(impl_mod, args, kwargs) if callable(p.isolate) else impl_mod(*args)
     got = to_numpy(_select(oi, p.select_impl))
-    res = compare(got, r64, iso_floor_t, p.tol)
+    if list(got.shape) != lay.shape:
+        row.iso_ok, row.note = False, f"isolated shape impl {list(got.shape)} != ref {lay.shape}"
+        return
+    res = compare(_sub(got, lay.index), lay.r64, _sub(lay.iso_floor, lay.index), p.tol)
     row.iso_max_abs, row.iso_floor = res.get("max_abs"), res.get("floor")
     row.iso_limit, row.iso_ok = res.get("limit"), bool(res["ok"])
 

@@ -88,3 +88,58 @@ def test_harness_report_files(tmp_path):
     html = (tmp_path / "index.html").read_text()
     assert "<svg" in html and "first divergence" in html and "conv2" in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # self-contained
+
+
+def test_harness_fixture_mode_same_verdicts_and_fails_on_perturbed_impl(tmp_path):
+    """Recorded reference -> fixture -> replay: clean impl passes, a perturbed impl fails at the same layer."""
+    from parity.fixtures import load_record, save_record
+    from parity.harness import record_reference
+
+    spec = toy.spec()
+    entry = save_record(record_reference(spec, 0), spec, tmp_path / "toy.safetensors")
+    rec = load_record(tmp_path / "toy.safetensors", entry)
+    assert rec.source.startswith("fixture")
+    live, replay = run_spec(spec), run_spec(spec, record=rec)
+    assert replay.ok, replay.summary()
+    assert [r.ok for r in live.rows] == [r.ok for r in replay.rows]
+    bad = run_spec(toy.spec(bug="conv2"), record=rec)
+    assert not bad.ok and bad.first_divergence == "conv2" and bad.first_isolated_divergence == "conv2"
+
+
+def test_harness_fixture_mode_runs_without_torch(tmp_path):
+    """The replay side imports no torch: run it in a subprocess where torch cannot be imported."""
+    import subprocess
+    import sys
+
+    from parity.fixtures import save_record
+    from parity.harness import record_reference
+
+    spec = toy.spec()
+    entry = save_record(record_reference(spec, 0), spec, tmp_path / "toy.safetensors")
+    (tmp_path / "entry.json").write_text(json.dumps(entry))
+    code = f"""
+import sys, json; sys.modules['torch'] = None
+from pathlib import Path
+from parity import toy
+from parity.fixtures import load_record
+from parity.harness import run_spec
+p = Path({str(tmp_path)!r})
+rec = load_record(p / 'toy.safetensors', json.loads((p / 'entry.json').read_text()))
+good, bad = run_spec(toy.spec(), record=rec), run_spec(toy.spec(bug='lin'), record=rec)
+print(good.ok, bad.ok, bad.first_divergence)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.split() == ["True", "False", "lin"], res.stderr[-3000:]
+
+
+def test_harness_fixture_regeneration_is_byte_identical(tmp_path):
+    from parity.fixtures import save_record, sha256
+    from parity.harness import record_reference
+
+    spec = toy.spec()
+    save_record(record_reference(spec, 0), spec, tmp_path / "a.safetensors")
+    save_record(record_reference(spec, 0), spec, tmp_path / "b.safetensors")
+    from safetensors.numpy import load_file
+    a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
+    assert [k for k in a if not np.array_equal(a[k], b[k])] == []
+    assert sha256(tmp_path / "a.safetensors") == sha256(tmp_path / "b.safetensors")

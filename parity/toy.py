@@ -37,8 +37,19 @@ def ref_model(seed: int = 0):
             x = self.lin(x.transpose(1, 2)).transpose(1, 2)
             return self.conv3(x)
 
-    torch.manual_seed(seed)
-    return ToyRef().eval()
+    model = ToyRef().eval()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights(seed).items()}, strict=True)
+    return model
+
+
+def weights(seed: int = 0) -> dict:
+    """Seeded numpy weights in torch layout: both trees load these, so the impl side needs no torch."""
+    rng = np.random.default_rng(seed)
+    c0, c1, c2, c3, c4 = CHANNELS
+    shapes = {"conv1.weight": (c1, c0, 5), "conv1.bias": (c1,), "conv2.weight": (c2, c1, 3), "conv2.bias": (c2,),
+              "lin.weight": (c3, c2), "lin.bias": (c3,), "conv3.weight": (c4, c3, 1), "conv3.bias": (c4,)}
+    return {k: (rng.standard_normal(s) / np.sqrt(np.prod(s[1:]) if len(s) > 1 else 4)).astype(np.float32)
+            for k, s in shapes.items()}
 
 
 class ToyImpl(nn.Module):
@@ -77,16 +88,11 @@ def _buggy(cls: type) -> type:
     return type(f"Buggy{cls.__name__}", (cls,), {"__call__": __call__})
 
 
-def impl_from_ref(ref, bug: Optional[str] = None) -> ToyImpl:
-    """Copy torch weights into the MLX tree: conv weights (out, in, k) -> (out, k, in)."""
+def impl_model(seed: int = 0, bug: Optional[str] = None) -> ToyImpl:
+    """The MLX tree from the seeded weights: torch conv weights (out, in, k) -> MLX (out, k, in)."""
     model = ToyImpl(bug)
-    weights = []
-    for k, v in ref.state_dict().items():
-        a = v.detach().float().numpy()
-        if a.ndim == 3:
-            a = a.transpose(0, 2, 1)
-        weights.append((k, mx.array(a)))
-    model.load_weights(weights, strict=True)
+    model.load_weights([(k, mx.array(v.transpose(0, 2, 1) if v.ndim == 3 else v)) for k, v in weights(seed).items()],
+                       strict=True)
     return model
 
 
@@ -110,7 +116,7 @@ def spec(bug: Optional[str] = None, pairs=None) -> Spec:
                      Pair("lin", "lin", layout="same"), Pair("conv3", "conv3")]
     return Spec(
         name="toy",
-        build_impl=lambda: impl_from_ref(ref_model(0), bug),
+        build_impl=lambda: impl_model(0, bug),
         build_ref=build_ref,
         make_inputs=make_inputs,
         run_impl=run_impl,
