@@ -21,7 +21,7 @@ from parity.spec import Spec
 MAX_ELEMS = 4096  # per compared tensor: longer ones keep MAX_ELEMS evenly spaced elements
 MAX_ISO_ELEMS = 1 << 16  # isolated inputs are recorded only for layers whose inputs are at most this big
 MAX_OUT_ELEMS = 1 << 18  # outputs longer than this are subsampled too (except KL-compared logits)
-VERSIONED = ("torch", "mlx", "numpy", "transformers", "dac", "outetts")
+VERSIONED = ("torch", "transformers", "dac", "outetts")  # what produces the reference outputs
 
 
 class FixtureError(ValueError):
@@ -173,7 +173,7 @@ def verify(folder: Path, check_versions: bool = True) -> List[str]:
             problems.append(f"{name}: sha256 {digest[:12]} != manifest {entry['sha256'][:12]} (corrupted or edited)")
         if check_versions:
             for pkg, ver in entry["versions"].items():
-                if pkg in installed and installed[pkg] != ver and pkg != "mlx":
+                if pkg in installed and installed[pkg] != ver:
                     problems.append(f"{name}: generated with {pkg} {ver}, installed {installed[pkg]}: stale, "
                                     f"regenerate with `voiceport fixtures generate`")
     return problems
