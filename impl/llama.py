@@ -1,0 +1,498 @@
+"""OuteTTS 1.0 backbone LM (Llama 3.2 1B architecture) in MLX.
+
+Ports transformers 4.52.3 `models/llama/modeling_llama.py` (LlamaForCausalLM: GQA attention, RMSNorm, SwiGLU MLP,
+tied embeddings) and `modeling_rope_utils.py` (`_compute_llama3_parameters`). Module and attribute names follow
+HF, so `model.layers.3.self_attn.q_proj.weight` names the same tensor in both trees and HF safetensors load as is.
+
+Fast paths: one-pass prefill with `mx.fast.scaled_dot_product_attention(mask="causal")`, `mx.fast.rms_norm`,
+`mx.fast.rope` (llama3 frequencies passed as `freqs`), and a KV cache pre-allocated in steps (`KVCache`), so a
+decode step writes one slot instead of concatenating.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+# Llama-OuteTTS-1.0-1B (Llama 3.2 1B with a 134,400-token vocabulary), HF config.json keys.
+OUTETTS_1B_CONFIG: Dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 2048,
+    "intermediate_size": 8192,
+    "num_hidden_layers": 16,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 64,
+    "vocab_size": 134400,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0,
+    "rope_scaling": {"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "max_position_embeddings": 131072,
+    "tie_word_embeddings": True,
+    "bos_token_id": 128000,
+    "eos_token_id": 128001,
+    "hidden_act": "silu",
+    "initializer_range": 0.02,
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "mlp_bias": False,
+    "pretraining_tp": 1,
+    "use_cache": True,
+}
+
+
+# ------------------------------------------------------------------------------------------------- config
+
+@dataclass
+class ModelArgs:
+    """HF LlamaConfig keys; defaults are LlamaConfig's where config.json may omit a key."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    intermediate_size: int
+    num_attention_heads: int
+    vocab_size: int
+    num_key_value_heads: Optional[int] = None
+    head_dim: Optional[int] = None
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    rope_scaling: Optional[Dict[str, Any]] = None
+    max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = False
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    hidden_act: str = "silu"
+    initializer_range: float = 0.02
+    bos_token_id: Optional[int] = None
+    eos_token_id: Optional[Union[int, List[int]]] = None
+    pad_token_id: Optional[int] = None
+    model_type: str = "llama"
+
+    def __post_init__(self):
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        if self.head_dim is None:
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(f"num_attention_heads {self.num_attention_heads} is not a multiple of "
+                             f"num_key_value_heads {self.num_key_value_heads}")
+        if self.hidden_act != "silu":
+            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported (Llama uses 'silu')")
+        if self.rope_scaling is not None:
+            kind = self.rope_scaling.get("rope_type", self.rope_scaling.get("type"))
+            if kind not in ("llama3", "default"):
+                raise ValueError(f"rope_scaling type {kind!r} is not supported (expected 'llama3')")
+
+    @classmethod
+    def from_dict(cls, config: Dict[str, Any]) -> "ModelArgs":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in known})
+
+
+def rope_inv_freq(args: ModelArgs) -> np.ndarray:
+    """(head_dim/2,) fp32 inverse frequencies, as transformers' default + llama3 rope init computes them (fp32)."""
+    dim = args.head_dim
+    inv = (1.0 / (np.float32(args.rope_theta) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))))
+    inv = inv.astype(np.float32)
+    rs = args.rope_scaling
+    if rs is None or rs.get("rope_type", rs.get("type")) == "default":
+        return inv
+    factor, low, high = (np.float32(rs[k]) for k in ("factor", "low_freq_factor", "high_freq_factor"))
+    old = np.float32(rs["original_max_position_embeddings"])
+    low_wavelen, high_wavelen = old / low, old / high
+    wavelen = np.float32(2 * math.pi) / inv
+    scaled = np.where(wavelen > low_wavelen, inv / factor, inv)  # long wavelengths: divide by factor
+    smooth = (old / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+    return np.where(medium, smoothed, scaled).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------- cache
+
+class KVCache:
+    """Per-layer keys/values (B, n_kv, S, D) pre-allocated in `step`-slot blocks; a write is a slice update."""
+
+    step = 256
+
+    def __init__(self):
+        self.keys: Optional[mx.array] = None
+        self.values: Optional[mx.array] = None
+        self.offset = 0
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> Tuple[mx.array, mx.array]:
+        B, H, L, D = keys.shape
+        prev = self.offset
+        if self.keys is None or prev + L > self.keys.shape[2]:
+            n = ((prev + L + self.step - 1) // self.step) * self.step
+            grow_k = mx.zeros((B, H, n - (0 if self.keys is None else self.keys.shape[2]), D), keys.dtype)
+            grow_v = mx.zeros((B, H, grow_k.shape[2], values.shape[3]), values.dtype)
+            if self.keys is None:
+                self.keys, self.values = grow_k, grow_v
+            else:
+                self.keys = mx.concatenate([self.keys[..., :prev, :], grow_k], axis=2)
+                self.values = mx.concatenate([self.values[..., :prev, :], grow_v], axis=2)
+        self.offset += L
+        self.keys[..., prev:self.offset, :] = keys
+        self.values[..., prev:self.offset, :] = values
+        return self.keys[..., :self.offset, :], self.values[..., :self.offset, :]
+
+    @property
+    def state(self) -> List[mx.array]:
+        return [] if self.keys is None else [self.keys, self.values]
+
+
+# ------------------------------------------------------------------------------------------------- layers
+
+class Attention(nn.Module):
+    """LlamaAttention: GQA, rotate-half rope on q and k, softmax(q k^T / sqrt(d)) v."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        D, H, KV, hd = args.hidden_size, args.num_attention_heads, args.num_key_value_heads, args.head_dim
+        self.n_heads, self.n_kv_heads, self.head_dim = H, KV, hd
+        self.scale = hd ** -0.5
+        self.q_proj = nn.Linear(D, H * hd, bias=args.attention_bias)
+        self.k_proj = nn.Linear(D, KV * hd, bias=args.attention_bias)
+        self.v_proj = nn.Linear(D, KV * hd, bias=args.attention_bias)
+        self.o_proj = nn.Linear(H * hd, D, bias=args.attention_bias)
+        # rope periods 1/inv_freq: mx.fast.rope's `freqs` (a buffer, not a parameter: excluded from weights)
+        self._freqs = mx.array(1.0 / rope_inv_freq(args))
+
+    def __call__(self, x: mx.array, mask: Optional[str] = "causal", cache: Optional[KVCache] = None) -> mx.array:
+        B, L, _ = x.shape
+        q = self.q_proj(x).reshape(B, L, self.n_heads, -1).transpose(0, 2, 1, 3)  # (B, H, L, hd)
+        k = self.k_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)  # (B, KV, L, hd)
+        v = self.v_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
+        offset = 0 if cache is None else cache.offset
+        q = mx.fast.rope(q, self.head_dim, traditional=False, base=None, scale=1.0, offset=offset, freqs=self._freqs)
+        k = mx.fast.rope(k, self.head_dim, traditional=False, base=None, scale=1.0, offset=offset, freqs=self._freqs)
+        if cache is not None:
+            k, v = cache.update_and_fetch(k, v)
+        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask)
+        return self.o_proj(o.transpose(0, 2, 1, 3).reshape(B, L, -1))
+
+
+class MLP(nn.Module):
+    """LlamaMLP: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        D, F = args.hidden_size, args.intermediate_size
+        self.gate_proj = nn.Linear(D, F, bias=args.mlp_bias)
+        self.up_proj = nn.Linear(D, F, bias=args.mlp_bias)
+        self.down_proj = nn.Linear(F, D, bias=args.mlp_bias)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.down_proj(nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    """LlamaDecoderLayer: pre-norm attention and MLP, each with a residual."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.self_attn = Attention(args)
+        self.mlp = MLP(args)
+        self.input_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+        self.post_attention_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+
+    def __call__(self, x: mx.array, mask: Optional[str] = "causal", cache: Optional[KVCache] = None) -> mx.array:
+        h = x + self.self_attn(self.input_layernorm(x), mask, cache)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class LlamaModel(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(args.vocab_size, args.hidden_size)
+        self.layers = [DecoderLayer(args) for _ in range(args.num_hidden_layers)]
+        self.norm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+
+    def __call__(self, ids: mx.array, cache: Optional[List[KVCache]] = None) -> mx.array:
+        h = self.embed_tokens(ids)
+        # One query token attends to everything cached: no mask. Several: causal, aligned to the last key.
+        mask = None if h.shape[1] == 1 else "causal"
+        for i, layer in enumerate(self.layers):
+            h = layer(h, mask, None if cache is None else cache[i])
+        return self.norm(h)
+
+
+class Model(nn.Module):
+    """LlamaForCausalLM: `model(ids (B, L) int32, cache=None) -> logits (B, L, vocab)`."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.model_type = args.model_type
+        self.model = LlamaModel(args)
+        if not args.tie_word_embeddings:
+            self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
+
+    def __call__(self, ids: mx.array, cache: Optional[List[KVCache]] = None) -> mx.array:
+        h = self.model(ids, cache)
+        if self.args.tie_word_embeddings:
+            return self.model.embed_tokens.as_linear(h)
+        return self.lm_head(h)
+
+    @property
+    def layers(self) -> List[DecoderLayer]:
+        return self.model.layers
+
+    def sanitize(self, weights: Dict[str, mx.array]) -> Dict[str, mx.array]:
+        return sanitize(weights, self.args)
+
+
+def make_cache(model: Model) -> List[KVCache]:
+    """One empty KVCache per decoder layer."""
+    return [KVCache() for _ in model.layers]
+
+
+def generate_greedy(model: Model, prompt: Union[List[int], np.ndarray], max_new_tokens: int) -> List[int]:
+    """Argmax decoding with the KV cache: prefill in one pass, then one token per step (B = 1)."""
+    cache = make_cache(model)
+    logits = model(mx.array(np.asarray(prompt, dtype=np.int32)[None]), cache)
+    y = mx.argmax(logits[:, -1, :], axis=-1)
+    out: List[int] = []
+    for _ in range(max_new_tokens):
+        mx.eval(y)  # one eval per step: the graph never grows past one token
+        out.append(int(y.item()))
+        if len(out) == max_new_tokens:
+            break
+        logits = model(y[:, None].astype(mx.int32), cache)
+        y = mx.argmax(logits[:, -1, :], axis=-1)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- loading
+
+def sanitize(weights: Dict[str, mx.array], args: ModelArgs) -> Dict[str, mx.array]:
+    """HF state dict -> this tree: drop rope buffers (`rotary_emb.inv_freq`) and the tied `lm_head`."""
+    out = {k: v for k, v in weights.items() if "rotary_emb.inv_freq" not in k}
+    if args.tie_word_embeddings:
+        out.pop("lm_head.weight", None)
+    return out
+
+
+_DTYPES = {"float32": mx.float32, "fp32": mx.float32, "float16": mx.float16, "fp16": mx.float16,
+           "bfloat16": mx.bfloat16, "bf16": mx.bfloat16}
+_QUANT = {"q8": 8, "q4": 4}
+
+
+def _read_weights(path: Path) -> Dict[str, mx.array]:
+    index = path / "model.safetensors.index.json"
+    single = path / "model.safetensors"
+    if single.exists():
+        return dict(mx.load(str(single)))
+    if index.exists():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        weights: Dict[str, mx.array] = {}
+        for shard in sorted(set(weight_map.values())):
+            shard_path = path / shard
+            if not shard_path.exists():
+                raise FileNotFoundError(f"{index} names shard {shard!r}, which is missing in {path}")
+            weights.update(mx.load(str(shard_path)))
+        absent = sorted(set(weight_map) - set(weights))
+        if absent:
+            raise ValueError(f"{index}: keys listed but absent from their shards: {absent[:20]}")
+        return weights
+    found = sorted(os.path.basename(p) for p in glob.glob(str(path / "*.safetensors")))
+    raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path} "
+                            f"(safetensors files there: {found or 'none'})")
+
+
+def check_weights(model: Model, weights: Dict[str, mx.array]) -> None:
+    """Strict key/shape check: one ValueError listing every missing, unexpected and mis-shaped key."""
+    from mlx.utils import tree_flatten
+
+    expected = dict(tree_flatten(model.parameters()))
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    misshaped = sorted(f"{k}: checkpoint {list(weights[k].shape)} != model {list(expected[k].shape)}"
+                       for k in set(expected) & set(weights) if tuple(weights[k].shape) != tuple(expected[k].shape))
+    problems = []
+    emb = weights.get("model.embed_tokens.weight")
+    if emb is not None and emb.shape[0] != model.args.vocab_size:
+        problems.append(f"config vocab_size {model.args.vocab_size} != model.embed_tokens.weight rows "
+                        f"{emb.shape[0]} (config.json and the checkpoint disagree)")
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if keys:
+            problems.append(f"{len(keys)} {what}: " + ", ".join(keys))
+    if problems:
+        raise ValueError("checkpoint does not match the Llama config:\n  " + "\n  ".join(problems))
+
+
+def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional[str] = None) -> Model:
+    """Load an HF Llama checkpoint (config.json + model.safetensors or a sharded index).
+
+    Args:
+        path: folder with config.json and model.safetensors (or model.safetensors.index.json + shards).
+        dtype: "float32"/"float16"/"bfloat16" (or fp32/fp16/bf16); None keeps the checkpoint's dtype.
+        quantize: None, "q8" or "q4" (`mlx.nn.quantize`, group size 64, embeddings included).
+    """
+    path = Path(path)
+    config_path = path / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"no config.json in {path}")
+    args = ModelArgs.from_dict(json.loads(config_path.read_text()))
+    if dtype is not None and dtype not in _DTYPES:
+        raise ValueError(f"dtype {dtype!r} not one of {sorted(_DTYPES)}")
+    if quantize is not None and quantize not in _QUANT:
+        raise ValueError(f"quantize {quantize!r} not one of {sorted(_QUANT)}")
+    model = Model(args)
+    weights = sanitize(_read_weights(path), args)
+    check_weights(model, weights)
+    if dtype is not None:
+        weights = {k: v.astype(_DTYPES[dtype]) for k, v in weights.items()}
+    model.load_weights(list(weights.items()), strict=True)
+    if quantize is not None:
+        nn.quantize(model, group_size=64, bits=_QUANT[quantize])
+    mx.eval(model.parameters())
+    return model
+
+
+# ------------------------------------------------------------------------------------------------- seeded checkpoints
+
+def _param_shapes(config: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
+    """HF LlamaForCausalLM state-dict names and shapes (tied head omitted, as save_pretrained does)."""
+    a = ModelArgs.from_dict(config)
+    D, F, hd = a.hidden_size, a.intermediate_size, a.head_dim
+    shapes: Dict[str, Tuple[int, ...]] = {"model.embed_tokens.weight": (a.vocab_size, D)}
+    for i in range(a.num_hidden_layers):
+        p = f"model.layers.{i}."
+        shapes.update({
+            p + "self_attn.q_proj.weight": (a.num_attention_heads * hd, D),
+            p + "self_attn.k_proj.weight": (a.num_key_value_heads * hd, D),
+            p + "self_attn.v_proj.weight": (a.num_key_value_heads * hd, D),
+            p + "self_attn.o_proj.weight": (D, a.num_attention_heads * hd),
+            p + "mlp.gate_proj.weight": (F, D),
+            p + "mlp.up_proj.weight": (F, D),
+            p + "mlp.down_proj.weight": (D, F),
+            p + "input_layernorm.weight": (D,),
+            p + "post_attention_layernorm.weight": (D,),
+        })
+        if a.attention_bias:
+            for n, rows in (("q", a.num_attention_heads * hd), ("k", a.num_key_value_heads * hd),
+                            ("v", a.num_key_value_heads * hd), ("o", D)):
+                shapes[p + f"self_attn.{n}_proj.bias"] = (rows,)
+        if a.mlp_bias:
+            shapes.update({p + "mlp.gate_proj.bias": (F,), p + "mlp.up_proj.bias": (F,),
+                           p + "mlp.down_proj.bias": (D,)})
+    shapes["model.norm.weight"] = (D,)
+    if not a.tie_word_embeddings:
+        shapes["lm_head.weight"] = (a.vocab_size, D)
+    return shapes
+
+
+def seeded_tensor(name: str, shape: Tuple[int, ...], seed: int, std: float) -> np.ndarray:
+    """HF `_init_weights`: norm weights 1, biases 0, others N(0, std); per-tensor RNG keyed by (seed, crc32(name))."""
+    if name.endswith("layernorm.weight") or name == "model.norm.weight":
+        return np.ones(shape, np.float32)
+    if name.endswith(".bias"):
+        return np.zeros(shape, np.float32)
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    return (rng.standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float32)
+
+
+def write_seeded_checkpoint(path: Union[str, Path], config: Dict[str, Any], seed: int, dtype: str = "float32",
+                            max_shard_bytes: Optional[int] = None) -> Path:
+    """Write a random-init HF checkpoint (config.json + model.safetensors) at `config`, torch-free.
+
+    Deterministic: each tensor has its own numpy RNG seeded by (seed, crc32(tensor name)), drawn in fp32
+    (N(0, initializer_range) for linear and embedding weights, ones for RMSNorm weights, as HF's
+    `LlamaPreTrainedModel._init_weights`), then cast to `dtype`. Sharding does not change any value.
+
+    Args:
+        path: output folder (created).
+        config: HF config.json dict (e.g. OUTETTS_1B_CONFIG).
+        seed: the weights' seed.
+        dtype: "float32", "float16" or "bfloat16" (stored as; recorded as config `torch_dtype`).
+        max_shard_bytes: None writes one model.safetensors; else shards of at most this size plus
+            model.safetensors.index.json (as `save_pretrained(max_shard_size=...)`), bounding peak memory.
+    """
+    dtype = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(dtype, dtype)
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"dtype {dtype!r} not one of float32, float16, bfloat16")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    std = float(config.get("initializer_range", 0.02))
+    shapes = _param_shapes(config)
+    itemsize = 4 if dtype == "float32" else 2
+    groups: List[List[str]] = [[]]
+    size = 0
+    for name, shape in shapes.items():
+        nbytes = int(np.prod(shape)) * itemsize
+        if max_shard_bytes is not None and groups[-1] and size + nbytes > max_shard_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += nbytes
+    files = (["model.safetensors"] if max_shard_bytes is None else
+             [f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))])
+    total = 0
+    for fname, names in zip(files, groups):
+        tensors = {n: seeded_tensor(n, shapes[n], seed, std) for n in names}
+        total += sum(t.size for t in tensors.values()) * itemsize
+        _save_safetensors(path / fname, tensors, dtype)
+        del tensors
+    if max_shard_bytes is not None:
+        index = {"metadata": {"total_size": total},
+                 "weight_map": {n: f for f, names in zip(files, groups) for n in names}}
+        (path / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    cfg = dict(config)
+    cfg["torch_dtype"] = dtype
+    (path / "config.json").write_text(json.dumps(cfg, indent=2))
+    return path
+
+
+def _save_safetensors(file: Path, tensors: Dict[str, np.ndarray], dtype: str) -> None:
+    """fp32/fp16 through safetensors.numpy; bf16 (no numpy dtype) through MLX's safetensors writer."""
+    meta = {"format": "pt"}  # transformers refuses safetensors without a known format tag
+    if dtype == "bfloat16":
+        mx.save_safetensors(str(file), {n: mx.array(t).astype(mx.bfloat16) for n, t in tensors.items()}, metadata=meta)
+        return
+    from safetensors.numpy import save_file
+
+    save_file({n: t.astype(np.dtype(dtype)) for n, t in tensors.items()}, str(file), metadata=meta)
+
+
+def cache_dir() -> Path:
+    """$VOICEPORT_CACHE/checkpoints (default ~/.cache/voiceport/checkpoints)."""
+    root = os.environ.get("VOICEPORT_CACHE") or os.path.join(Path.home(), ".cache", "voiceport")
+    return Path(root) / "checkpoints"
+
+
+def seeded_checkpoint(config: Optional[Dict[str, Any]] = None, seed: int = 0, dtype: str = "float32") -> Path:
+    """The seeded checkpoint for (config, seed, dtype), generated once into cache_dir() and reused.
+
+    The folder name carries a hash of the config, so a changed config never reuses stale weights. Writing goes
+    to a temporary folder renamed into place, so a concurrent or interrupted writer never leaves half a model.
+    """
+    config = OUTETTS_1B_CONFIG if config is None else config
+    key = hashlib.sha256(json.dumps([config, seed, dtype, 1], sort_keys=True).encode()).hexdigest()[:12]
+    dest = cache_dir() / f"llama-{config.get('hidden_size')}x{config.get('num_hidden_layers')}-s{seed}-{dtype}-{key}"
+    if (dest / "config.json").exists():
+        return dest
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    big = sum(int(np.prod(s)) for s in _param_shapes(config).values()) * 4 > (1 << 30)
+    write_seeded_checkpoint(tmp, config, seed, dtype, max_shard_bytes=(1 << 30) if big else None)
+    try:
+        os.replace(tmp, dest)
+    except OSError:  # another process won the race: keep theirs
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
