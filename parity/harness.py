@@ -340,17 +340,22 @@ def pair_key(p: Pair) -> str:
 
 
 def record_reference(spec: Spec, seed: int = 0, isolated: bool = True, inputs=None) -> RefRecord:
-    """Run the reference in fp64 and fp32 on the spec's seeded inputs; capture every mapped layer."""
+    """Run the reference in fp64 and fp32 on the spec's seeded inputs; capture every mapped layer.
+
+    The fp64 and fp32 models are built one after the other (a 1B LM in fp64 is 10 GB): fp64 first, its captures
+    kept, then fp32, which also gives the isolated floor (each fp32 layer fed the fp64 layer's inputs).
+    """
     torch = _torch()
     pairs = spec.expanded_pairs()
     inputs = spec.make_inputs(seed) if inputs is None else inputs
-    ref64 = spec.build_ref(torch.float64)
-    ref32 = spec.build_ref(torch.float32)
-    ref64_mods = {p.ref: resolve(ref64, p.ref, "reference") for p in pairs}
-    ref32_mods = {p.ref: resolve(ref32, p.ref, "reference") for p in pairs}
     with torch.no_grad():
+        ref64 = spec.build_ref(torch.float64)
+        ref64_mods = {p.ref: resolve(ref64, p.ref, "reference") for p in pairs}
         with RefCapture(ref64_mods) as cap64:
             out64 = spec.run_ref(ref64, inputs)
+        del ref64, ref64_mods
+        ref32 = spec.build_ref(torch.float32)
+        ref32_mods = {p.ref: resolve(ref32, p.ref, "reference") for p in pairs}
         with RefCapture(ref32_mods) as cap32:
             out32 = spec.run_ref(ref32, inputs)
         layers: Dict[str, LayerRef] = {}
@@ -368,6 +373,7 @@ def record_reference(spec: Spec, seed: int = 0, isolated: bool = True, inputs=No
                 lay.iso_args = _np_args(list(c64.args), p.layout)
                 lay.iso_kwargs = _np_args(dict(c64.kwargs), p.layout)
             layers[pair_key(p)] = lay
+        del ref32, ref32_mods
     o64, o32 = {}, {}
     for oname in spec.outputs:
         if oname not in out64:
