@@ -284,7 +284,10 @@ def _np_args(x: Any, layout: str) -> Any:
     torch = _torch()
     if isinstance(x, torch.Tensor):
         a = to_impl_layout(x.detach().cpu().numpy(), layout)
-        return a.astype(np.float32) if a.dtype.kind == "f" else a
+        if a.dtype.kind != "f":
+            return a
+        with np.errstate(over="ignore"):  # fp64 masks use finfo(float64).min: -inf in fp32, as intended
+            return a.astype(np.float32)
     if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
         return [_np_args(v, layout) for v in x]
     if isinstance(x, dict):
