@@ -1,0 +1,133 @@
+"""OuteTTS v3 sampler: impl (MLX) distribution vs outetts' patched transformers logits processors.
+
+Reference: transformers 4.52.3 builds its own processor list (`_get_logits_processor`) for the settings outetts
+passes, with outetts' windowed repetition-penalty patch applied; the distribution is softmax of the processed
+scores, as `_sample` draws from. Contract: max |p_impl - p_ref| <= 1e-6 away from the filters' decision
+boundaries (a token whose cumulative or relative probability lies within 1e-5 of top_p / min_p's threshold may
+fall either side in fp32 by summation order; such inputs are discarded after checking with the reference
+itself), greedy scores bit-equal.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import impl  # noqa: F401 -- fast BLAS before mlx
+import mlx.core as mx
+
+from impl.outetts.sampler import Sampler, SamplerConfig, SamplerError, probabilities, process_logits
+from reference import outetts as R
+
+TOL = 1e-6
+
+
+def test_outetts_sampler_defaults_match_outetts():
+    ref = R.sampler_defaults()
+    ours = SamplerConfig()
+    for k in ("temperature", "repetition_penalty", "repetition_range", "top_k", "top_p", "min_p"):
+        assert getattr(ours, k) == ref[k], k
+
+
+def test_outetts_sampler_order_matches_transformers():
+    names = [type(p).__name__ for p in R.logits_processor()]
+    assert names == ["RepetitionPenaltyLogitsProcessorPatch", "TemperatureLogitsWarper", "TopKLogitsWarper",
+                     "TopPLogitsWarper", "MinPLogitsWarper"]
+
+
+@st.composite
+def _case(draw):
+    V = draw(st.integers(2, 300))
+    B = draw(st.integers(1, 3))
+    scale = draw(st.sampled_from([0.1, 1.0, 5.0, 30.0]))
+    logits = draw(hnp.arrays(np.float32, (B, V), unique=True,
+                             elements=st.floats(-1, 1, width=32, allow_subnormal=False))) * np.float32(scale)
+    L = draw(st.integers(0, 150))
+    ids = draw(hnp.arrays(np.int64, (B, L), elements=st.integers(0, V - 1)))
+    if draw(st.booleans()):
+        cfg = SamplerConfig()
+    else:
+        cfg = SamplerConfig(temperature=draw(st.floats(0.05, 3.0)),
+                            repetition_penalty=draw(st.floats(0.5, 2.5)),
+                            top_k=draw(st.integers(0, V + 3)),
+                            top_p=draw(st.floats(0.05, 1.0)),
+                            min_p=draw(st.floats(0.0, 1.0)))
+    return logits, ids, cfg
+
+
+def _kw(cfg: SamplerConfig, **over):
+    kw = dict(temperature=cfg.temperature, repetition_penalty=cfg.repetition_penalty, top_k=cfg.top_k,
+              top_p=cfg.top_p, min_p=cfg.min_p)
+    kw.update(over)
+    return kw
+
+
+def _window(ids: np.ndarray, cfg: SamplerConfig) -> mx.array:
+    return mx.array(ids[:, max(0, ids.shape[1] - cfg.repetition_range):])
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=_case())
+def test_outetts_sampler_distribution(case):
+    logits, ids, cfg = case
+    p_ref = R.probabilities(logits, ids, **_kw(cfg))
+    # Away from the decision boundaries: the reference's support is stable under 1e-5 nudges of the thresholds.
+    support = p_ref > 0
+    for nudge in (dict(top_p=min(1.0, cfg.top_p * (1 + 1e-5))), dict(top_p=cfg.top_p * (1 - 1e-5)),
+                  dict(min_p=min(1.0, cfg.min_p * (1 + 1e-5))), dict(min_p=cfg.min_p * (1 - 1e-5))):
+        assume(np.array_equal(R.probabilities(logits, ids, **_kw(cfg, **nudge)) > 0, support))
+    got = np.array(probabilities(mx.array(logits), _window(ids, cfg), cfg))
+    assert got.shape == p_ref.shape
+    np.testing.assert_array_equal(got > 0, support)
+    err = float(np.max(np.abs(got - p_ref)))
+    assert err <= TOL, f"max|p - p_ref| = {err:.3g} > {TOL}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=_case())
+def test_outetts_sampler_greedy_scores_exact(case):
+    logits, ids, cfg = case
+    greedy = SamplerConfig(temperature=0, repetition_penalty=cfg.repetition_penalty)
+    ref = R.process(logits, ids, repetition_penalty=greedy.repetition_penalty, do_sample=False)
+    got = np.array(process_logits(mx.array(logits), _window(ids, greedy), greedy))
+    np.testing.assert_array_equal(got, ref)
+    s = Sampler(greedy, seed=0)
+    np.testing.assert_array_equal(np.array(s(mx.array(logits), _window(ids, greedy))), ref.argmax(-1))
+
+
+def test_outetts_sampler_window_is_64_tokens():
+    V = 10
+    logits = np.linspace(1, 2, V, dtype=np.float32)[None]
+    ids = np.array([[9] + [0] * 64])  # token 9 is 65 tokens back: outside the window, not penalised
+    p_ref = R.probabilities(logits, ids, top_k=0, top_p=1.0, min_p=0.0)
+    cfg = SamplerConfig(top_k=0, top_p=1.0, min_p=0.0)
+    got = np.array(probabilities(mx.array(logits), _window(ids, cfg), cfg))
+    assert np.max(np.abs(got - p_ref)) <= TOL
+    assert got[0, 9] == got.max()
+
+
+def test_outetts_sampler_draws_follow_distribution_and_seed():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1, 12)).astype(np.float32) * 2
+    ids = np.array([[1, 2, 3]])
+    cfg = SamplerConfig(top_k=6, top_p=0.95, min_p=0.02, temperature=0.8)
+    p = R.probabilities(logits, ids, **_kw(cfg))[0]
+    n = 20000
+    draws = np.array(Sampler(cfg, seed=7)(mx.array(np.repeat(logits, n, 0)), mx.array(np.repeat(ids, n, 0))))
+    freq = np.bincount(draws, minlength=12) / n
+    assert np.all(freq[p == 0] == 0)
+    assert np.max(np.abs(freq - p)) < 0.015, (freq, p)
+    again = np.array(Sampler(cfg, seed=7)(mx.array(np.repeat(logits, n, 0)), mx.array(np.repeat(ids, n, 0))))
+    np.testing.assert_array_equal(draws, again)
+    other = np.array(Sampler(cfg, seed=8)(mx.array(np.repeat(logits, n, 0)), mx.array(np.repeat(ids, n, 0))))
+    assert not np.array_equal(draws, other)
+
+
+@pytest.mark.parametrize("kw,msg", [(dict(temperature=-1), "temperature"), (dict(top_p=1.5), "top_p"),
+                                    (dict(min_p=-0.1), "min_p"), (dict(top_k=-1), "top_k"),
+                                    (dict(repetition_penalty=0), "repetition_penalty")])
+def test_outetts_sampler_config_errors(kw, msg):
+    with pytest.raises(SamplerError, match=msg):
+        SamplerConfig(**kw)
