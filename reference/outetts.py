@@ -104,3 +104,35 @@ def probabilities(logits: np.ndarray, input_ids: np.ndarray, **sampler: Any) -> 
 
     scores = torch.as_tensor(process(logits, input_ids, **sampler))
     return torch.softmax(scores, dim=-1).numpy()
+
+
+class GenerationReference:
+    """outetts' HF backend on a model folder (HF checkpoint + tokenizer files): HFModel + InterfaceHF's loops."""
+
+    def __init__(self, model_dir: str):
+        _outetts()
+        import torch
+        from outetts.models.hf_model import HFModel
+        from outetts.version.interface import InterfaceHF
+        from outetts.version.v3.prompt_processor import PromptProcessor
+
+        self.interface = object.__new__(InterfaceHF)  # no DAC: see the module docstring
+        self.interface.prompt_processor = PromptProcessor(str(model_dir))
+        self.interface.model = HFModel(str(model_dir), device="cpu", dtype=torch.float32)
+
+    def generate_tokens(self, text: str, speaker: Optional[dict], max_length: int, temperature: float = 0.0,
+                        repetition_penalty: float = 1.1, top_k: int = 40, top_p: float = 0.9, min_p: float = 0.05,
+                        **gen: Any) -> List[int]:
+        """InterfaceHF.chunk_generation (outetts' default generation type): new tokens of all chunks."""
+        from outetts.models.config import GenerationConfig, SamplerConfig
+        from outetts.models.info import GenerationType
+
+        cfg = GenerationConfig(text=text, speaker=copy.deepcopy(speaker), generation_type=GenerationType.CHUNKED,
+                               sampler_config=SamplerConfig(temperature=temperature,
+                                                            repetition_penalty=repetition_penalty,
+                                                            top_k=top_k, top_p=top_p, min_p=min_p),
+                               max_length=max_length, additional_gen_config=dict(gen))
+        return [int(t) for t in self.interface.chunk_generation(cfg)]
+
+    def extract_codes(self, tokens: Sequence[int]) -> List[List[int]]:
+        return self.interface.prompt_processor.extract_audio_from_tokens(list(tokens))
