@@ -188,3 +188,58 @@ def test_outetts_generate_errors(tts):
         engine.generate_tokens("  \n ", SPEAKER)
     with pytest.raises(G.GenerationError, match="no codec"):
         G.TTS(ScriptedLM([0], tok.vocab_size), tok, make_cache=lambda: None).decode(np.zeros((2, 3), int))
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+@pytest.fixture
+def cli_env(model_dir, tmp_path, monkeypatch):
+    import json
+
+    from impl.outetts import cli as tts_cli
+
+    monkeypatch.setattr(tts_cli, "_load_codec", lambda path: FakeCodec())
+    speaker = tmp_path / "speaker.json"
+    speaker.write_text(json.dumps(SPEAKER))
+    return tmp_path, speaker
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_outetts_cli_writes_audio(model_dir, cli_env, capsys, stream):
+    import soundfile as sf
+
+    from impl.cli import main
+
+    tmp, speaker = cli_env
+    out = tmp / "out.wav"
+    argv = ["tts", "--text", "Hello world. This is a test.", "--speaker", str(speaker), "--out", str(out),
+            "--model", str(model_dir), "--max-new-tokens", "30", "--seed", "1", "--quiet"] + \
+        (["--stream"] if stream else [])
+    assert main(argv) == 0
+    audio, sr = sf.read(out)
+    assert sr == 24000 and audio.size > 0 and audio.size % 320 == 0
+    text = capsys.readouterr().out
+    assert "tokens/s" in text and "RTF:" in text
+
+
+@pytest.mark.parametrize("change,msg", [
+    (dict(text="  "), "empty"),
+    (dict(out="out.mp3"), "unknown audio extension"),
+    (dict(speaker="bad"), "not a JSON file"),
+    (dict(out="missing/out.wav"), "does not exist"),
+])
+def test_outetts_cli_errors_leave_no_output(model_dir, cli_env, capsys, change, msg):
+    from impl.cli import main
+
+    tmp, speaker = cli_env
+    (tmp / "bad.json").write_text("{")
+    args = dict(text="Hello.", out="out.wav", speaker=str(speaker))
+    args.update(change)
+    if args["speaker"] == "bad":
+        args["speaker"] = str(tmp / "bad.json")
+    out = tmp / args["out"]
+    rc = main(["tts", "--text", args["text"], "--speaker", args["speaker"], "--out", str(out),
+               "--model", str(model_dir), "--quiet"])
+    assert rc == 2
+    assert msg in capsys.readouterr().err
+    assert not out.exists() and not list(tmp.glob(".voiceport-*"))

@@ -172,7 +172,7 @@ class TTS:
         codes = valid_frames(codes)
         if codes.shape[1] == 0:
             return np.zeros(0, np.float32)
-        audio = self.codec.decode(mx.array(codes[None].astype(np.int32)))
+        audio = self.codec.decode(codes[None].astype(np.int32))
         return np.asarray(audio, dtype=np.float32).reshape(-1)
 
     def generate(self, text: str, speaker: Optional[Dict[str, Any]] = None,
