@@ -8,7 +8,9 @@ Ports, for the configuration outetts 0.4.4 passes to `generate` (`models/hf_mode
   2. temperature, 3. top-k, 4. top-p, 5. min-p: transformers 4.52.3 `generation/logits_process.py`
      (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, MinPLogitsWarper, min_tokens_to_keep=1),
      appended in this order by `GenerationMixin._get_logits_processor`;
-then a draw from softmax of the processed scores. Greedy mode (outetts' temperature 0) is transformers' greedy
+then a draw from softmax of the processed scores. With top-k on (the default), everything after the
+repetition penalty runs on the k candidates only (one partition of the vocabulary, then k-sized work: ~2 ms
+instead of ~20 ms a token at the 134,400-token vocabulary on CPU). Greedy mode (outetts' temperature 0) is transformers' greedy
 search: the repetition penalty, then argmax. Removed tokens get -inf, as transformers' filter_value.
 """
 from __future__ import annotations
@@ -62,13 +64,6 @@ def repetition_penalty(scores: mx.array, window: mx.array, penalty: float) -> mx
     return mx.put_along_axis(scores, window, picked, axis=-1)
 
 
-def top_k_filter(scores: mx.array, k: int) -> mx.array:
-    """Keep scores >= the k-th largest (ties at the k-th all kept, as transformers)."""
-    k = min(k, scores.shape[-1])
-    kth = mx.min(mx.topk(scores, k, axis=-1), axis=-1, keepdims=True)
-    return mx.where(scores < kth, -mx.inf, scores)
-
-
 def top_p_filter(scores: mx.array, top_p: float) -> mx.array:
     """Drop the least likely tokens whose cumulative probability (ascending) is <= 1 - top_p; keep the top one."""
     order = mx.argsort(scores, axis=-1)  # ascending, as transformers' sort(descending=False)
@@ -87,22 +82,51 @@ def min_p_filter(scores: mx.array, min_p: float) -> mx.array:
     return mx.where(probs < threshold, -mx.inf, scores)
 
 
+def top_k_candidates(scores: mx.array, k: int):
+    """(values, ids) of the k largest scores, (B, k) each, unordered. The fast path's only pass over the vocab.
+
+    transformers keeps every score equal to the k-th largest; here exactly k survive. The two differ only when
+    the k-th largest value is tied, which real logits are not (the tests draw distinct logits).
+    """
+    V = scores.shape[-1]
+    k = min(k, V)
+    ids = mx.argpartition(scores, kth=V - k, axis=-1)[..., V - k:]
+    return mx.take_along_axis(scores, ids, axis=-1), ids
+
+
+def _warp(scores: mx.array, config: SamplerConfig) -> mx.array:
+    """Temperature, top-p, min-p (transformers' order) on scores (B, N) that top-k has already cut."""
+    if config.temperature != 1.0:
+        scores = scores / config.temperature
+    if config.top_p < 1.0:
+        scores = top_p_filter(scores, config.top_p)
+    return min_p_filter(scores, config.min_p)
+
+
+def process_candidates(logits: mx.array, window: mx.array, config: SamplerConfig):
+    """Fast path (top_k > 0, sampling): processed scores of the top-k candidates and their ids, (B, k) each.
+
+    Exact reordering of transformers' steps: temperature is a positive scale, so the top-k of scores / T are
+    the top-k of scores, and top-p / min-p never see the -inf that top-k left elsewhere (they add 0).
+    """
+    scores = repetition_penalty(logits.astype(mx.float32), window, config.repetition_penalty)
+    vals, ids = top_k_candidates(scores, config.top_k)
+    return _warp(vals, config), ids
+
+
 def process_logits(logits: mx.array, window: mx.array, config: SamplerConfig) -> mx.array:
     """Processed scores (B, V) float32 that the next token is drawn from (greedy: argmax of them).
 
     logits (B, V) next-token logits; window (B, W) the last `repetition_range` ids of each sequence.
     """
-    scores = logits.astype(mx.float32)
-    scores = repetition_penalty(scores, window, config.repetition_penalty)
+    if config.top_k and not config.greedy:
+        vals, ids = process_candidates(logits, window, config)
+        full = mx.full(logits.shape, -mx.inf, dtype=mx.float32)
+        return mx.put_along_axis(full, ids, vals, axis=-1)
+    scores = repetition_penalty(logits.astype(mx.float32), window, config.repetition_penalty)
     if config.greedy:
         return scores
-    if config.temperature != 1.0:
-        scores = scores / config.temperature
-    if config.top_k:
-        scores = top_k_filter(scores, config.top_k)
-    if config.top_p < 1.0:
-        scores = top_p_filter(scores, config.top_p)
-    return min_p_filter(scores, config.min_p)
+    return _warp(scores, config)
 
 
 def probabilities(logits: mx.array, window: mx.array, config: SamplerConfig) -> mx.array:
@@ -118,8 +142,12 @@ class Sampler:
         self.key = mx.random.key(seed)
 
     def __call__(self, logits: mx.array, window: mx.array) -> mx.array:
-        scores = process_logits(logits, window, self.config)
-        if self.config.greedy:
-            return mx.argmax(scores, axis=-1)
+        config = self.config
+        if config.greedy:
+            return mx.argmax(repetition_penalty(logits.astype(mx.float32), window, config.repetition_penalty), -1)
         self.key, sub = mx.random.split(self.key)
-        return mx.random.categorical(scores, axis=-1, key=sub)
+        if config.top_k:
+            vals, ids = process_candidates(logits, window, config)
+            pick = mx.random.categorical(vals, axis=-1, key=sub)
+            return mx.take_along_axis(ids, pick[:, None], axis=-1)[:, 0]
+        return mx.random.categorical(process_logits(logits, window, config), axis=-1, key=sub)
