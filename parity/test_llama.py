@@ -144,6 +144,15 @@ def test_llama_cache_chunks_equal_full_forward(impl_model, refs, chunks, batch, 
     assert err <= 10 * floor, f"chunks {chunks}: cached vs full max|d| {err:.3g} > 10 x floor {floor:.3g}"
 
 
+def test_llama_logits_to_keep_is_the_last_positions(impl_model, refs):
+    ids = _ids(9, (2, 20))
+    full = np.array(impl_model(mx.array(ids.astype(np.int32))))
+    last = np.array(impl_model(mx.array(ids.astype(np.int32)), logits_to_keep=3))
+    assert last.shape == (2, 3, SMALL["vocab_size"])
+    floor, _ = _floor(refs, ids)  # the BLAS may block 3 rows differently from 20: fp32 rounding, no more
+    assert float(np.max(np.abs(last - full[:, -3:]))) <= 10 * floor
+
+
 # ----------------------------------------------------------------------------------------------- precision
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
