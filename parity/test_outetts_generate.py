@@ -243,3 +243,23 @@ def test_outetts_cli_errors_leave_no_output(model_dir, cli_env, capsys, change, 
     assert rc == 2
     assert msg in capsys.readouterr().err
     assert not out.exists() and not list(tmp.glob(".voiceport-*"))
+
+
+def test_outetts_runtime_imports_no_torch_or_transformers(model_dir):
+    """impl.outetts at run time (load, prompt, generate, CLI module) never imports torch or transformers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import impl.outetts.cli\n"
+        "from impl.outetts import generate as G\n"
+        "from impl.outetts.speaker import synthetic_speaker\n"
+        f"tts = G.load({str(model_dir)!r})\n"
+        "toks = tts.generate_tokens('Hi there.', synthetic_speaker(0), G.GenerationConfig(max_new_tokens=3))\n"
+        "assert len(toks) == 3\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
