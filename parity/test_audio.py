@@ -247,3 +247,26 @@ def test_audio_errors_are_value_errors(tmp_path):
         audio.load_audio(str(bad))
     with pytest.raises(audio.AudioError, match="float audio"):
         audio.resample(np.zeros(4, np.int16), 16000, 24000)
+
+
+def test_audio_runtime_imports_no_torch(tmp_path):
+    """impl.audio and impl.dac.interface at run time (load, resample, loudness, fades, save) never import torch,
+    scipy, torchaudio or pyloudnorm."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from impl import audio as A\n"
+        "from impl.dac import interface as I\n"
+        f"x, sr = A.load_audio({LIBRIVOX[1]!r})\n"
+        "y = A.loudness_normalize(A.resample(A.to_mono(x), sr, 24000), 24000)\n"
+        "I.apply_fade(y, 24000)\n"
+        f"I.save_audio(y, {str(tmp_path / 'y.wav')!r}, 24000)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchaudio', 'scipy', 'pyloudnorm'))\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "y.wav").exists()
