@@ -124,13 +124,16 @@ def run(args) -> int:
 
     bar = _progress(args.quiet)
     t0 = time.perf_counter()
-    n_tokens = 0
+    n_tokens = n_prompt = n_chunks = 0
     pieces: List[np.ndarray] = []
     tokens: List[int] = []
-    gen_s = 0.0
+    gen_s = prefill_s = 0.0
     for r in tts.generate_chunks(args.text, speaker, config, on_token=bar.update1):
         n_tokens += len(r.tokens)
+        n_prompt += r.prompt_len
+        n_chunks += 1
         gen_s += r.seconds
+        prefill_s += r.prefill_seconds
         tokens += r.tokens
         if args.stream:
             codes = G.extract_codes(r.tokens, tts.tokenizer)
@@ -149,8 +152,11 @@ def run(args) -> int:
     write_audio(audio, out, G.SAMPLE_RATE)
     audio_s = audio.size / G.SAMPLE_RATE
     print(f"wrote {out} ({audio_s:.2f} s of audio, {G.SAMPLE_RATE} Hz)")
+    decode_s, n_decode = gen_s - prefill_s, n_tokens - n_chunks  # each chunk's first token is its prefill's
     print(f"tokens: {n_tokens} in {gen_s:.2f} s = {n_tokens / max(gen_s, 1e-9):.1f} tokens/s "
-          f"(audio needs {G.TOKENS_PER_SECOND} tokens/s for real time); load {load_s:.1f} s")
+          f"(audio needs {G.TOKENS_PER_SECOND} tokens/s for real time); "
+          f"prefill {n_prompt} prompt tokens in {prefill_s:.2f} s, decode {n_decode / max(decode_s, 1e-9):.1f} "
+          f"tokens/s; load {load_s:.1f} s")
     print(f"RTF: {compute_s / audio_s:.3f} (compute {compute_s:.2f} s / audio {audio_s:.2f} s)")
     return 0
 

@@ -54,10 +54,13 @@ class GenerationConfig:
 
 @dataclass
 class ChunkResult:
+    """One text chunk's generation: its new tokens and timings (prefill = prompt to first token)."""
+
     text: str
     prompt_len: int
     tokens: List[int]
     seconds: float
+    prefill_seconds: float
 
 
 def extract_codes(tokens: Sequence[int], tokenizer: Tokenizer) -> np.ndarray:
@@ -159,9 +162,17 @@ class TTS:
         prompts = [prompt_ids(self.tokenizer, c, speaker) for c in chunks]  # all input errors before any work
         sampler = Sampler(config.sampler, config.seed)
         for chunk, prompt in zip(chunks, prompts):
+            first: List[float] = []
+
+            def tap(tok: int) -> None:
+                if not first:
+                    first.append(time.perf_counter())
+                if on_token is not None:
+                    on_token(tok)
+
             t0 = time.perf_counter()
-            tokens = self.generate_ids(prompt, config, sampler, on_token)
-            yield ChunkResult(chunk, len(prompt), tokens, time.perf_counter() - t0)
+            tokens = self.generate_ids(prompt, config, sampler, tap)
+            yield ChunkResult(chunk, len(prompt), tokens, time.perf_counter() - t0, first[0] - t0)
 
     # ----------------------------------------------------------------------------------------------- audio
 
