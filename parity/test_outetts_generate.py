@@ -60,6 +60,18 @@ def test_outetts_generate_greedy_tokens_match(tts, ref, text, speaker):
     assert got == want
 
 
+def test_outetts_generate_real_vocab_size(tmp_path):
+    """The 1B model's 134,400-row embedding (tokenizer ids fill the first rows), greedy and sampled."""
+    d = write_model_dir(tmp_path / "wide", dict(TINY_LM_CONFIG, vocab_size=134400), seed=1)
+    tts = G.load(d)
+    text = "A wider vocabulary."
+    max_length = _prompt_len(tts, text, SPEAKER) + 24
+    got = tts.generate_tokens(text, SPEAKER, G.GenerationConfig(sampler=GREEDY, max_length=max_length))
+    assert got == R.GenerationReference(d).generate_tokens(text, SPEAKER, max_length=max_length)
+    sampled = tts.generate_tokens(text, SPEAKER, G.GenerationConfig(max_length=max_length, seed=0))
+    assert len(sampled) == 24 and all(0 <= t < 134400 for t in sampled)
+
+
 def test_outetts_generate_chunked_long_text_matches(tts, ref):
     text = " ".join(f"This is sentence number {i}, and it keeps going for a while." for i in range(8))
     chunks = chunk_text(text)

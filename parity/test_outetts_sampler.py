@@ -131,3 +131,19 @@ def test_outetts_sampler_draws_follow_distribution_and_seed():
 def test_outetts_sampler_config_errors(kw, msg):
     with pytest.raises(SamplerError, match=msg):
         SamplerConfig(**kw)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_outetts_sampler_distribution_full_vocab(seed):
+    """The real model's 134,400-token vocabulary, LM-like logits (a few large, a long flat tail)."""
+    rng = np.random.default_rng(seed)
+    V = 134400
+    logits = rng.normal(0, 1, (1, V)).astype(np.float32)
+    logits[0, rng.choice(V, 60, replace=False)] += rng.uniform(4, 9, 60).astype(np.float32)
+    ids = rng.integers(0, V, (1, 300))
+    ids[0, -20:] = np.argsort(logits[0])[-20:]  # recent tokens among the top ones: the penalty matters
+    for cfg in (SamplerConfig(), SamplerConfig(temperature=1.3, top_k=0, top_p=0.8, min_p=0.0)):
+        p_ref = R.probabilities(logits, ids, **_kw(cfg))
+        got = np.array(probabilities(mx.array(logits), _window(ids, cfg), cfg))
+        np.testing.assert_array_equal(got > 0, p_ref > 0)
+        assert float(np.max(np.abs(got - p_ref))) <= TOL
