@@ -60,15 +60,22 @@ def _check_out(path: str) -> Path:
 
 
 def _load_codec(path: Optional[str]):
+    """impl.dac's DAC (its `load`) wrapped in outetts' DacInterface; the default is impl.dac's seeded checkpoint."""
     from impl import dac
     from impl.dac.interface import DacInterface
 
+    load = getattr(dac, "load", None)
+    if load is None:
+        raise TTSInputError("this build has no DAC model (impl.dac.load): cannot decode audio")
     if path is None:
         default = getattr(dac, "seeded_checkpoint", None)
         if default is None:
-            raise TTSInputError("no embedded DAC checkpoint in this build: pass --codec PATH")
+            raise TTSInputError("this build has no embedded DAC checkpoint (impl.dac.seeded_checkpoint): "
+                                "pass --codec PATH")
         path = default()
-    return DacInterface(dac.load(path))
+    elif not Path(path).exists():
+        raise FileNotFoundError(f"--codec {path}: no such file or folder")
+    return DacInterface(load(path))
 
 
 def write_audio(audio: np.ndarray, path: Path, sr: int) -> None:

@@ -41,8 +41,10 @@ _COMPILED = [(re.compile(p, f), r) for p, r, f in _STEPS]
 
 def normalize(text: str) -> str:
     """outetts v3 `text_normalizations`: ftfy, NFKC, quotes/dashes/ellipses unified, spacing around punctuation."""
-    import ftfy
-
+    try:
+        import ftfy
+    except ImportError:
+        raise TextError("text normalisation needs ftfy (as outetts): pip install ftfy") from None
     if not isinstance(text, str):
         raise TextError(f"text must be a string, got {type(text).__name__}")
     text = ftfy.fix_text(text)
