@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import impl  # noqa: F401 -- fast BLAS before mlx
@@ -144,6 +144,33 @@ def test_outetts_prompt_ids_exact(tok, ref, text, which):
             prompt_ids(tok, text, speaker)
         return
     assert "".join(prompt_pieces(text, speaker)) == ref.prompt(text, speaker)
+    assert prompt_ids(tok, text, speaker) == ref.prompt_ids(text, speaker)
+
+
+@st.composite
+def _profiles(draw):
+    """Official-schema profiles with any words, durations (in and outside the <|t_..|> range), features."""
+    n = draw(st.integers(1, 6))
+    words = []
+    for _ in range(n):
+        frames = draw(st.integers(0, 8))
+        words.append({
+            "word": draw(st.one_of(_WORDS, st.text(max_size=8))),
+            "duration": draw(st.one_of(st.integers(0, 2000).map(lambda c: round(c / 100, 2)),
+                                       st.floats(0, 60, allow_nan=False))),
+            "c1": draw(st.lists(st.integers(0, 1023), min_size=frames, max_size=frames)),
+            "c2": draw(st.lists(st.integers(0, 1023), min_size=frames, max_size=frames)),
+            "features": draw(st.dictionaries(st.sampled_from(["energy", "spectral_centroid", "pitch"]),
+                                             st.integers(-5, 150))),
+        })
+    text = draw(st.one_of(_TEXTS, st.just(" ".join(w["word"] for w in words))))
+    return {"text": text, "words": words, "global_features": {}, "interface_version": 3}
+
+
+@SETTINGS
+@given(text=_TEXTS, speaker=_profiles())
+def test_outetts_prompt_ids_exact_random_profiles(tok, ref, text, speaker):
+    assume(T.normalize(text))
     assert prompt_ids(tok, text, speaker) == ref.prompt_ids(text, speaker)
 
 
