@@ -232,3 +232,25 @@ def test_outetts_speaker_file_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{oops")
     with pytest.raises(SpeakerError, match="not a JSON file"):
         load_speaker(tmp_path / "bad.json")
+
+
+def test_outetts_prompt_tokenizer_with_stripping_added_tokens(tok_dir, tmp_path):
+    """Added tokens with rstrip/lstrip (as some HF tokenizers have) change the segmentation: still exact."""
+    import shutil
+
+    d = tmp_path / "strip"
+    shutil.copytree(tok_dir, d)
+    data = json.loads((d / "tokenizer.json").read_text())
+    for t in data["added_tokens"]:
+        if t["content"] in (SPECIAL.bos, SPECIAL.word_end, SPECIAL.audio_start):
+            t["rstrip"] = t["lstrip"] = True
+    (d / "tokenizer.json").write_text(json.dumps(data))
+    tok2 = Tokenizer(d)
+    assert not tok2.plain_added
+    ref2 = R.PromptReference(d)
+    for text, sp in (("Hello  world.", SPEAKER_SMALL), ("Just text", None)):
+        assert prompt_ids(tok2, text, sp) == ref2.prompt_ids(text, sp)
+    assert prompt_ids(tok2, "Hello.", SPEAKER_SMALL) != prompt_ids(Tokenizer(tok_dir), "Hello.", SPEAKER_SMALL)
+
+
+SPEAKER_SMALL = synthetic_speaker(9, "Two words.")

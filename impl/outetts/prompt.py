@@ -9,7 +9,8 @@ Ports outetts 0.4.4 `version/v3/prompt_processor.py` (`get_completion_prompt`, `
 
 The prompt is kept as a list of pieces; pieces that are added tokens map to their id directly, runs of the
 others (text, newlines, any format value outside the vocabulary) are encoded together, exactly the segments
-a HF tokenizer encodes between added tokens. Differences from outetts: the profile is not mutated (outetts
+a HF tokenizer encodes between added tokens (a tokenizer whose added tokens strip whitespace or are normalized
+gets the whole string encoded instead). Differences from outetts: the profile is not mutated (outetts
 appends the separator to the caller's last word on every call, so chunked generation with a profile whose text
 lacks final punctuation grows "." per chunk); empty text is an error.
 """
@@ -59,9 +60,12 @@ def prompt_ids(tokenizer: Tokenizer, text: str, speaker: Optional[Dict[str, Any]
 
     Raises TextError for empty text, SpeakerError for a malformed profile.
     """
+    pieces = prompt_pieces(text, speaker)
+    if not tokenizer.plain_added:  # added tokens with strip/normalize flags: let the tokenizer split
+        return tokenizer.encode("".join(pieces))
     ids: List[int] = []
     run: List[str] = []  # consecutive non-added pieces, encoded as one segment
-    for p in prompt_pieces(text, speaker):
+    for p in pieces:
         i = tokenizer.added_id(p)
         if i is None:
             run.append(p)

@@ -159,7 +159,11 @@ class Tokenizer:
             raise TokenizerError(f"{file}: not a readable tokenizer.json ({e})") from None
         self.path = file
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
-        self._added = {t.content: i for i, t in self._tok.get_added_tokens_decoder().items()}
+        added = self._tok.get_added_tokens_decoder()
+        self._added = {t.content: i for i, t in added.items()}
+        # Added tokens that strip neighbouring whitespace or go through the normalizer change how the text
+        # around them is split: then prompts are encoded as whole strings (see prompt.prompt_ids).
+        self.plain_added = all(not (t.lstrip or t.rstrip or t.normalized) for t in added.values())
         missing = [t for t in (SPECIAL.bos, SPECIAL.eos, SPECIAL.text_start, SPECIAL.text_end, SPECIAL.audio_start,
                                SPECIAL.audio_end, SPECIAL.word_start, SPECIAL.word_end, SPECIAL.features,
                                SPECIAL.code, SPECIAL.c1.format(0), SPECIAL.c2.format(CODEBOOK_SIZE - 1))
