@@ -1,0 +1,109 @@
+"""Seeded DAC checkpoints at the real architectures, in the official key layout (no model hub is reachable).
+
+`seeded_state_dict(config, seed)` gives numpy tensors named and shaped as descript-audio-codec's
+`DAC.state_dict()` (hook-style weight norm `weight_g`/`weight_v`, Snake `alpha` (1, C, 1)); the same values
+are written as safetensors here (`write_seeded_safetensors`, torch-free) and as the official `.pth` by
+`reference.dac.write_seeded_checkpoint`, so impl and reference load identical weights through their own loaders.
+Every tensor has its own RNG stream (seed, name), so regeneration is byte-identical and order-free.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Any, Dict, Tuple, Union
+
+import numpy as np
+
+from impl.dac.layers import Snake1d, WNConv1d, WNConvTranspose1d
+from impl.dac.model import CONFIGS, DAC, DACConfig, ResidualUnit
+from impl.dac.quantize import Codebook
+
+
+def resolve_config(config: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """A config name from CONFIGS or a kwargs dict -> a kwargs dict (a copy)."""
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise KeyError(f"unknown DAC config {config!r}; known: {sorted(CONFIGS)}")
+        return dict(CONFIGS[config])
+    return dict(config)
+
+
+def official_shapes(config: Union[str, Dict[str, Any]]) -> Dict[str, Tuple[Tuple[int, ...], str]]:
+    """Official state_dict key -> (shape, kind) for a config, walked from the MLX module tree."""
+    model = DAC(DACConfig.from_dict(resolve_config(config)))
+    residual = {f"{name}.{sub}" for name, m in model.named_modules() if isinstance(m, ResidualUnit)
+                for sub, _ in m.named_modules() if sub}
+    out_conv = f"decoder.model.{len(model.decoder.model) - 2}"  # the conv before tanh
+    shapes: Dict[str, Tuple[Tuple[int, ...], str]] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, (WNConv1d, WNConvTranspose1d)):
+            C_out, K, C_in = m.weight.shape
+            g = "g_res" if name in residual else "g_out" if name == out_conv else "g"
+            if isinstance(m, WNConv1d):
+                shapes[f"{name}.weight_g"] = ((C_out, 1, 1), g)
+                shapes[f"{name}.weight_v"] = ((C_out, C_in, K), "v")
+            else:  # torch ConvTranspose1d stores (C_in, C_out, K); weight_norm's dim 0 is C_in
+                shapes[f"{name}.weight_g"] = ((C_in, 1, 1), g)
+                shapes[f"{name}.weight_v"] = ((C_in, C_out, K), "v")
+            shapes[f"{name}.bias"] = ((C_out,), "bias")
+        elif isinstance(m, Snake1d):
+            shapes[f"{name}.alpha"] = ((1, m.alpha.shape[0], 1), "alpha")
+        elif isinstance(m, Codebook):
+            shapes[f"{name}.weight"] = (tuple(m.weight.shape), "codebook")
+    return shapes
+
+
+def _tensor(name: str, shape: Tuple[int, ...], kind: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    if kind == "v":
+        return rng.standard_normal(shape).astype(np.float32)
+    if kind == "g":  # filter norms on the main path: > 1, so the signal grows through the strided blocks
+        return rng.uniform(1.0, 2.0, shape).astype(np.float32)
+    if kind == "g_res":  # residual branches: < 1, so their sum stays O(1) through the residual units
+        return rng.uniform(0.3, 0.7, shape).astype(np.float32)
+    if kind == "g_out":  # the conv before tanh: small, so the seeded decoder's audio is not saturated
+        return rng.uniform(0.02, 0.04, shape).astype(np.float32)
+    if kind == "bias":
+        return (0.02 * rng.standard_normal(shape)).astype(np.float32)
+    if kind == "alpha":
+        return rng.uniform(0.5, 2.0, shape).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)  # codebook: nn.Embedding's N(0, 1)
+
+
+def seeded_state_dict(config: Union[str, Dict[str, Any]], seed: int) -> Dict[str, np.ndarray]:
+    """Official-layout state_dict (numpy float32) of a seeded random DAC at `config`'s architecture."""
+    return {k: _tensor(k, shape, kind, seed) for k, (shape, kind) in official_shapes(config).items()}
+
+
+def write_seeded_safetensors(path: Union[str, Path], config: Union[str, Dict[str, Any]], seed: int) -> Path:
+    """The seeded DAC as safetensors (official key names, kwargs in the metadata), written atomically."""
+    from safetensors.numpy import save_file
+
+    kwargs = resolve_config(config)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(seeded_state_dict(kwargs, seed), str(tmp),
+              metadata={"kwargs": json.dumps(kwargs, sort_keys=True), "format": "voiceport-dac-seeded",
+                        "seed": str(seed)})
+    os.replace(tmp, path)
+    return path
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("VOICEPORT_CACHE", Path.home() / ".cache" / "voiceport")) / "checkpoints"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def seeded_checkpoint(config: Union[str, Dict[str, Any]] = "24khz_speech", seed: int = 0) -> Path:
+    """The embedded default: the seeded DAC for (config, seed), written once into cache_dir() and reused."""
+    kwargs = resolve_config(config)
+    key = hashlib.sha256(json.dumps([kwargs, seed, 1], sort_keys=True).encode()).hexdigest()[:12]
+    name = config if isinstance(config, str) else "custom"
+    dest = cache_dir() / f"dac-{name}-s{seed}-{key}.safetensors"
+    if not dest.exists():
+        write_seeded_safetensors(dest, kwargs, seed)
+    return dest
