@@ -1,0 +1,260 @@
+"""impl.speaker vs outetts 0.4.4's own speaker-profile code (`version/v3/audio_processor.py`), same words.
+
+outetts' create_speaker transcribes with whisper and hands the words to create_speaker_from_dict; here both
+sides get the same words (reference.speaker.create_speaker), so everything after alignment is compared: text,
+words, c1/c2 codes, durations, per-word and global feature buckets, all exactly. The DAC under both is the
+official torch model on the same tiny seeded checkpoint (parity.test_dac_interface.TorchDac behind
+impl.dac.interface), which isolates the profile logic; test_speaker_cli runs the MLX DAC end to end.
+"""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from impl.dac.interface import DacInterface
+from impl.outetts.speaker import SpeakerError, load_speaker
+from impl.speaker import features as F
+from impl.speaker.align import ForcedAligner, GivenWords, Word
+from impl.speaker.profile import ProfileError, create_profile, save_profile, slice_words
+from parity.test_dac_interface import TINY, TorchDac, _write_dac
+from reference import speaker as ref
+
+LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
+assert LIBRIVOX, "shared/data/librivox is missing: the speaker parity tests need its clips"
+
+
+def reference_words(wav):
+    """The clip's pocketsphinx alignment (shared/data), fillers dropped, variant marks '(2)' removed."""
+    with open(wav[:-4] + ".json") as f:
+        w = json.load(f)["w"]
+    return [{"word": r["t"].split("(")[0], "start": r["b"], "end": round(r["b"] + r["d"], 3)}
+            for r in w if r["t"] != "<sil>"]
+
+
+def transcript(wav):
+    with open(wav[:-4] + ".txt") as f:
+        return f.read().strip()
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    return _write_dac(tmp_path_factory.mktemp("dac") / "tiny.pth", TINY, seed=0)
+
+
+@pytest.fixture(scope="module")
+def ours(tiny_ckpt):
+    return DacInterface(TorchDac(tiny_ckpt))
+
+
+@pytest.fixture(scope="module")
+def official(tiny_ckpt):
+    return ref.processor(tiny_ckpt)
+
+
+def assert_same_profile(got, want):
+    assert list(got) == list(want), f"keys {list(got)} != {list(want)}"
+    assert got["text"] == want["text"]
+    assert len(got["words"]) == len(want["words"])
+    for n, (g, w) in enumerate(zip(got["words"], want["words"])):
+        for key in ("word", "duration", "c1", "c2", "features"):
+            assert g[key] == w[key], f"words[{n}] ({w['word']!r}).{key}: {g[key]} != {w[key]}"
+        assert list(g) == list(w)
+    assert got["global_features"] == want["global_features"]
+    assert got == want
+
+
+# ------------------------------------------------------------------------------------ profile == outetts
+
+@pytest.mark.parametrize("wav", LIBRIVOX, ids=lambda p: os.path.basename(p)[-8:-4])
+def test_speaker_profile_equals_outetts(wav, ours, official, tiny_ckpt):
+    words = reference_words(wav)
+    got = create_profile(wav, ours, GivenWords(words), text=transcript(wav))
+    want = ref.create_speaker(wav, tiny_ckpt, words, transcript(wav), proc=official)
+    assert_same_profile(got, want)
+    assert sum(len(w["c1"]) for w in got["words"]) > 0.5 * 75 * got["words"][-1]["duration"]
+
+
+def test_speaker_profile_forced_alignment_equals_outetts(ours, official, tiny_ckpt):
+    """Our forced aligner's words, with the transcript's spelling and punctuation, given to both sides."""
+    wav = LIBRIVOX[1]
+    text = "He was not an ill-disposed young man."
+    aligner = ForcedAligner()
+    got = create_profile(wav, ours, aligner, text=text)
+    import soundfile as sf
+
+    x, sr = sf.read(wav, dtype="float32")
+    words = [{"word": w.word, "start": w.start, "end": w.end} for w in aligner.align(x, sr, text)]
+    assert [w["word"] for w in words] == text.split()
+    want = ref.create_speaker(wav, tiny_ckpt, words, text, proc=official)
+    assert_same_profile(got, want)
+    assert got["text"] == "He was not an ill-disposed young man."
+
+
+def test_speaker_profile_stereo_44k_equals_outetts(ours, official, tiny_ckpt, tmp_path):
+    """Any rate and channel count: downmixed and resampled exactly as outetts' load_audio does."""
+    import soundfile as sf
+
+    wav = LIBRIVOX[1]
+    x, sr = sf.read(wav, dtype="float32")
+    from reference.outetts_audio import resample_transform
+
+    y = resample_transform(x[None].astype(np.float32), sr, 44100)[0]
+    stereo = np.stack([y, 0.5 * y + 0.01 * np.sin(np.arange(y.size) / 7.0)], axis=1)
+    path = str(tmp_path / "stereo.flac")
+    sf.write(path, stereo, 44100, subtype="PCM_24")
+    words = reference_words(wav)
+    got = create_profile(path, ours, GivenWords(words), text=transcript(wav))
+    want = ref.create_speaker(path, tiny_ckpt, words, transcript(wav), proc=official)
+    assert_same_profile(got, want)
+
+
+class _FixedCodes:
+    """Stands in for outetts' DacInterface inside its create_speaker_from_dict: given audio and codes."""
+
+    def __init__(self, audio, codes):
+        self.audio, self.codes, self.sr = audio, codes, 24000
+
+    def load_audio(self, f):
+        import torch
+
+        return torch.from_numpy(self.audio)[None, None]
+
+    def encode(self, x, verbose=False):
+        import torch
+
+        return torch.from_numpy(self.codes.astype(np.int64))[None]
+
+
+def _words_strategy():
+    gaps = st.lists(st.tuples(st.floats(0.0, 0.3), st.floats(0.02, 0.6)), min_size=1, max_size=6)
+    return gaps.map(lambda g: _times(g))
+
+
+def _times(pairs):
+    out, t = [], 0.0
+    for n, (gap, dur) in enumerate(pairs):
+        start = round(t + gap, 3)
+        out.append(Word(f"w{n}", start, round(start + dur, 3)))
+        t = start + dur
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words=_words_strategy(), seed=st.integers(0, 2 ** 16))
+def test_speaker_slicing_equals_outetts(words, seed):
+    """Code slicing (first/last-word margins, contiguity, duration rounding, clip end) and per-word features
+    exactly as create_speaker_from_dict, for random word times over random codes and a noisy tone."""
+    from outetts.version.v3.audio_processor import AudioProcessor, Features
+
+    rng = np.random.default_rng(seed)
+    seconds = words[-1].end + float(rng.uniform(0.0, 0.5))
+    n = int(seconds * 24000)
+    t = np.arange(n) / 24000
+    audio = (0.3 * np.sin(2 * np.pi * rng.uniform(90, 300) * t) + 0.02 * rng.standard_normal(n)).astype(np.float32)
+    codes = rng.integers(0, 1024, (2, -(-n // 320)), dtype=np.int64)
+    proc = AudioProcessor.__new__(AudioProcessor)
+    proc.device, proc.features, proc.audio_codec = "cpu", Features("cpu"), _FixedCodes(audio, codes)
+    data = {"audio": {"bytes": b""}, "text": "x",
+            "words": [{"word": w.word, "start": w.start, "end": w.end} for w in words]}
+    try:
+        want = proc.create_speaker_from_dict(data)["words"]
+    except RuntimeError as e:  # a word shorter than one pitch frame: torch's unfold fails; so must we
+        assert "size" in str(e)
+        with pytest.raises(ProfileError, match="too short"):
+            slice_words(codes[0], codes[1], words, audio, 24000)
+        return
+    got = slice_words(codes[0].tolist(), codes[1].tolist(), words, audio, 24000)
+    for g, w in zip(got, want):
+        assert (g["word"], g["duration"], g["c1"], g["c2"]) == (w["word"], w["duration"], w["c1"], w["c2"])
+        assert all(abs(g["features"][k] - w["features"][k]) <= 1 for k in F.FEATURE_NAMES), (g, w)
+    assert len(got) == len(want)
+
+
+# --------------------------------------------------------------------------------------- feature buckets
+
+def _signal(kind, n, seed, sr):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    if kind == "tone":
+        f0 = rng.uniform(60, 650)
+        x = sum(rng.uniform(0, 1) / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6)) for k in range(1, 6))
+    elif kind == "noise":
+        x = rng.standard_normal(n)
+    elif kind == "chirp":
+        x = np.sin(2 * np.pi * (rng.uniform(50, 300) + rng.uniform(0, 2000) * t) * t)
+    else:  # bursts: voiced segments and silences
+        x = np.sin(2 * np.pi * rng.uniform(80, 400) * t) * (np.sin(2 * np.pi * rng.uniform(1, 8) * t) > 0)
+    return (rng.uniform(0.001, 1.0) * x / max(np.max(np.abs(x)), 1e-9)).astype(np.float32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["tone", "noise", "chirp", "bursts"]), n=st.integers(400, 48000),
+       seed=st.integers(0, 2 ** 31), sr=st.sampled_from([24000, 16000]))
+def test_speaker_features_within_one_bucket_of_outetts(kind, n, seed, sr):
+    x = _signal(kind, n, seed, sr)[None]
+    got, want = F.extract_audio_features(x, sr), ref.features(x, sr)
+    assert list(got) == list(want)
+    for k in want:
+        assert abs(got[k] - want[k]) <= 1, f"{k}: {got[k]} vs outetts {want[k]} ({kind}, n={n}, seed={seed})"
+
+
+def test_speaker_features_pitch_track_equals_outetts():
+    """The pitch track itself (Hz per 400-sample frame) on real speech: 95% of the voiced frames within 1e-4
+    relative, the rest within 1% (the parabolic peak interpolation amplifies last-bit FFT differences)."""
+    import soundfile as sf
+    import torch
+    from outetts.version.v3.audio_processor import calculate_pitch
+
+    x, sr = sf.read(LIBRIVOX[0], dtype="float32")
+    got = F.calculate_pitch(x, 24000)
+    want = calculate_pitch(torch.from_numpy(x), 24000).numpy()
+    assert got.shape == want.shape
+    voiced = want > 75.0
+    assert np.count_nonzero((got > 75.0) != voiced) <= 2, "voicing decisions differ"
+    both = voiced & (got > 75.0)
+    rel = np.abs(got[both] - want[both]) / want[both]
+    assert np.mean(rel <= 1e-4) >= 0.95 and rel.max() <= 1e-2, (np.mean(rel <= 1e-4), rel.max())
+
+
+def test_speaker_features_invalid_audio_is_zeros():
+    for bad in (np.zeros((1, 0), np.float32), np.full((1, 800), np.nan, np.float32)):
+        assert F.extract_audio_features(bad, 24000) == ref.features(bad, 24000) == \
+            {"energy": 0, "spectral_centroid": 0, "pitch": 0}
+
+
+# ---------------------------------------------------------------------------------------------- JSON I/O
+
+def test_speaker_json_round_trip_with_outetts(ours, official, tiny_ckpt, tmp_path):
+    """Ours -> outetts' load_speaker, outetts' save_speaker -> ours: identical dicts, byte-identical files."""
+    wav = LIBRIVOX[1]
+    words = reference_words(wav)
+    profile = create_profile(wav, ours, GivenWords(words), text=transcript(wav))
+    ours_path = save_profile(profile, tmp_path / "ours.json")
+    assert ref.load_speaker(ours_path) == profile
+
+    theirs = ref.create_speaker(wav, tiny_ckpt, words, transcript(wav), proc=official)
+    ref.save_speaker(theirs, str(tmp_path / "theirs.json"))
+    assert load_speaker(tmp_path / "theirs.json") == theirs == profile
+    with open(ours_path, "rb") as a, open(tmp_path / "theirs.json", "rb") as b:
+        assert a.read() == b.read()
+    # outetts' bundled default speaker loads in ours as well
+    import outetts
+
+    default = os.path.join(os.path.dirname(outetts.__file__), "version", "v3", "default_speakers", "json",
+                           "en-female-1-neutral.json")
+    with open(default) as f:
+        assert load_speaker(default) == json.load(f)
+
+
+def test_speaker_save_appends_json_and_is_atomic(ours, tmp_path):
+    profile = create_profile(LIBRIVOX[1], ours, GivenWords(reference_words(LIBRIVOX[1])),
+                             text=transcript(LIBRIVOX[1]))
+    assert save_profile(profile, tmp_path / "spk") == str(tmp_path / "spk.json")
+    bad = dict(profile, words=[])
+    with pytest.raises(SpeakerError):
+        save_profile(bad, tmp_path / "bad.json")
+    assert sorted(os.listdir(tmp_path)) == ["spk.json"]
