@@ -1,0 +1,126 @@
+"""Word aligners (impl.speaker.align): forced alignment on the LibriVox clips against their pocketsphinx
+reference alignments (shared/data), transcript mismatch detection, transcript tokens, bad input."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from impl.speaker.align import AlignmentError, ForcedAligner, GivenWords, WhisperAligner, Word, transcript_tokens
+
+LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
+assert LIBRIVOX, "shared/data/librivox is missing"
+ids = [os.path.basename(p)[-8:-4] for p in LIBRIVOX]
+
+
+def _clip(wav):
+    x, sr = sf.read(wav, dtype="float32")
+    with open(wav[:-4] + ".txt") as f:
+        text = f.read().strip()
+    with open(wav[:-4] + ".json") as f:
+        ref = [r for r in json.load(f)["w"] if r["t"] != "<sil>"]
+    return x, sr, text, ref
+
+
+@pytest.fixture(scope="module")
+def aligner():
+    return ForcedAligner()
+
+
+@pytest.mark.parametrize("wav", LIBRIVOX, ids=ids)
+def test_speaker_align_forced_matches_librivox_reference(wav, aligner):
+    """The clips' alignments were made by pocketsphinx's own `align` command: we reproduce every boundary."""
+    x, sr, text, ref = _clip(wav)
+    words = aligner.align(x, sr, text)
+    assert [w.word for w in words] == text.split()
+    start_err = [abs(w.start - r["b"]) for w, r in zip(words, ref)]
+    end_err = [abs(w.end - (r["b"] + r["d"])) for w, r in zip(words, ref)]
+    assert max(start_err + end_err) <= 0.0101, (start_err, end_err)
+    assert -20.0 < aligner.confidence < 0.0
+
+
+def test_speaker_align_digital_silence_padding(aligner):
+    """Zeros around speech (synthetic or edited audio) used to make pocketsphinx's search fail: times shift by
+    exactly the padding."""
+    x, sr, text, ref = _clip(LIBRIVOX[1])
+    pad = np.zeros(sr // 2, np.float32)
+    words = aligner.align(np.concatenate([pad, x, pad]), sr, text)
+    err = [abs(w.start - 0.5 - r["b"]) for w, r in zip(words, ref)]
+    assert max(err) <= 0.0201, err
+
+
+@pytest.mark.parametrize("wrong", ["hello world", "reverse", "other clip"])
+def test_speaker_align_mismatched_transcript_is_refused(wrong, aligner):
+    x, sr, text, _ = _clip(LIBRIVOX[0])
+    wrong = {"reverse": " ".join(text.split()[::-1]),
+             "other clip": open(LIBRIVOX[2][:-4] + ".txt").read()}.get(wrong, wrong)
+    with pytest.raises(AlignmentError, match="does not match the audio"):
+        aligner.align(x, sr, wrong)
+
+
+def test_speaker_align_no_speech_is_refused(aligner):
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.standard_normal(3 * 16000)).astype(np.float32)
+    with pytest.raises(AlignmentError, match="does not match the audio"):
+        aligner.align(noise, 16000, "he was not an ill disposed young man")
+
+
+def test_speaker_align_any_rate_and_channels(aligner):
+    """44.1 kHz stereo in: resampled to pocketsphinx's 16 kHz, downmixed; same words within one frame."""
+    from impl import audio as A
+
+    x, sr, text, ref = _clip(LIBRIVOX[1])
+    y = A.resample(x, sr, 44100)
+    words = aligner.align(np.stack([y, 0.8 * y]), 44100, text)
+    assert max(abs(w.start - r["b"]) for w, r in zip(words, ref)) <= 0.0201
+
+
+@pytest.mark.parametrize("text,match", [
+    ("", "text is empty"), ("   ", "text is empty"), ("... !", "no words"),
+    ("he was 42", "digits"), ("he was zxqvbnm", "zxqvbnm"),
+])
+def test_speaker_align_bad_transcripts(text, match, aligner):
+    x, sr, _, _ = _clip(LIBRIVOX[1])
+    with pytest.raises(AlignmentError, match=match):
+        aligner.align(x, sr, text)
+
+
+def test_speaker_align_transcript_tokens():
+    assert transcript_tokens("Hello, world!") == [("Hello,", ["hello"]), ("world!", ["world"])]
+    assert transcript_tokens("an ill-disposed man") == [("an", ["an"]), ("ill-disposed", ["ill", "disposed"]),
+                                                         ("man", ["man"])]
+    assert transcript_tokens("“Wait” — don't 'go'") == [("“Wait” —", ["wait"]), ("don't", ["don't"]),
+                                                          ("'go'", ["go"])]
+    assert transcript_tokens("- so") == [("- so", ["so"])]
+
+
+def test_speaker_align_given_words(tmp_path):
+    words = [{"word": " hi", "start": 0.1, "end": 0.4}, {"word": "there", "start": 0.4, "end": 0.9}]
+    p = tmp_path / "w.json"
+    p.write_text(json.dumps({"segments": [{"words": words}]}))
+    assert GivenWords(str(p)).align(np.zeros(16000), 16000) == [Word("hi", 0.1, 0.4), Word("there", 0.4, 0.9)]
+    with pytest.raises(AlignmentError, match="outside the audio"):
+        GivenWords(words).align(np.zeros(8000), 16000)
+    with pytest.raises(AlignmentError, match="out of order"):
+        GivenWords(words[::-1]).align(np.zeros(16000), 16000)
+    with pytest.raises(AlignmentError, match="no words"):
+        GivenWords([]).align(np.zeros(16000), 16000)
+    with pytest.raises(AlignmentError, match="word/start/end"):
+        GivenWords([{"word": "x"}])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(AlignmentError, match="cannot read"):
+        GivenWords(str(tmp_path / "bad.json"))
+
+
+def test_speaker_align_whisper_needs_local_model(tmp_path):
+    with pytest.raises(AlignmentError, match="--whisper-model"):
+        WhisperAligner(None)
+    with pytest.raises(AlignmentError, match="not found"):
+        WhisperAligner(str(tmp_path / "nope"))
+    try:
+        import mlx_whisper  # noqa: F401
+    except ImportError:
+        with pytest.raises(AlignmentError, match="pip install mlx-whisper"):
+            WhisperAligner(str(tmp_path)).align(np.zeros(16000, np.float32), 16000)
