@@ -42,7 +42,7 @@ def load(path: Union[str, Path], dtype: str = "float32"):
     if want != got:
         raise ValueError(f"{path}: keys differ from dac.DAC: missing {sorted(want - got)[:5]}, "
                          f"unexpected {sorted(got - want)[:5]}")
-    return model.to(getattr(torch, dtype)).eval()
+    return model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype).eval()
 
 
 def encode(model, audio: np.ndarray) -> np.ndarray:

@@ -22,6 +22,10 @@ from impl.dac.model import CONFIGS, DAC, DACConfig, ResidualUnit
 from impl.dac.quantize import Codebook
 
 
+# Bump when the values seeded_state_dict gives change: cached checkpoints carry it in their name.
+GENERATOR_VERSION = 2
+
+
 def resolve_config(config: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
     """A config name from CONFIGS or a kwargs dict -> a kwargs dict (a copy)."""
     if isinstance(config, str):
@@ -86,8 +90,8 @@ def write_seeded_safetensors(path: Union[str, Path], config: Union[str, Dict[str
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file(seeded_state_dict(kwargs, seed), str(tmp),
-              metadata={"kwargs": json.dumps(kwargs, sort_keys=True), "format": "voiceport-dac-seeded",
-                        "seed": str(seed)})
+              metadata={"kwargs": json.dumps(kwargs, sort_keys=True)})  # one key: safetensors' header
+    # stores metadata in a hash map, so several keys come out in a random order (not byte-identical)
     os.replace(tmp, path)
     return path
 
@@ -101,7 +105,7 @@ def cache_dir() -> Path:
 def seeded_checkpoint(config: Union[str, Dict[str, Any]] = "24khz_speech", seed: int = 0) -> Path:
     """The embedded default: the seeded DAC for (config, seed), written once into cache_dir() and reused."""
     kwargs = resolve_config(config)
-    key = hashlib.sha256(json.dumps([kwargs, seed, 1], sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([kwargs, seed, GENERATOR_VERSION], sort_keys=True).encode()).hexdigest()[:12]
     name = config if isinstance(config, str) else "custom"
     dest = cache_dir() / f"dac-{name}-s{seed}-{key}.safetensors"
     if not dest.exists():

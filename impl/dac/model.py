@@ -245,9 +245,12 @@ def sanitize(weights: Dict[str, np.ndarray], transposed: set) -> Dict[str, np.nd
     out: Dict[str, np.ndarray] = {}
     for key, value in weights.items():
         module, _, name = key.rpartition(".")
-        if name == "weight_v":
+        half = {"weight_g": "weight_v", "weight_v": "weight_g"}.get(name)
+        if half and f"{module}.{half}" not in weights:  # half a weight norm: let check_weights name it
+            out[key] = value
+        elif name == "weight_v":
             continue
-        if name == "weight_g":
+        elif name == "weight_g":
             w = _fold_weight_norm(value, weights[f"{module}.weight_v"])
             w = w.transpose(1, 2, 0) if module in transposed else w.transpose(0, 2, 1)
             out[f"{module}.weight"] = w
