@@ -76,6 +76,10 @@ class GivenWords:
         except (KeyError, TypeError, ValueError) as e:
             raise AlignmentError(f"word timestamps must be a list of objects with word/start/end: {e!r}") from None
 
+    def until(self, seconds: float) -> "GivenWords":
+        """The words that end by `seconds` (audio cut with --trim)."""
+        return GivenWords([w.__dict__ for w in self.words if w.end <= seconds])
+
     def align(self, audio: np.ndarray, sr: int, text: Optional[str] = None) -> List[Word]:
         return check_words(self.words, np.asarray(audio).shape[-1] / sr)
 

@@ -108,6 +108,8 @@ def create_profile(audio_path, codec, aligner: Aligner, text: Optional[str] = No
             raise ProfileError(f"speaker audio is {seconds:.1f} s; outetts' limit is {MAX_SECONDS:.0f} s (use a "
                                "shorter clip, or --trim to keep its first 20 s)")
         x = x[..., : int(MAX_SECONDS * sr0)]
+        if hasattr(aligner, "until"):  # given words: keep those inside the cut
+            aligner = aligner.until(x.shape[-1] / sr0)
         step(f"trimmed to the first {MAX_SECONDS:.0f} s")
     audio = codec.convert_audio(x, sr0)  # (L,) float32 mono at codec.sr, un-normalised
     sr = codec.sr
@@ -116,10 +118,7 @@ def create_profile(audio_path, codec, aligner: Aligner, text: Optional[str] = No
 
     step(f"aligning words ({type(aligner).__name__})")
     words = aligner.align(A.to_mono(x), sr0, text)
-    duration = audio.shape[-1] / sr
-    if trim:
-        words = [w for w in words if w.end <= duration]
-    words = check_words(words, duration)
+    words = check_words(words, audio.shape[-1] / sr)
     step(f"{len(words)} words, {words[0].start:.2f}-{words[-1].end:.2f} s")
 
     step("encoding with DAC")

@@ -1,0 +1,114 @@
+"""`voiceport profile` end to end with the MLX DAC (impl.dac) on a tiny seeded checkpoint: the profile equals
+outetts' create_speaker over the official DAC on the same weights; bad input exits 2 with one clear line and
+leaves no file behind."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from impl.cli import main
+from impl.outetts.speaker import load_speaker
+from impl.speaker.align import ForcedAligner
+from parity.test_dac_interface import TINY, _write_dac
+from reference import speaker as ref
+
+LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
+CLIP = LIBRIVOX[1]  # "he was not an ill disposed young man", 3 s
+TEXT = "He was not an ill-disposed young man."
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    return _write_dac(tmp_path_factory.mktemp("dac") / "tiny.pth", TINY, seed=0)
+
+
+def _run(capsys, *argv):
+    rc = main(["profile", *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+def test_speaker_cli_create_equals_outetts(tiny_ckpt, tmp_path, capsys):
+    out = tmp_path / "spk.json"
+    rc, stdout, err = _run(capsys, "create", CLIP, "--text", TEXT, "--codec", tiny_ckpt, "-o", str(out))
+    assert rc == 0, err
+    assert "wrote" in stdout and "aligning words" in err and "encoding with DAC" in err
+    got = load_speaker(out)
+    assert ref.load_speaker(str(out)) == got
+    x, sr = sf.read(CLIP, dtype="float32")
+    words = [{"word": w.word, "start": w.start, "end": w.end} for w in ForcedAligner().align(x, sr, TEXT)]
+    want = ref.create_speaker(CLIP, tiny_ckpt, words, TEXT)
+    assert got == want
+
+    rc, stdout, _ = _run(capsys, "show", str(out))
+    assert rc == 0 and "7 words" in stdout
+
+
+def test_speaker_cli_trim_keeps_first_20s(tiny_ckpt, tmp_path, capsys):
+    """A 26 s clip: refused without --trim; with it, the first 20 s and the given words inside them."""
+    x, sr = sf.read(LIBRIVOX[0], dtype="float32")  # 7.1 s
+    with open(LIBRIVOX[0][:-4] + ".json") as f:
+        ref_words = [r for r in json.load(f)["w"] if r["t"] != "<sil>"]
+    long = np.concatenate([x] * 4 + [x[: sr * 2]])
+    wav = tmp_path / "long.wav"
+    sf.write(wav, long, sr)
+    words = [{"word": r["t"].split("(")[0], "start": r["b"] + k * x.size / sr, "end": r["b"] + r["d"] + k * x.size / sr}
+             for k in range(4) for r in ref_words]
+    (tmp_path / "words.json").write_text(json.dumps(words))
+    out = tmp_path / "spk.json"
+    rc, _, err = _run(capsys, "create", str(wav), "--words", str(tmp_path / "words.json"), "--codec", tiny_ckpt,
+                      "-o", str(out))
+    assert rc == 2 and "longer" not in err and "20 s" in err and "--trim" in err and not out.exists()
+    rc, _, err = _run(capsys, "create", str(wav), "--words", str(tmp_path / "words.json"), "--codec", tiny_ckpt,
+                      "--trim", "-o", str(out))
+    assert rc == 0, err
+    got = load_speaker(out)
+    kept = [w for w in words if w["end"] <= 20.0]
+    assert [w["word"] for w in got["words"]] == [w["word"] for w in kept]
+    assert sum(len(w["c1"]) for w in got["words"]) <= 20 * 75
+
+
+def _write(path, x, sr=16000):
+    sf.write(path, x, sr)
+    return str(path)
+
+
+BAD = {
+    "missing audio": (lambda d: str(d / "nope.wav"), ["--text", TEXT], "no such audio file"),
+    "unreadable": (lambda d: (d / "bad.wav").write_bytes(b"RIFF0000WAVEjunk") and str(d / "bad.wav"),
+                   ["--text", TEXT], "cannot read audio"),
+    "empty text": (lambda d: CLIP, ["--text", "  "], "--text is empty"),
+    "silence": (lambda d: _write(d / "zeros.wav", np.zeros(32000, np.float32)), ["--text", TEXT], "silent"),
+    "no speech": (lambda d: _write(d / "noise.wav", 0.05 * np.random.default_rng(0).standard_normal(48000)),
+                  ["--text", TEXT], "does not match the audio"),
+    "wrong transcript": (lambda d: CLIP, ["--text", "the quick brown fox jumps over the lazy dog"],
+                         "does not match the audio"),
+    "over 20 s": (lambda d: _write(d / "long.wav", np.tile(sf.read(CLIP, dtype="float32")[0], 8)),
+                  ["--text", TEXT], "limit is 20 s"),
+    "no aligner": (lambda d: CLIP, [], "--whisper-model"),
+    "digits": (lambda d: CLIP, ["--text", "he was 42"], "spell numbers out"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_speaker_cli_bad_input_exits_2_writes_nothing(case, tiny_ckpt, tmp_path, capsys):
+    make, extra, message = BAD[case]
+    src = tmp_path / "in"
+    src.mkdir()
+    audio = make(src)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    rc, stdout, err = _run(capsys, "create", audio, *extra, "--codec", tiny_ckpt, "-o", str(outdir / "s.json"))
+    assert rc == 2, (stdout, err)
+    assert message in err and err.strip().splitlines()[-1].startswith("voiceport profile: error:"), err
+    assert os.listdir(outdir) == []
+
+
+def test_speaker_cli_bad_output_folder(tiny_ckpt, tmp_path, capsys):
+    rc, _, err = _run(capsys, "create", CLIP, "--text", TEXT, "--codec", tiny_ckpt,
+                      "-o", str(tmp_path / "no" / "s.json"))
+    assert rc == 2 and "does not exist" in err
