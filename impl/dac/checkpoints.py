@@ -30,7 +30,7 @@ def resolve_config(config: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
     """A config name from CONFIGS or a kwargs dict -> a kwargs dict (a copy)."""
     if isinstance(config, str):
         if config not in CONFIGS:
-            raise KeyError(f"unknown DAC config {config!r}; known: {sorted(CONFIGS)}")
+            raise ValueError(f"unknown DAC config {config!r}; known: {sorted(CONFIGS)}")
         return dict(CONFIGS[config])
     return dict(config)
 

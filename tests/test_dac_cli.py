@@ -1,0 +1,68 @@
+"""`voiceport dac` end to end on a tiny seeded checkpoint: encode, decode, seeded, convert, and its errors."""
+import glob
+
+import numpy as np
+import pytest
+
+from impl import dac
+from impl.cli import main
+
+TINY = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], latent_dim=16, decoder_dim=16, decoder_rates=[8, 5, 4, 2],
+            n_codebooks=2, codebook_size=1024, codebook_dim=8, sample_rate=24000)
+CLIP = sorted(glob.glob("/work/shared/data/librivox/*.wav"))[0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(dac.write_seeded_safetensors(tmp_path_factory.mktemp("c") / "tiny.safetensors", TINY, 0))
+
+
+def test_dac_cli_encode_decode_roundtrip(tiny, tmp_path):
+    import soundfile as sf
+
+    codes = tmp_path / "c.npy"
+    assert main(["dac", "encode", CLIP, "-o", str(codes), "--checkpoint", tiny]) == 0
+    c = np.load(codes)
+    n = sf.info(CLIP).frames * 24000 // sf.info(CLIP).samplerate
+    assert c.dtype == np.int32 and c.shape[0] == 2 and abs(c.shape[1] - n / 320) <= 2
+    # the same codes as the interface gives directly
+    from impl.dac.interface import DacInterface
+
+    assert np.array_equal(c, DacInterface(dac.load(tiny)).encode_file(CLIP))
+    wav = tmp_path / "y.wav"
+    assert main(["dac", "decode", str(codes), "-o", str(wav), "--checkpoint", tiny]) == 0
+    y, sr = sf.read(wav)
+    assert sr == 24000 and len(y) == sum(min(2048, c.shape[1] - i) * 320 - 8 for i in range(0, c.shape[1], 2048))
+
+
+def test_dac_cli_seeded_and_convert(tmp_path):
+    from reference import dac as ref
+
+    out = tmp_path / "s.safetensors"
+    assert main(["dac", "seeded", "-o", str(out), "--config", "16khz", "--seed", "2"]) == 0
+    assert dac.load(out).sample_rate == 16000
+    pth = ref.write_seeded_checkpoint(tmp_path / "t.pth", TINY, 1)
+    conv = tmp_path / "t.safetensors"
+    assert main(["dac", "convert", str(pth), str(conv)]) == 0
+    a, b = dac.load(pth), dac.load(conv)
+    x = np.random.default_rng(0).standard_normal((1, 3200)).astype(np.float32) * 0.1
+    assert np.array_equal(np.array(a.encode(x)), np.array(b.encode(x)))
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["dac", "encode", "/nope.wav", "-o", "{tmp}/x.npy"], "no such audio file"),
+    (["dac", "encode", CLIP, "-o", "{tmp}/x.wav"], ".npy"),
+    (["dac", "encode", CLIP, "-o", "{tmp}/missing/x.npy"], "does not exist"),
+    (["dac", "decode", "{tmp}/bad.npy", "-o", "{tmp}/y.wav"], "not a numpy"),
+    (["dac", "decode", "{tmp}/oob.npy", "-o", "{tmp}/y.wav"], "[0, 1024)"),
+    (["dac", "seeded", "-o", "{tmp}/s.safetensors", "--config", "99khz"], "unknown DAC config"),
+])
+def test_dac_cli_errors(tiny, tmp_path, capsys, argv, msg):
+    (tmp_path / "bad.npy").write_text("not numpy")
+    np.save(tmp_path / "oob.npy", np.full((2, 4), 5000, np.int32))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[1] in ("encode", "decode"):
+        argv += ["--checkpoint", tiny]
+    assert main(argv) == 2
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "y.wav").exists() and not (tmp_path / "x.npy").exists()
