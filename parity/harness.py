@@ -321,7 +321,7 @@ class LayerRef:
     index: Optional[np.ndarray] = None
     iso_args: Any = None  # the fp64 reference layer's inputs, as fp32 numpy (None: not recorded)
     iso_kwargs: Any = None
-    iso_floor: Optional[np.ndarray] = None  # fp32 reference layer fed those inputs
+    iso_floor: Optional[np.ndarray] = None  # fp32 reference layer fed those inputs (subsampled like r64)
     note: str = ""
 
 
@@ -472,7 +472,7 @@ def _isolate(row: Row, p: Pair, impl_mod, lay: LayerRef) -> None:
     if list(got.shape) != lay.shape:
         row.iso_ok, row.note = False, f"isolated shape impl {list(got.shape)} != ref {lay.shape}"
         return
-    res = compare(_sub(got, lay.index), lay.r64, _sub(lay.iso_floor, lay.index), p.tol)
+    res = compare(_sub(got, lay.index), lay.r64, lay.iso_floor, p.tol)
     row.iso_max_abs, row.iso_floor = res.get("max_abs"), res.get("floor")
     row.iso_limit, row.iso_ok = res.get("limit"), bool(res["ok"])
 

@@ -41,3 +41,44 @@ def test_fixtures_parity_toy_fixture_mode(tmp_path):
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["components"][0]["env"]["reference"].startswith("fixture")
     assert main(["parity", "toy", "--bug", "conv3", "--fixtures", str(FIXTURES), "--report", str(tmp_path)]) == 1
+
+
+def test_fixtures_dac_and_llama_replay_without_torch_and_catch_a_perturbation():
+    """The repo's DAC and LM fixtures replay with torch unimportable (as on an Apple Silicon runner): clean
+    impl passes every layer; one Snake alpha scaled by 1.001 fails, first at that residual unit."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, json; sys.modules['torch'] = None
+import impl
+from pathlib import Path
+from parity.cli import COMPONENTS, factory
+from parity.fixtures import find, load_record
+from parity.harness import run_spec
+folder = Path({str(FIXTURES)!r})
+out = []
+for name in ("dac", "llama"):
+    spec = factory(COMPONENTS[name][0])(**COMPONENTS[name][2])
+    path, entry = find(folder, spec, 0)
+    rec = load_record(path, entry)
+    rep = run_spec(spec, record=rec)
+    out.append((rep.ok, rep.compared))
+spec = factory(COMPONENTS["dac"][0])(**COMPONENTS["dac"][2])
+build = spec.build_impl
+def broken():
+    m = build()
+    u = m.decoder.model[3].block[2].block[0]
+    u.alpha = u.alpha * 1.001
+    return m
+spec.build_impl = broken
+path, entry = find(folder, spec, 0)
+bad = run_spec(spec, record=load_record(path, entry))
+print(json.dumps([out, bad.ok, bad.first_divergence]))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (dac_ok, dac_n), (llama_ok, llama_n) = json.loads(res.stdout.strip().splitlines()[-1])[0]
+    bad_ok, first = json.loads(res.stdout.strip().splitlines()[-1])[1:]
+    assert dac_ok and dac_n == 54 and llama_ok and llama_n >= 10
+    assert not bad_ok and first == "decoder.model.3.block.2"

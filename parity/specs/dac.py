@@ -8,7 +8,7 @@ codes (exact, vs the fp32 reference: the contract) and the audio (fp32 noise flo
 """
 from __future__ import annotations
 
-import glob
+from pathlib import Path
 from typing import Dict
 
 import numpy as np
@@ -16,7 +16,10 @@ import numpy as np
 from parity.spec import Pair, Spec, Tol
 
 SIGNALS = ("speech", "noise", "silence", "sweep")
-LIBRIVOX = "/work/shared/data/librivox"
+# sense_and_sensibility_01_austen_64kb-0870.wav (LibriVox, public domain; via pocketsphinx 5.1.1 test data, as
+# ../shared/data/librivox holds it), first 6 s, resampled to 24 kHz
+# (impl.audio.resample), 16-bit FLAC.
+SPEECH_CLIP = Path(__file__).resolve().parents[2] / "fixtures" / "data" / "speech-24k.flac"
 
 
 def checkpoints(config: str = "24khz_speech", seed: int = 0):
@@ -32,17 +35,17 @@ def checkpoints(config: str = "24khz_speech", seed: int = 0):
 
 
 def speech(sr: int, n: int, offset_s: float = 0.5) -> np.ndarray:
-    """n samples of real speech (the first LibriVox clip of ../shared/data) at `sr`, mono float32."""
+    """n samples of real speech at `sr`, mono float32, from the clip committed in the repo (SPEECH_CLIP: 6 s of
+    LibriVox, public domain, so that fixture mode on a runner without ../shared/data reads the same input)."""
     import soundfile as sf
 
     from impl.audio import resample
 
-    files = sorted(glob.glob(f"{LIBRIVOX}/*.wav")) + sorted(glob.glob(f"{LIBRIVOX}/*.flac"))
-    if not files:
-        raise FileNotFoundError(f"no speech clips in {LIBRIVOX}")
-    a, file_sr = sf.read(files[0], dtype="float32", always_2d=True)
-    a = resample(a.mean(axis=1), file_sr, sr)
-    start = int(offset_s * sr)
+    a, file_sr = sf.read(str(SPEECH_CLIP), dtype="float32", always_2d=True)
+    a = a.mean(axis=1)
+    if file_sr != sr:
+        a = resample(a, file_sr, sr)
+    start = int(offset_s * sr) % len(a)
     a = np.tile(a, 1 + (start + n) // len(a))  # long requests wrap around
     return np.ascontiguousarray(a[start:start + n], dtype=np.float32)
 
@@ -74,7 +77,7 @@ def spec(config: str = "24khz_speech", seconds: float = 1.0, signal: str = "spee
     from reference import dac as ref
 
     kwargs = dac.resolve_config(config)
-    st, pth = checkpoints(config, seed)
+    st = dac.seeded_checkpoint(config, seed)  # torch-free: fixture mode never builds the reference
     sr = kwargs["sample_rate"]
     n = samples or int(round(seconds * sr))
 
@@ -121,7 +124,7 @@ def spec(config: str = "24khz_speech", seconds: float = 1.0, signal: str = "spee
     return Spec(
         name=f"dac-{config}",
         build_impl=lambda: dac.load(st),
-        build_ref=lambda dtype: ref.load(pth, dtype),
+        build_ref=lambda dtype: ref.load(checkpoints(config, seed)[1], dtype),
         make_inputs=make_inputs,
         run_impl=run_impl,
         run_ref=run_ref,
