@@ -112,3 +112,15 @@ def test_speaker_cli_bad_output_folder(tiny_ckpt, tmp_path, capsys):
     rc, _, err = _run(capsys, "create", CLIP, "--text", TEXT, "--codec", tiny_ckpt,
                       "-o", str(tmp_path / "no" / "s.json"))
     assert rc == 2 and "does not exist" in err
+
+
+@pytest.mark.slow
+def test_speaker_cli_default_codec_is_seeded_24khz(tmp_path, capsys):
+    """No --codec: impl.dac's embedded seeded checkpoint at the real architecture (written once, ~300 MB)."""
+    out = tmp_path / "spk.json"
+    rc, _, err = _run(capsys, "create", CLIP, "--text", TEXT, "-o", str(out))
+    assert rc == 0, err
+    assert "embedded seeded DAC" in err
+    got = load_speaker(out)
+    assert [w["word"] for w in got["words"]] == TEXT.split()
+    assert sum(len(w["c1"]) for w in got["words"]) == 225  # 3 s at 75 codes/s

@@ -174,19 +174,23 @@ class ForcedAligner:
         if missing:
             raise AlignmentError(f"transcript words not in the aligner's English dictionary: {', '.join(missing)} "
                                  "(check the spelling, or spell them as they sound)")
-        d.set_align_text(" ".join(w for _, ws in tokens for w in ws))
-        d.start_utt()
-        d.process_raw(pcm, full_utt=True)
-        d.end_utt()
-        segs = d.seg()  # never d.hyp() here: see notes in pocketsphinx' own CLI (search state after alignment)
-        segs = list(segs) if segs is not None else []
-        n_frames = d.n_frames()
+        try:
+            d.set_align_text(" ".join(w for _, ws in tokens for w in ws))
+            d.start_utt()
+            d.process_raw(pcm, full_utt=True)
+            d.end_utt()
+            segs = d.seg()
+            segs = list(segs) if segs is not None else []
+            n_frames = d.n_frames()
+            loop = self._phone_loop_score(pcm) if segs else 0.0
+        except RuntimeError as e:  # the binding's errors: say which step
+            raise AlignmentError(f"pocketsphinx could not align the transcript: {e}") from None
         spoken = [s for s in segs if not self._is_filler(s.word)]
         n_words = sum(len(ws) for _, ws in tokens)
         if len(spoken) != n_words:
             raise AlignmentError("the transcript does not match the audio (no alignment of all "
                                  f"{n_words} words was found; or the audio has no speech)")
-        self.confidence = (self._ascore(segs) - self._phone_loop_score(pcm)) / max(n_frames, 1)
+        self.confidence = (self._ascore(segs) - loop) / max(n_frames, 1)
         if self.confidence < self.min_confidence:
             raise AlignmentError(f"the transcript does not match the audio (alignment confidence "
                                  f"{self.confidence:.1f} per frame < {self.min_confidence:.1f})")
