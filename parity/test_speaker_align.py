@@ -60,6 +60,17 @@ def test_speaker_align_mismatched_transcript_is_refused(wrong, aligner):
         aligner.align(x, sr, wrong)
 
 
+@pytest.mark.parametrize("wav", LIBRIVOX, ids=ids)
+@pytest.mark.parametrize("drop", ["first 3", "middle 3", "last 3"])
+def test_speaker_align_missing_words_are_refused(wav, drop, aligner):
+    """Speech the transcript lacks: a loud pause, a word stretched over it, or a poor score."""
+    x, sr, text, _ = _clip(wav)
+    t = text.split()
+    partial = {"first 3": t[3:], "middle 3": t[:5] + t[8:], "last 3": t[:-3]}[drop]
+    with pytest.raises(AlignmentError, match="does not match the audio"):
+        aligner.align(x, sr, " ".join(partial))
+
+
 def test_speaker_align_no_speech_is_refused(aligner):
     rng = np.random.default_rng(0)
     noise = (0.05 * rng.standard_normal(3 * 16000)).astype(np.float32)
