@@ -124,3 +124,23 @@ def test_speaker_cli_default_codec_is_seeded_24khz(tmp_path, capsys):
     got = load_speaker(out)
     assert [w["word"] for w in got["words"]] == TEXT.split()
     assert sum(len(w["c1"]) for w in got["words"]) == 225  # 3 s at 75 codes/s
+
+
+def test_speaker_cli_runtime_imports_no_torch(tmp_path):
+    """`voiceport profile create` with an MLX DAC from safetensors never imports torch, outetts or scipy."""
+    import subprocess
+    import sys
+
+    from impl.dac import write_seeded_safetensors
+
+    ckpt = write_seeded_safetensors(tmp_path / "tiny.safetensors", TINY, seed=0)
+    code = (
+        "import sys\n"
+        "from impl.cli import main\n"
+        f"rc = main(['profile', 'create', {CLIP!r}, '--text', {TEXT!r}, '--codec', {str(ckpt)!r}, '--quiet', "
+        f"'-o', {str(tmp_path / 's.json')!r}])\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchaudio', 'outetts', 'scipy'))\n"
+        "print('RC', rc, 'BAD', bad[:5])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "RC 0 BAD []" in res.stdout, res.stdout + res.stderr
