@@ -128,7 +128,7 @@ class ForcedAligner:
     in pocketsphinx log units): right transcripts score -6..-24 on espeak voices and -12..-15 on the LibriVox
     clips, unrelated ones -37..-56; `min_confidence` (-30) sits between them. Words missing from an otherwise
     right transcript leave speech in a pause or stretch a word over it (`_untranscribed`): dropping 3 words at
-    the start, middle or end of a LibriVox clip is caught in 9 of 9 cases, a single edge word in 2 of 6; no
+    the start, middle or end of a LibriVox clip is caught in 9 of 9 cases, a single edge word in 3 of 6; no
     right transcript (54 espeak-ng utterances, 3 LibriVox clips) is refused.
     """
 
