@@ -1,11 +1,23 @@
-"""Convolutions for channels-last (N, L, C) arrays, one plain function each, with two paths.
+"""Convolutions and Snake for channels-last (N, L, C) arrays, one plain function each, with two paths.
 
-- "native": `mx.conv1d` / `mx.conv_transpose1d`. The path on Metal (Apple Silicon) and the oracle in the tests.
-- "gemm": the same maths as matrix products over shifted views, for MLX on CPU, whose dilated conv1d and strided
-  conv_transpose1d kernels are 100-300x slower than torch (../shared/install-notes.md). A (dilated, strided) conv
-  is a sum over taps k of `x[t*stride + k*dilation] @ W_k`; taps are grouped into one wide matmul (im2col over
-  a few taps) so the BLAS sees large products. A transposed conv with kernel 2*stride (every DAC one) is one
-  matmul `x @ [W_0 .. W_2s-1]` followed by an overlap-add of two frames.
+- "native": `mx.conv1d` / `mx.conv_transpose1d` / `mx.sin`. The path on Metal (Apple Silicon) and the oracle in
+  the tests.
+- "gemm": the same maths as matrix products and vectorisable elementwise kernels, for MLX on CPU, whose dilated
+  conv1d and strided conv_transpose1d kernels are 100-300x slower than torch and whose `mx.sin` is a scalar libm
+  loop (../shared/install-notes.md). A conv is a sum over taps k of `x[t*stride + k*dilation] @ W_k`:
+  * stride 1 (the dilated residual convs): one matmul per tap on a contiguous row slice of the padded input,
+    accumulated in place with `mx.addmm` (the bias is the first accumulator); when the input is short next to the
+    weight (copying input rows costs less than copying weight slices) the taps are gathered first (im2col) into
+    one matmul with the weight in its own layout;
+  * stride > 1 (the encoder's downsampling convs): im2col through one strided view of the padded input, one
+    matmul with the weight in its own layout (no weight copy).
+  A transposed conv with kernel R*stride (DAC's have R = 2) is a matmul whose output frames (stride samples
+  each) overlap R-fold: either the R input frames that reach an output frame are gathered side by side and one
+  matmul with the re-ordered weight writes whole output frames, or (when the input is short next to the weight)
+  `x @ W` runs on the weight as stored and its R parts are shifted and added.
+  Snake's sin(u)^2 is a polynomial after exact range reduction, in one fused compiled kernel whose inputs are all
+  contiguous (mx.compile then emits a plain loop the C++ compiler vectorises; a broadcast input would make it a
+  strided scalar loop).
 
 Weights use MLX's layouts: conv1d (C_out, K, C_in); conv_transpose1d (C_out, K, C_in). `path()` tells which
 path runs; VOICEPORT_CONV=native|gemm overrides the choice (default: gemm on CPU, native on GPU).
@@ -18,8 +30,6 @@ from typing import Optional
 import mlx.core as mx
 
 _PATHS = ("native", "gemm")
-# Taps per matmul in the gemm path: wider products use the BLAS better, but copy K times the input.
-_TAPS_PER_MATMUL = int(os.environ.get("VOICEPORT_CONV_TAPS", "7"))
 
 
 def path() -> str:
@@ -32,19 +42,14 @@ def path() -> str:
     return "gemm" if mx.default_device() == mx.cpu else "native"
 
 
-def _taps_matmul(xp: mx.array, w: mx.array, L_out: int, stride: int, dilation: int) -> mx.array:
-    """sum_k xp[:, t*stride + k*dilation, :] @ w[:, k, :].T for t < L_out; xp (N, Lp, Cin), w (Cout, K, Cin)."""
-    N, _, C_in = xp.shape
-    C_out, K, _ = w.shape
-    out = None
-    for k0 in range(0, K, _TAPS_PER_MATMUL):
-        k1 = min(K, k0 + _TAPS_PER_MATMUL)
-        views = [xp[:, k * dilation: k * dilation + (L_out - 1) * stride + 1: stride, :] for k in range(k0, k1)]
-        cols = views[0] if len(views) == 1 else mx.concatenate(views, axis=-1)  # (N, L_out, (k1-k0)*Cin)
-        wk = w[:, k0:k1, :].reshape(C_out, -1)                                   # (Cout, (k1-k0)*Cin)
-        part = cols @ wk.T
-        out = part if out is None else out + part
-    return out
+# ------------------------------------------------------------------------------------------------- conv1d
+
+def _im2col(xp: mx.array, K: int, L_out: int, stride: int, dilation: int) -> mx.array:
+    """(N, L_out, K*C) with row t = [xp[t*stride + k*dilation] for k < K], one strided view of xp (N, Lp, C)."""
+    N, Lp, C = xp.shape
+    xp = mx.contiguous(xp)
+    view = mx.as_strided(xp, (N, L_out, K, C), (Lp * C, stride * C, dilation * C, 1))
+    return mx.contiguous(view).reshape(N, L_out, K * C)
 
 
 def conv1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = None, stride: int = 1, padding: int = 0,
@@ -52,18 +57,28 @@ def conv1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = None, strid
     """torch.nn.functional.conv1d on channels-last input. x (N, L, Cin), weight (Cout, K, Cin) -> (N, L_out, Cout)."""
     if path() == "native":
         y = mx.conv1d(x, weight, stride=stride, padding=padding, dilation=dilation)
-    else:
-        K = weight.shape[1]
-        L_out = (x.shape[1] + 2 * padding - dilation * (K - 1) - 1) // stride + 1
-        if L_out <= 0:
-            raise ValueError(f"conv1d: input of {x.shape[1]} samples is shorter than the kernel's span")
-        xp = mx.pad(x, [(0, 0), (padding, padding), (0, 0)]) if padding else x
-        if K == 1 and stride == 1:
-            y = xp @ weight[:, 0, :].T
-        else:
-            y = _taps_matmul(xp, weight, L_out, stride, dilation)
-    return y if bias is None else y + bias
+        return y if bias is None else y + bias
+    N, L, C_in = x.shape
+    C_out, K, _ = weight.shape
+    L_out = (L + 2 * padding - dilation * (K - 1) - 1) // stride + 1
+    if L_out <= 0:
+        raise ValueError(f"conv1d: input of {L} samples is shorter than the kernel's span")
+    xp = mx.pad(x, [(0, 0), (padding, padding), (0, 0)]) if padding else x
+    c = mx.zeros((C_out,), x.dtype) if bias is None else bias
+    if K == 1:
+        return mx.addmm(c, xp[:, : (L_out - 1) * stride + 1: stride, :], weight[:, 0, :].T)
+    if stride == 1 and N * L_out >= C_out and C_in >= 16:
+        # per tap: contiguous row slices of xp; weight[:, k, :] is copied (C_out*C_in) by the matmul
+        y = None
+        for k in range(K):
+            xs = xp[:, k * dilation: k * dilation + L_out, :]
+            y = mx.addmm(c if y is None else y, xs, weight[:, k, :].T)
+        return y
+    cols = _im2col(xp, K, L_out, stride, dilation)
+    return mx.addmm(c, cols, weight.reshape(C_out, K * C_in).T)
 
+
+# ------------------------------------------------------------------------------------------------- conv_transpose1d
 
 def conv_transpose1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = None, stride: int = 1,
                      padding: int = 0, output_padding: int = 0) -> mx.array:
@@ -77,23 +92,66 @@ def conv_transpose1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = N
     if path() == "native" or K % stride != 0:
         # keyword arguments: a positional `groups` would land in `output_padding` (a known port's length bug)
         y = mx.conv_transpose1d(x, weight, stride=stride, padding=padding, output_padding=output_padding)
+        return y if bias is None else y + bias
+    # Output frame t (stride samples) = sum_j x[t - j] @ W[:, j*stride:(j+1)*stride] for j < R; frames 0..L+R-2.
+    R, s = K // stride, stride
+    F = L + R - 1
+    # the bias rides in the matmul, unless output_padding appends samples that only the bias reaches
+    c = mx.zeros((C_out,), x.dtype) if bias is None or output_padding else bias
+    if N * L >= C_in:
+        # gather the R input frames of each output frame: cols[t] = [x[t-R+1], ..., x[t]] (zero outside)
+        xp = mx.pad(x, [(0, 0), (R - 1, R - 1), (0, 0)]) if R > 1 else x
+        cols = _im2col(xp, R, F, 1, 1)                                        # (N, F, R*Cin), j' = R-1-j
+        w = weight.reshape(C_out, R, s, C_in)[:, ::-1]                          # (Cout, j', q, Cin)
+        wm = w.transpose(1, 3, 2, 0).reshape(R * C_in, s * C_out)               # rows (j', ci), cols (q, co)
+        full = mx.addmm(mx.tile(c, (s,)), cols, wm).reshape(N, F * s, C_out)
     else:
-        # Output frame t (stride samples) = sum_j x[t - j] @ W[:, j*stride:(j+1)*stride] for j < K/stride.
-        R = K // stride
-        wm = weight.transpose(1, 0, 2).reshape(K * C_out, C_in)            # rows: (k, c_out)
-        a = (x @ wm.T).reshape(N, L, R, stride * C_out)                     # (N, L, R, stride*Cout)
+        # short input: x @ W with W as stored (rows (co, m)), then shift-and-add the R parts of each frame
+        z = (x @ weight.reshape(C_out * K, C_in).T).reshape(N, L, C_out, R, s)
         full = None
         for j in range(R):
-            part = mx.pad(a[:, :, j, :], [(0, 0), (j, R - 1 - j), (0, 0)])  # shift by j frames
+            part = mx.pad(z[:, :, :, j, :], [(0, 0), (j, R - 1 - j), (0, 0), (0, 0)])   # (N, F, Cout, s)
             full = part if full is None else full + part
-        full = full.reshape(N, (L + R - 1) * stride, C_out)                 # (N, (L-1)*stride + K, Cout)
-        if output_padding:
-            full = mx.pad(full, [(0, 0), (0, output_padding), (0, 0)])
-        y = full[:, padding: padding + L_out, :]
-    return y if bias is None else y + bias
+        full = (full.transpose(0, 1, 3, 2) + c).reshape(N, F * s, C_out)
+    if output_padding:
+        full = mx.pad(full, [(0, 0), (0, output_padding), (0, 0)])
+    y = full[:, padding: padding + L_out, :]
+    return y + bias if output_padding and bias is not None else y
+
+
+# ------------------------------------------------------------------------------------------------- snake
+
+# sin(pi f)^2 = sum_i _SIN2[i] w^(i+1), w = f^2, |f| <= 1/2: a near-minimax fit (iteratively reweighted least
+# squares over [0, 1/2] in float64, coefficients rounded to float32), max abs error 3e-8, below float32 rounding.
+_SIN2 = (9.869603, -32.46958, 42.725384, -30.085953, 12.990732, -3.272948)
+_INV_PI = 0.31830987  # float32(1/pi)
+_ROUND = 12582912.0   # 1.5 * 2**23: (t + _ROUND) - _ROUND rounds t to the nearest integer for |t| < 2**22
+
+
+def _sin2_poly(u: mx.array) -> mx.array:
+    """sin(u)^2 for float32 u: t = u/pi, f = t - round(t) (exact), sin(u)^2 = sin(pi f)^2. Written with at most
+    10 levels of operations, so that mx.compile keeps it one kernel (its fusion stops at depth 11)."""
+    c0, c1, c2, c3, c4, c5 = _SIN2
+    t = u * _INV_PI
+    f = t - ((t + _ROUND) - _ROUND)
+    w = f * f
+    w2 = w * w
+    w3 = w * w2
+    return (w * (c0 + c1 * w) + w3 * (c2 + c3 * w)) + (w3 * w2) * (c4 + c5 * w)
+
+
+_sin2 = mx.compile(_sin2_poly, shapeless=True)
+_axpy = mx.compile(lambda x, s, r: x + s * r, shapeless=True)
 
 
 @mx.compile
-def snake(x: mx.array, alpha: mx.array) -> mx.array:
-    """DAC's Snake activation x + 1/(alpha + 1e-9) * sin(alpha * x)^2, one fused kernel; alpha (C,)."""
+def _snake_native(x: mx.array, alpha: mx.array) -> mx.array:
     return x + mx.reciprocal(alpha + 1e-9) * mx.square(mx.sin(alpha * x))
+
+
+def snake(x: mx.array, alpha: mx.array) -> mx.array:
+    """DAC's Snake activation x + 1/(alpha + 1e-9) * sin(alpha * x)^2 with one alpha per channel; alpha (C,)."""
+    if path() == "native":
+        return _snake_native(x, alpha)
+    u = x * alpha  # rounded as upstream's alpha * x; contiguous, so the next kernel is the vectorised one
+    return _axpy(x, _sin2(u), mx.reciprocal(alpha + 1e-9))

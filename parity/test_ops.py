@@ -1,0 +1,274 @@
+"""impl.ops, the gemm path (MLX on CPU), vs the plain MLX ops (the oracle), torch.nn.functional and float64.
+
+Tolerances. A conv output is an inner product of n = K * C_in weight-input products plus the bias. Whatever the
+summation order (blocked BLAS, per-tap accumulation, FMA), the float32 result lies within gamma_{n+1} * sum|terms|
+of the exact value, gamma_m = m u / (1 - m u), u = 2^-24 (Higham, Accuracy and Stability of Numerical
+Algorithms, 2nd ed., eq. 3.5). So each path is held to that bound against float64 of the same float32 inputs, and
+two float32 paths (gemm vs native MLX, gemm vs torch) to twice it, per output element, with sum|terms| computed in
+float64 as the conv of |x| with |w| plus |b|. A wrong tap, shift, stride, crop or bias is an O(sum|terms|) error,
+far outside (test_conv_bound_catches_a_shift shows the check failing).
+
+Snake: the gemm path computes sin(u)^2 with a polynomial after range reduction instead of libm. Contract: its max
+error against float64 (over a large sample of inputs across scales, and per element relative to |x| + 1/alpha)
+is at most twice torch's own (upstream's `dac.nn.layers.snake` in float32); hypothesis cases vs mx.sin and torch
+use the element bound 8 u (|x| + |y| + 1/alpha): rounding alpha*x moves sin^2 by up to |alpha x| u, i.e. |x| u
+after the division by alpha, and each of the few roundings after it by u |y| or u/alpha.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+import impl  # noqa: F401 -- fast BLAS before mlx
+import mlx.core as mx
+
+from impl import ops
+
+U = 2.0 ** -24
+SETTINGS = dict(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _gamma(m: int) -> float:
+    return m * U / (1 - m * U)
+
+
+@contextmanager
+def _conv_path(p: str):
+    old = os.environ.get("VOICEPORT_CONV")
+    os.environ["VOICEPORT_CONV"] = p
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["VOICEPORT_CONV"]
+        else:
+            os.environ["VOICEPORT_CONV"] = old
+
+
+def _run(p: str, fn) -> np.ndarray:
+    with _conv_path(p):
+        assert ops.path() == p
+        return np.array(fn())
+
+
+# ------------------------------------------------------------------------------------------ float64 definitions
+
+def _conv1d64(x, w, b, stride, padding, dilation):
+    """torch's conv1d by its definition, channels-last, float64: y[t] = b + sum_k xp[t s + k d] @ w[:, k, :].T."""
+    N, L, _ = x.shape
+    C_out, K, _ = w.shape
+    L_out = (L + 2 * padding - dilation * (K - 1) - 1) // stride + 1
+    xp = np.pad(x.astype(np.float64), [(0, 0), (padding, padding), (0, 0)])
+    y = np.zeros((N, L_out, C_out)) + b
+    for k in range(K):
+        y += xp[:, k * dilation: k * dilation + (L_out - 1) * stride + 1: stride] @ w[:, k, :].T.astype(np.float64)
+    return y
+
+
+def _conv_transpose1d64(x, w, b, stride, padding, output_padding):
+    """torch's conv_transpose1d by its definition, channels-last, float64: scatter x[t] @ w[:, m, :].T to t s + m,
+    then crop `padding` at both ends (the end grown by output_padding)."""
+    N, L, _ = x.shape
+    C_out, K, _ = w.shape
+    full = np.zeros((N, (L - 1) * stride + K + output_padding, C_out))
+    for m in range(K):
+        full[:, m: m + (L - 1) * stride + 1: stride] += x.astype(np.float64) @ w[:, m, :].T.astype(np.float64)
+    L_out = (L - 1) * stride - 2 * padding + K + output_padding
+    return full[:, padding: padding + L_out] + b
+
+
+def _check(got: np.ndarray, want: np.ndarray, scale: np.ndarray, n_terms: int, factor: float, what: str):
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    tol = factor * _gamma(n_terms + 1) * scale
+    err = np.abs(got.astype(np.float64) - want)
+    bad = err > tol
+    assert not bad.any(), (f"{what}: {bad.sum()} of {bad.size} outside the bound, worst err/bound "
+                           f"{(err / np.maximum(tol, 1e-300)).max():.3g}")
+
+
+# ------------------------------------------------------------------------------------------ conv1d
+
+@st.composite
+def conv1d_case(draw):
+    N = draw(st.integers(1, 3))
+    C_in, C_out = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    K = draw(st.integers(1, 16))
+    stride, dilation = draw(st.integers(1, 8)), draw(st.integers(1, 9))
+    padding = draw(st.integers(0, (K - 1) * dilation))
+    L = draw(st.integers(1, 160))
+    assume(L + 2 * padding >= dilation * (K - 1) + 1)
+    return N, L, C_in, C_out, K, stride, padding, dilation, draw(st.integers(0, 2 ** 31 - 1))
+
+
+def _arrays(seed, x_shape, w_shape, C_out):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32),
+            rng.standard_normal(C_out).astype(np.float32))
+
+
+@settings(**SETTINGS)
+@given(conv1d_case())
+# DAC's shapes at small widths, every gemm route: per-tap (dilated residual convs), im2col (short input; C_in = 1),
+# strided im2col (encoder downsampling, kernel 2 s), K = 1, batch > 1
+@example((1, 90, 16, 16, 7, 1, 27, 9, 0))
+@example((2, 40, 24, 24, 7, 1, 9, 3, 1))
+@example((1, 5, 48, 64, 7, 1, 3, 1, 2))
+@example((1, 200, 1, 8, 7, 1, 3, 1, 3))
+@example((2, 80, 8, 16, 16, 8, 4, 1, 4))
+@example((3, 25, 16, 32, 10, 5, 3, 1, 5))
+@example((2, 30, 32, 8, 1, 1, 0, 1, 6))
+@example((1, 1, 4, 4, 3, 1, 1, 1, 7))
+def test_conv1d_gemm_matches_native_torch_float64(case):
+    import torch
+
+    N, L, C_in, C_out, K, stride, padding, dilation, seed = case
+    x, w, b = _arrays(seed, (N, L, C_in), (C_out, K, C_in), C_out)
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    fn = lambda: ops.conv1d(mx.array(x), mx.array(w), mx.array(b), **kw)  # noqa: E731
+    gemm, native = _run("gemm", fn), _run("native", fn)
+    with torch.no_grad():
+        ref = torch.nn.functional.conv1d(torch.from_numpy(x.transpose(0, 2, 1).copy()),
+                                         torch.from_numpy(w.transpose(0, 2, 1).copy()), torch.from_numpy(b),
+                                         **kw).numpy().transpose(0, 2, 1)
+    exact = _conv1d64(x, w, b, **kw)
+    scale = _conv1d64(np.abs(x), np.abs(w), np.abs(b), **kw)
+    n = K * C_in
+    _check(gemm, exact, scale, n, 1, "gemm vs float64")
+    _check(native, exact, scale, n, 1, "native vs float64")
+    _check(gemm, native.astype(np.float64), scale, n, 2, "gemm vs native")
+    _check(gemm, ref.astype(np.float64), scale, n, 2, "gemm vs torch")
+
+
+# ------------------------------------------------------------------------------------------ conv_transpose1d
+
+@st.composite
+def conv_transpose1d_case(draw):
+    N = draw(st.integers(1, 3))
+    C_in, C_out = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    stride = draw(st.integers(1, 8))
+    # K = R * stride is the gemm route (DAC: R = 2); any other K falls back to mx.conv_transpose1d
+    K = draw(st.one_of(st.integers(1, 3).map(lambda r: r * stride), st.integers(1, 16)))
+    padding = draw(st.integers(0, K - 1))
+    output_padding = draw(st.integers(0, stride - 1))
+    L = draw(st.integers(1, 60))
+    assume((L - 1) * stride - 2 * padding + K + output_padding >= 1)
+    return N, L, C_in, C_out, K, stride, padding, output_padding, draw(st.integers(0, 2 ** 31 - 1))
+
+
+@settings(**SETTINGS)
+@given(conv_transpose1d_case())
+# DAC's decoder upsampling (kernel 2 s, padding ceil(s/2)) at small widths: long input (gathered frames, the
+# weight re-ordered) and short input next to C_in (x @ W as stored, shift-and-add); batch > 1; output_padding
+@example((1, 30, 16, 8, 16, 8, 4, 0, 0))
+@example((1, 3, 48, 24, 16, 8, 4, 0, 1))
+@example((2, 40, 8, 4, 10, 5, 3, 0, 2))
+@example((3, 4, 32, 16, 8, 4, 2, 0, 3))
+@example((2, 20, 8, 8, 4, 2, 1, 1, 4))
+@example((1, 1, 8, 8, 4, 2, 1, 0, 5))
+def test_conv_transpose1d_gemm_matches_native_torch_float64(case):
+    import torch
+
+    N, L, C_in, C_out, K, stride, padding, output_padding, seed = case
+    x, w, b = _arrays(seed, (N, L, C_in), (C_out, K, C_in), C_out)
+    kw = dict(stride=stride, padding=padding, output_padding=output_padding)
+    fn = lambda: ops.conv_transpose1d(mx.array(x), mx.array(w), mx.array(b), **kw)  # noqa: E731
+    gemm, native = _run("gemm", fn), _run("native", fn)
+    with torch.no_grad():
+        ref = torch.nn.functional.conv_transpose1d(torch.from_numpy(x.transpose(0, 2, 1).copy()),
+                                                   torch.from_numpy(w.transpose(2, 0, 1).copy()),
+                                                   torch.from_numpy(b), **kw).numpy().transpose(0, 2, 1)
+    exact = _conv_transpose1d64(x, w, b, **kw)
+    scale = _conv_transpose1d64(np.abs(x), np.abs(w), np.abs(b), **kw)
+    n = -(-K // stride) * C_in  # input frames reaching one output sample, times C_in
+    _check(gemm, exact, scale, n, 1, "gemm vs float64")
+    _check(native, exact, scale, n, 1, "native vs float64")
+    _check(gemm, native.astype(np.float64), scale, n, 2, "gemm vs native")
+    _check(gemm, ref.astype(np.float64), scale, n, 2, "gemm vs torch")
+
+
+def test_conv_bound_catches_a_shift():
+    """The bound can fail: the right conv's output moved by one sample, or with its bias dropped, is rejected."""
+    x, w, b = _arrays(0, (1, 50, 16), (16, 7, 16), 16)
+    kw = dict(stride=1, padding=9, dilation=3)
+    y = _run("gemm", lambda: ops.conv1d(mx.array(x), mx.array(w), mx.array(b), **kw))
+    exact, scale = _conv1d64(x, w, b, **kw), _conv1d64(np.abs(x), np.abs(w), np.abs(b), **kw)
+    _check(y, exact, scale, 7 * 16, 1, "as computed")
+    with pytest.raises(AssertionError):
+        _check(np.roll(y, 1, axis=1), exact, scale, 7 * 16, 1, "shifted")
+    with pytest.raises(AssertionError):
+        _check(y - b, exact, scale, 7 * 16, 1, "no bias")
+
+
+# ------------------------------------------------------------------------------------------ snake
+
+def _snake64(x, alpha):
+    a = alpha.astype(np.float64)
+    return x.astype(np.float64) + 1.0 / (a + 1e-9) * np.sin(a * x.astype(np.float64)) ** 2
+
+
+def _snake_torch(x, alpha):
+    """upstream's snake (descript-audio-codec 1.0.0 dac.nn.layers.snake, float32) on channels-last arrays."""
+    import torch
+    from dac.nn.layers import snake
+
+    with torch.no_grad():
+        y = snake(torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1))),
+                  torch.from_numpy(alpha).reshape(1, -1, 1))
+    return np.moveaxis(y.numpy(), 1, -1)
+
+
+def _snake_bound(x, alpha, y64):
+    return 8 * U * (np.abs(x) + np.abs(y64) + 1.0 / (alpha.astype(np.float64) + 1e-9))
+
+
+def test_snake_accuracy_at_most_twice_torchs():
+    """Max error vs float64 over 1.7 M inputs from |x| ~ 0.01 to 1000 and alpha from 0.01 to 50, in absolute terms
+    and relative to |x| + 1/alpha: the gemm path's is at most twice upstream's float32 snake's."""
+    rng = np.random.default_rng(0)
+    C = 96
+    alpha = np.exp(rng.uniform(np.log(0.01), np.log(50), C)).astype(np.float32)
+    alpha[:6] = [0.01, 0.1, 1.0, 1.0001, 10.0, 50.0]
+    x = np.concatenate([rng.standard_normal((6000, C)) * s for s in (0.01, 0.3, 1, 3, 30)]
+                       + [rng.uniform(-1000, 1000, (3000, C))]).astype(np.float32)[None]
+    y64 = _snake64(x, alpha)
+    gemm = _run("gemm", lambda: ops.snake(mx.array(x), mx.array(alpha)))
+    torch_y = _snake_torch(x, alpha)
+    scale = np.abs(x) + 1.0 / alpha.astype(np.float64)
+    errs = {}
+    for name, y in (("gemm", gemm), ("torch", torch_y)):
+        e = np.abs(y.astype(np.float64) - y64)
+        errs[name] = (e.max(), (e / scale).max())
+    assert errs["torch"][0] > 0 and errs["torch"][1] > 0, errs
+    assert errs["gemm"][0] <= 2 * errs["torch"][0], errs
+    assert errs["gemm"][1] <= 2 * errs["torch"][1], errs
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 3), st.integers(1, 300), st.integers(1, 64), st.sampled_from([0.01, 1.0, 10.0, 300.0]),
+       st.floats(0.01, 50.0), st.integers(0, 2 ** 31 - 1))
+def test_snake_gemm_matches_native_torch_float64(N, L, C, x_scale, alpha_hi, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((N, L, C)) * x_scale).astype(np.float32)
+    alpha = rng.uniform(0.01, alpha_hi, C).astype(np.float32)
+    y64 = _snake64(x, alpha)
+    fn = lambda: ops.snake(mx.array(x), mx.array(alpha))  # noqa: E731
+    gemm, native = _run("gemm", fn), _run("native", fn)
+    bound = _snake_bound(x, alpha, y64)
+    for name, want, factor in (("float64", y64, 1), ("native", native, 2), ("torch", _snake_torch(x, alpha), 2)):
+        err = np.abs(gemm.astype(np.float64) - want)
+        assert (err <= factor * bound).all(), (name, (err / bound).max())
+
+
+def test_snake_special_values():
+    """Zeros stay zero, periods of pi give x back, non-finite inputs propagate as in torch."""
+    alpha = np.array([1.0, 2.0, 0.5], np.float32)
+    x = np.array([[[0.0, 0.0, 0.0], [np.pi, np.pi / 2, 2 * np.pi], [np.inf, -np.inf, np.nan]]], np.float32)
+    got = _run("gemm", lambda: ops.snake(mx.array(x), mx.array(alpha)))
+    assert (got[0, 0] == 0).all()
+    np.testing.assert_allclose(got[0, 1], x[0, 1], rtol=0, atol=4e-7 * np.pi * 4)
+    assert np.isnan(got[0, 2]).all() == np.isnan(_snake_torch(x, alpha)[0, 2]).all()
