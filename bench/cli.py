@@ -29,7 +29,7 @@ RECENT = 5
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small configs and short inputs")
     p.add_argument("--check", action="store_true",
-                   help=f"exit 1 if a case is slower than its recent median by more than max({MARGIN:.0%}, 3 MAD)")
+                   help=f"exit 1 if a case is slower than its recent median by more than max({MARGIN:.0%}%, 3 MAD)")
     p.add_argument("--history", default=str(ROOT / "bench" / "history"), help="history folder")
     p.add_argument("--out", default="out/bench", help="dashboard folder (index.html)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select cases")

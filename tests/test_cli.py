@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import impl
-from impl.cli import main
+import pytest
+
+from impl.cli import COMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +20,28 @@ def test_cli_help_lists_parity(capsys):
         assert e.code == 0
     out = capsys.readouterr().out
     assert "parity" in out and "seeded random" in out
+
+
+def _help_texts(parser, prog=()):
+    """(command path, formatted help) for a parser and every sub-command under it, depth first."""
+    import argparse
+    yield prog, parser.format_help()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _help_texts(sub, prog + (name,))
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_help_renders(command):
+    """`voiceport CMD [SUB] --help` formats for every command and sub-command (a stray % in a help string
+    made `bench --help` crash once)."""
+    parser = build_parser(only=command)
+    texts = dict(_help_texts(parser))
+    mine = {k: v for k, v in texts.items() if k[:1] == (command,)}
+    assert mine, f"{command} is not registered"
+    for path, text in mine.items():
+        assert "usage: voiceport" in text, path
 
 
 def test_cli_no_command_is_usage_error(capsys):
