@@ -53,6 +53,15 @@ def test_harness_unknown_module_is_a_clear_error():
         run_spec(bad)
 
 
+def test_toy_bug_in_unknown_layer_is_a_clear_error(capsys):
+    """`voiceport parity toy --bug NAME` with a layer the toy lacks: exit 2 and the toy's layers, no traceback."""
+    from impl.cli import main
+
+    assert main(["parity", "toy", "--bug", "blocks.2", "--report", "/tmp/voiceport-toy-bad"]) == 2
+    err = capsys.readouterr().err
+    assert "'blocks.2'" in err and "conv1, act, conv2, lin, conv3" in err
+
+
 def test_harness_pattern_pairs_expand():
     p = Pair("decoder.blocks.{i}", "decoder.model.{i+1}", over=range(3))
     assert [(q.impl, q.ref) for q in p.expand()] == [

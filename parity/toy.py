@@ -64,6 +64,9 @@ class ToyImpl(nn.Module):
         self.lin = nn.Linear(c2, c3)
         self.conv3 = nn.Conv1d(c3, c4, 1)
         if bug is not None:
+            layers = [name for name, _ in self.children().items()]
+            if bug not in layers:
+                raise ValueError(f"--bug {bug!r}: the toy has no such layer; its layers are {', '.join(layers)}")
             layer = self[bug]
             layer.__class__ = _buggy(type(layer))
 
