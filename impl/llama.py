@@ -6,7 +6,8 @@ HF, so `model.layers.3.self_attn.q_proj.weight` names the same tensor in both tr
 
 Fast paths: one-pass prefill with `mx.fast.scaled_dot_product_attention(mask="causal")`, `mx.fast.rms_norm`,
 `mx.fast.rope` (llama3 frequencies passed as `freqs`), and a KV cache pre-allocated in steps (`KVCache`), so a
-decode step writes one slot instead of concatenating.
+decode step writes one slot instead of concatenating. On CPU the weight matrices are stored column-major
+(`cpu_layout`): a decode step's matrix-vector products then read them at full bandwidth.
 """
 from __future__ import annotations
 
@@ -366,7 +367,25 @@ def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional
     model.load_weights(list(weights.items()), strict=True)
     if quantize is not None:
         nn.quantize(model, group_size=64, bits=_QUANT[quantize])
+    elif mx.default_device() == mx.cpu:
+        cpu_layout(model)
     mx.eval(model.parameters())
+    return model
+
+
+def cpu_layout(model: Model) -> Model:
+    """Store every projection matrix (and the tied embedding) column-major, for MLX on CPU.
+
+    A layer computes `x @ W.T` with W (out, in) as HF stores it. On the CPU, MLX's BLAS call for that product
+    with one row of x (a decode step) reads W at about half the bandwidth of the same product on a row-major
+    (in, out) matrix (measured here: 7.3 vs 13.5 GB/s on a 2048x8192 fp32 matrix). Re-laying W column-major
+    makes `W.T` that row-major matrix, with no copy kept: the parameter keeps its shape, values and name, so
+    parity, saving and quantizing see the same tensor. The embedding's row lookups become strided reads of
+    hidden_size floats, a few microseconds per token. Apple Silicon (Metal) keeps the checkpoint's layout.
+    """
+    for _, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)) and module.weight.ndim == 2:
+            module.weight = mx.contiguous(module.weight.T).T
     return model
 
 

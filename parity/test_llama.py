@@ -255,6 +255,28 @@ def test_llama_sharded_checkpoint_loads_same_weights(small_path, impl_model, tmp
         llama.load(sharded)
 
 
+def test_llama_cpu_layout_keeps_every_tensor_and_the_logits(small_path, impl_model, refs):
+    """load() on CPU re-lays the matrices column-major (cpu_layout): same names, shapes and values as the
+    checkpoint, logits within the fp32 floor of the row-major model's, and greedy tokens identical."""
+    from mlx.utils import tree_flatten
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(small_path / "model.safetensors"))
+    laid = dict(tree_flatten(impl_model.parameters()))
+    assert sorted(laid) == sorted(k for k in stored if "inv_freq" not in k and k != "lm_head.weight")
+    for k, v in laid.items():
+        assert np.array_equal(np.array(v), stored[k]), k
+    plain = llama.Model(impl_model.args)
+    plain.load_weights([(k, mx.array(v)) for k, v in stored.items() if k in laid], strict=True)
+    ids = _ids(5, (2, 33))
+    floor, _ = _floor(refs, ids)
+    a = np.array(impl_model(mx.array(ids.astype(np.int32))))
+    b = np.array(plain(mx.array(ids.astype(np.int32))))
+    assert np.max(np.abs(a - b)) <= 10 * floor
+    prompt = _ids(6, (24,))
+    assert llama.generate_greedy(impl_model, prompt, 32) == llama.generate_greedy(plain, prompt, 32)
+
+
 def test_llama_untied_head_and_bad_options(tmp_path):
     cfg = dict(SMALL, tie_word_embeddings=False, num_hidden_layers=1)
     path = llama.write_seeded_checkpoint(tmp_path / "untied", cfg, seed=1)
