@@ -25,3 +25,11 @@ def test_bench_dashboard_offline_svg(tmp_path):
     page = write_dashboard(history, tmp_path)
     text = page.read_text()
     assert text.count("<svg") == 2 and "bench_x" in text and "c2" in text and "<script" not in text
+
+
+def test_roofline_read_bandwidth_is_the_best_thread_count():
+    from bench.roofline import memory_bandwidth
+
+    bw = memory_bandwidth(16)
+    assert set(bw) == {"read_GBps", "read_1t_GBps", "copy_GBps"}
+    assert bw["read_GBps"] >= bw["read_1t_GBps"] > 0 and bw["copy_GBps"] > 0
