@@ -21,21 +21,12 @@ import numpy as np
 import pytest
 
 import impl
+from bench.timing import median_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
 PREFILL = 512
 DECODE = 128
 PROMPT = 16
-
-
-def _median(fn: Callable[[], None], n: int) -> float:
-    fn()  # warm-up
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
 
 
 def weight_bytes_per_token(model) -> int:
@@ -150,7 +141,7 @@ def _tag(env) -> str:
 
 
 def bench_llama_prefill(benchmark, env):
-    ref_s = _median(ref_prefill(env["ref"], env["prefill_ids"]), n=3)
+    ref_s = median_time(ref_prefill(env["ref"], env["prefill_ids"]), n=3)
     benchmark.pedantic(impl_prefill(env["impl"], env["prefill_ids"]), rounds=3, warmup_rounds=1)
     impl_s = benchmark.stats.stats.median
     benchmark.extra_info.update(
@@ -193,8 +184,8 @@ def main(argv=None) -> int:
     e = setup(args.quick, args.dtype, args.quantize)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, int(e["prefill_ids"].max()) + 1, (1, args.prefill))
-    pre_i = _median(impl_prefill(e["impl"], ids), n=3)
-    pre_r = _median(ref_prefill(e["ref"], ids), n=3)
+    pre_i = median_time(impl_prefill(e["impl"], ids), n=3)
+    pre_r = median_time(ref_prefill(e["ref"], ids), n=3)
     di, dr = impl_decode(e["impl"], e["prompt"], args.decode), ref_decode(e["ref"], e["prompt"], args.decode)
     di(), dr()  # warm-up
     di(), dr()

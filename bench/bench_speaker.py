@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 import impl  # noqa: F401 -- fast BLAS before mlx
+from bench.timing import median_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
 LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
@@ -226,19 +227,9 @@ def time_profile(env) -> Tuple[float, float]:
     from reference import speaker as ref
 
     proc = ref.processor(env["ckpt"])
-    ti = _median(lambda: create_profile(env["wav"], env["codec"], GivenWords(env["words"]), env["text"]), 2)
-    tr = _median(lambda: ref.create_speaker(env["wav"], env["ckpt"], env["words"], env["text"], proc=proc), 2)
+    ti = median_time(lambda: create_profile(env["wav"], env["codec"], GivenWords(env["words"]), env["text"]), 2)
+    tr = median_time(lambda: ref.create_speaker(env["wav"], env["ckpt"], env["words"], env["text"], proc=proc), 2)
     return ti, tr
-
-
-def _median(fn, n: int) -> float:
-    fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
 
 
 # ---------------------------------------------------------------------------------------------- suites

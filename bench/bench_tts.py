@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import impl
+from bench.timing import best_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
 TOKENS_PER_AUDIO_S = 150
@@ -81,23 +82,13 @@ def ref_lm_s_per_token(env) -> float:
     return (time.perf_counter() - t) / n
 
 
-def _best(fn, n: int = 2) -> float:
-    fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return min(ts)
-
-
 def bench_tts_rtf(benchmark, env):
     import torch
 
     s = env["seconds"]
     ref_tok = ref_lm_s_per_token(env)
     ct = torch.from_numpy(env["codes"].astype(np.int64))[None]
-    ref_dac = _best(lambda: env["ref_dac"].iface.decode(ct)) / s
+    ref_dac = best_time(lambda: env["ref_dac"].iface.decode(ct), n=2) / s
     import mlx.core as mx
 
     mx.reset_peak_memory()

@@ -16,22 +16,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import numpy as np
 
 import impl  # noqa: F401 -- before mlx
-
-
-def _median(fn: Callable[[], None], n: int = 5, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
+from bench.timing import median_time
 
 
 def _dev() -> str:
@@ -110,7 +100,7 @@ def bench_dac(seconds: List[float], tmp: Path) -> List[Dict]:
             mx.eval(model.decode(codes))
 
         for what, fi, fr in (("encode", impl_enc, ref_enc), ("decode", impl_dec, ref_dec)):
-            ti, tr = _median(fi), _median(fr)
+            ti, tr = median_time(fi, warmup=2), median_time(fr, warmup=2)
             rows.append({"case": f"dac_{what}_{s:g}s", "impl_s": ti, "reference_s": tr, "speedup": tr / ti,
                          "impl_rtf": ti / s, "reference_rtf": tr / s})
             print(rows[-1], flush=True)
@@ -176,7 +166,7 @@ def bench_lm(tmp: Path, prefill: int = 512, decode: int = 128, small: bool = Fal
             _sync()
             ref_dec.s = time.perf_counter() - t
 
-    ti, tr = _median(impl_pre), _median(ref_pre)
+    ti, tr = median_time(impl_pre, warmup=2), median_time(ref_pre, warmup=2)
     rows = [{"case": f"lm_1b_bf16_prefill_pp{prefill}", "impl_s": ti, "reference_s": tr, "speedup": tr / ti,
              "impl_tok_s": prefill / ti, "reference_tok_s": prefill / tr}]
     print(rows[-1], flush=True)

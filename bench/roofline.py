@@ -5,20 +5,10 @@ Used to say how close decode (bandwidth-bound: weight bytes per token / bandwidt
 """
 from __future__ import annotations
 
-import time
 from typing import Dict
 
 import numpy as np
-
-
-def _best(fn, repeat: int = 5) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+from bench.timing import best_time
 
 
 def memory_bandwidth(mbytes: int = 512) -> Dict[str, float]:
@@ -31,14 +21,14 @@ def memory_bandwidth(mbytes: int = 512) -> Dict[str, float]:
 
     a = np.ones(mbytes * 2**20 // 4, dtype=np.float32)
     b = np.empty_like(a)
-    out = {"read_1t_GBps": a.nbytes / _best(lambda: a.sum()) / 1e9}
+    out = {"read_1t_GBps": a.nbytes / best_time(lambda: a.sum()) / 1e9}
     best = out["read_1t_GBps"]
     for k in range(2, (os.cpu_count() or 1) + 1):
         parts = np.array_split(a, k)
         with ThreadPoolExecutor(k) as pool:
-            best = max(best, a.nbytes / _best(lambda: list(pool.map(np.sum, parts))) / 1e9)
+            best = max(best, a.nbytes / best_time(lambda: list(pool.map(np.sum, parts))) / 1e9)
     out["read_GBps"] = best
-    out["copy_GBps"] = 2 * a.nbytes / _best(lambda: np.copyto(b, a)) / 1e9
+    out["copy_GBps"] = 2 * a.nbytes / best_time(lambda: np.copyto(b, a)) / 1e9
     return out
 
 
@@ -49,9 +39,9 @@ def matmul_flops(n: int = 1024) -> Dict[str, float]:
 
     flop = 2.0 * n**3
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    t_np = _best(lambda: a @ a)
+    t_np = best_time(lambda: a @ a)
     x = mx.array(a)
-    t_mx = _best(lambda: mx.eval(x @ x))
+    t_mx = best_time(lambda: mx.eval(x @ x))
     return {"numpy_GFLOPs": flop / t_np / 1e9, "mlx_GFLOPs": flop / t_mx / 1e9}
 
 
