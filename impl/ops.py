@@ -7,10 +7,9 @@
   loop (../shared/install-notes.md). A conv is a sum over taps k of `x[t*stride + k*dilation] @ W_k`:
   * stride 1 (the dilated residual convs): one matmul per tap on a contiguous row slice of the padded input,
     accumulated in place with `mx.addmm` (the bias is the first accumulator); when the input is short next to the
-    weight (copying input rows costs less than copying weight slices) the taps are gathered first (im2col) into
-    one matmul with the weight in its own layout;
+    weight the taps are gathered first (im2col) into one matmul;
   * stride > 1 (the encoder's downsampling convs): im2col through one strided view of the padded input, one
-    matmul with the weight in its own layout (no weight copy).
+    matmul.
   A transposed conv with kernel R*stride (DAC's have R = 2) is a matmul whose output frames (stride samples
   each) overlap R-fold: either the R input frames that reach an output frame are gathered side by side and one
   matmul with the re-ordered weight writes whole output frames, or (when the input is short next to the weight)
@@ -19,7 +18,9 @@
   contiguous (mx.compile then emits a plain loop the C++ compiler vectorises; a broadcast input would make it a
   strided scalar loop).
 
-Weights use MLX's layouts: conv1d (C_out, K, C_in); conv_transpose1d (C_out, K, C_in). `path()` tells which
+Weights use MLX's layouts: conv1d (C_out, K, C_in); conv_transpose1d (C_out, K, C_in). The gemm path multiplies
+by a contiguous copy of each weight in the layout its matmul wants (conv1d: (K, C_in, C_out)), made once per weight
+array (`_gemm_weight`): MLX's CPU matmul copies a transposed or strided weight at every call. `path()` tells which
 path runs; VOICEPORT_CONV=native|gemm overrides the choice (default: gemm on CPU, native on GPU).
 """
 from __future__ import annotations
@@ -44,6 +45,28 @@ def path() -> str:
 
 # ------------------------------------------------------------------------------------------------- conv1d
 
+# The gemm path's weight layouts, made contiguous once per weight array: the CPU matmul copies a transposed or
+# strided operand at every call (a (1536, 7*1024) weight read as .T ran at a quarter of the contiguous speed).
+# Keyed on the array's id, with the array itself kept and compared so that a reused id never hits; bounded, so
+# that many short-lived weights (tests) cannot grow it without end.
+_GEMM_WEIGHTS: dict = {}
+_GEMM_WEIGHTS_MAX = 512
+
+
+def _gemm_weight(weight: mx.array, kind: str, layout) -> mx.array:
+    """layout(weight) as a contiguous, evaluated array, computed once per (weight, kind)."""
+    key = (id(weight), kind)
+    hit = _GEMM_WEIGHTS.get(key)
+    if hit is not None and hit[0] is weight:
+        return hit[1]
+    w = mx.contiguous(layout(weight))
+    mx.eval(w)
+    if len(_GEMM_WEIGHTS) >= _GEMM_WEIGHTS_MAX:
+        _GEMM_WEIGHTS.pop(next(iter(_GEMM_WEIGHTS)))
+    _GEMM_WEIGHTS[key] = (weight, w)
+    return w
+
+
 def _im2col(xp: mx.array, K: int, L_out: int, stride: int, dilation: int) -> mx.array:
     """(N, L_out, K*C) with row t = [xp[t*stride + k*dilation] for k < K], one strided view of xp (N, Lp, C)."""
     N, Lp, C = xp.shape
@@ -65,17 +88,18 @@ def conv1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = None, strid
         raise ValueError(f"conv1d: input of {L} samples is shorter than the kernel's span")
     xp = mx.pad(x, [(0, 0), (padding, padding), (0, 0)]) if padding else x
     c = mx.zeros((C_out,), x.dtype) if bias is None else bias
+    wt = _gemm_weight(weight, "conv1d", lambda w: w.transpose(1, 2, 0))       # (K, C_in, C_out)
     if K == 1:
-        return mx.addmm(c, xp[:, : (L_out - 1) * stride + 1: stride, :], weight[:, 0, :].T)
+        return mx.addmm(c, xp[:, : (L_out - 1) * stride + 1: stride, :], wt[0])
     if stride == 1 and N * L_out >= C_out and C_in >= 16:
-        # per tap: contiguous row slices of xp; weight[:, k, :] is copied (C_out*C_in) by the matmul
+        # per tap: contiguous row slices of xp times the contiguous (C_in, C_out) block wt[k]
         y = None
         for k in range(K):
             xs = xp[:, k * dilation: k * dilation + L_out, :]
-            y = mx.addmm(c if y is None else y, xs, weight[:, k, :].T)
+            y = mx.addmm(c if y is None else y, xs, wt[k])
         return y
-    cols = _im2col(xp, K, L_out, stride, dilation)
-    return mx.addmm(c, cols, weight.reshape(C_out, K * C_in).T)
+    cols = _im2col(xp, K, L_out, stride, dilation)                              # (N, L_out, K*C_in), rows (k, ci)
+    return mx.addmm(c, cols, wt.reshape(K * C_in, C_out))
 
 
 # ------------------------------------------------------------------------------------------------- conv_transpose1d
@@ -102,12 +126,14 @@ def conv_transpose1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = N
         # gather the R input frames of each output frame: cols[t] = [x[t-R+1], ..., x[t]] (zero outside)
         xp = mx.pad(x, [(0, 0), (R - 1, R - 1), (0, 0)]) if R > 1 else x
         cols = _im2col(xp, R, F, 1, 1)                                        # (N, F, R*Cin), j' = R-1-j
-        w = weight.reshape(C_out, R, s, C_in)[:, ::-1]                          # (Cout, j', q, Cin)
-        wm = w.transpose(1, 3, 2, 0).reshape(R * C_in, s * C_out)               # rows (j', ci), cols (q, co)
+        # (Cout, j', q, Cin) -> rows (j', ci), cols (q, co)
+        wm = _gemm_weight(weight, "conv_transpose1d", lambda w: w.reshape(C_out, R, s, C_in)[:, ::-1]
+                          .transpose(1, 3, 2, 0).reshape(R * C_in, s * C_out))
         full = mx.addmm(mx.tile(c, (s,)), cols, wm).reshape(N, F * s, C_out)
     else:
-        # short input: x @ W with W as stored (rows (co, m)), then shift-and-add the R parts of each frame
-        z = (x @ weight.reshape(C_out * K, C_in).T).reshape(N, L, C_out, R, s)
+        # short input: x @ W (columns (co, m)), then shift-and-add the R parts of each frame
+        wz = _gemm_weight(weight, "conv_transpose1d_short", lambda w: w.reshape(C_out * K, C_in).T)
+        z = (x @ wz).reshape(N, L, C_out, R, s)
         full = None
         for j in range(R):
             part = mx.pad(z[:, :, :, j, :], [(0, 0), (j, R - 1 - j), (0, 0), (0, 0)])   # (N, F, Cout, s)

@@ -204,6 +204,31 @@ def test_conv_bound_catches_a_shift():
         _check(y - b, exact, scale, 7 * 16, 1, "no bias")
 
 
+@pytest.mark.parametrize("route", ["per-tap", "im2col", "k1", "transpose", "transpose-short"])
+def test_gemm_weight_layout_cache_follows_the_weight(route):
+    """The gemm path keeps a contiguous copy of each weight's layout, keyed on the array: a new weight (even one
+    that may reuse a freed array's id) gets its own copy, the same weight gets the same result twice."""
+    N, L, C = {"per-tap": (1, 60, 16), "im2col": (1, 4, 16), "k1": (1, 30, 16), "transpose": (1, 40, 8),
+               "transpose-short": (1, 3, 32)}[route]
+    K = 1 if route == "k1" else (4 if route.startswith("transpose") else 7)
+    x, w, b = _arrays(0, (N, L, C), (C, K, C), C)
+    if route.startswith("transpose"):
+        fn = lambda w_: ops.conv_transpose1d(mx.array(x), w_, mx.array(b), stride=2, padding=1)  # noqa: E731
+    else:
+        fn = lambda w_: ops.conv1d(mx.array(x), w_, mx.array(b), padding=(K - 1) // 2)  # noqa: E731
+    with _conv_path("gemm"):
+        outs = []
+        for scale in (1.0, 2.0, 1.0, -1.0):
+            w_mx = mx.array(w * scale)  # a fresh array each time; the previous one is freed
+            first = np.array(fn(w_mx))
+            np.testing.assert_array_equal(np.array(fn(w_mx)), first)
+            outs.append(first)
+    with _conv_path("native"):
+        for scale, got in zip((1.0, 2.0, 1.0, -1.0), outs):
+            want = np.array(fn(mx.array(w * scale)))
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=f"x{scale}")
+
+
 # ------------------------------------------------------------------------------------------ snake
 
 def _snake64(x, alpha):
