@@ -245,11 +245,18 @@ class Report:
 
     def summary(self) -> str:
         bad = [r for r in self.rows if not r.ok]
+        iso_bad = [r for r in self.rows if r.iso_ok is False]
         head = (f"{self.spec}: {self.compared} tensors compared, {len(bad)} over tolerance, "
                 f"first divergence: {self.first_divergence or 'none'}")
+        if iso_bad:
+            head += (f"; {len(iso_bad)} over tolerance in isolation, first: {self.first_isolated_divergence}")
         lines = [head]
         for r in bad[:10]:
             lines.append(f"  {r.name}: max|d|={r.max_abs:.3g} > limit {r.limit:.3g} ({r.tol}) {r.note}".rstrip())
+        for r in iso_bad[:10]:
+            iso = "n/a" if r.iso_max_abs is None else f"{r.iso_max_abs:.3g}"
+            lim = "n/a" if r.iso_limit is None else f"{r.iso_limit:.3g}"
+            lines.append(f"  {r.name} (isolated): max|d|={iso} > limit {lim} {r.note}".rstrip())
         return "\n".join(lines)
 
 

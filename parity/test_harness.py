@@ -36,6 +36,9 @@ def test_harness_injected_bug_named_as_first_divergence():
     # ... while its propagated error carries the bug on.
     assert not rows["lin"].ok
     assert not rows["output:y"].ok
+    # the summary counts isolated failures too (a layer can fail only in isolation)
+    assert "1 over tolerance in isolation, first: conv2" in report.summary()
+    assert "conv2 (isolated): max|d|=" in report.summary()
 
 
 def test_harness_bug_in_last_layer_only_fails_there():
