@@ -14,27 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from typing import Callable, Dict
 
 import numpy as np
 import pytest
 
 import impl
+from bench.timing import median_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
 CONFIG = "24khz_speech"
 SECONDS = [1, 10] if QUICK else [1, 10, 60]
-
-
-def _median(fn: Callable[[], None], n: int) -> float:
-    fn()  # warm-up
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
 
 
 # ---------------------------------------------------------------------------------------------------- impl
@@ -112,7 +102,7 @@ def _tag(seconds: float) -> str:
 def _case(benchmark, ref_run, impl_run, seconds, rounds):
     from impl import ops
 
-    ref_s = _median(ref_run, n=rounds)
+    ref_s = median_time(ref_run, n=rounds)
     benchmark.pedantic(impl_run, rounds=rounds, warmup_rounds=1)
     impl_s = benchmark.stats.stats.median
     benchmark.extra_info.update(ratio=ref_s / impl_s, reference_s=ref_s, impl_s=impl_s, seconds=seconds,
@@ -157,7 +147,7 @@ def main(argv=None) -> int:
         same = bool(np.array_equal(codes, x["codes"]))
         for phase, rf, im in (("encode", ref_encode(e["ref"], x["audio"]), impl_encode(e["impl"], x["audio"])),
                               ("decode", ref_decode(e["ref"], x["codes"]), impl_decode(e["impl"], x["codes"]))):
-            r_s, i_s = _median(rf, args.rounds), _median(im, args.rounds)
+            r_s, i_s = median_time(rf, args.rounds), median_time(im, args.rounds)
             extra = ""
             if phase == "decode":
                 from reference import dac as ref
