@@ -4,7 +4,8 @@ Ports transformers 4.52.3 `models/llama/modeling_llama.py` (LlamaForCausalLM: GQ
 tied embeddings) and `modeling_rope_utils.py` (`_compute_llama3_parameters`). Module and attribute names follow
 HF, so `model.layers.3.self_attn.q_proj.weight` names the same tensor in both trees and HF safetensors load as is.
 
-Fast paths: one-pass prefill with `mx.fast.scaled_dot_product_attention(mask="causal")`, `mx.fast.rms_norm`,
+Fast paths: one-pass prefill with `mx.fast.scaled_dot_product_attention(mask="causal")` (through
+`ops.attention`, which on CPU runs a multi-query softmax in numpy; `ops.swiglu` likewise), `mx.fast.rms_norm`,
 `mx.fast.rope` (llama3 frequencies passed as `freqs`), and a KV cache pre-allocated in steps (`KVCache`), so a
 decode step writes one slot instead of concatenating. On CPU the weight matrices are stored column-major
 (`cpu_layout`): a decode step's matrix-vector products then read them at full bandwidth.
@@ -25,6 +26,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+
+from impl import ops
 
 # Llama-OuteTTS-1.0-1B (Llama 3.2 1B with a 134,400-token vocabulary), HF config.json keys.
 OUTETTS_1B_CONFIG: Dict[str, Any] = {
@@ -183,7 +186,7 @@ class Attention(nn.Module):
         k = mx.fast.rope(k, self.head_dim, traditional=False, base=None, scale=1.0, offset=offset, freqs=self._freqs)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
-        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask)
+        o = ops.attention(q, k, v, self.scale, mask)  # mx.fast.scaled_dot_product_attention (numpy on CPU)
         return self.o_proj(o.transpose(0, 2, 1, 3).reshape(B, L, -1))
 
 
@@ -198,7 +201,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(F, D, bias=args.mlp_bias)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self.down_proj(nn.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(ops.swiglu(self.gate_proj(x), self.up_proj(x)))
 
 
 class DecoderLayer(nn.Module):

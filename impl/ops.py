@@ -1,4 +1,4 @@
-"""Convolutions and Snake for channels-last (N, L, C) arrays, one plain function each, with two paths.
+"""Convolutions and Snake (DAC), attention and SwiGLU (the LM), one plain function each, with two paths.
 
 - "native": `mx.conv1d` / `mx.conv_transpose1d` / `mx.sin`. The path on Metal (Apple Silicon) and the oracle in
   the tests.
@@ -18,6 +18,11 @@
   contiguous (mx.compile then emits a plain loop the C++ compiler vectorises; a broadcast input would make it a
   strided scalar loop).
 
+  Attention over several queries and SwiGLU on large inputs (the LM's prefill) run in numpy on the same
+  buffers: MLX's CPU `exp`/`sigmoid` are scalar loops (23-29 ns per element here, numpy's SIMD exp 2 ns), and its
+  CPU scaled_dot_product_attention builds the full masked score matrix. numpy computes the softmax in query
+  blocks that skip the keys a causal mask hides. One query (a decode step) and small inputs stay in MLX.
+
 Weights use MLX's layouts: conv1d (C_out, K, C_in); conv_transpose1d (C_out, K, C_in). The gemm path multiplies
 by a contiguous copy of each weight in the layout its matmul wants (conv1d: (K, C_in, C_out)), made once per weight
 array (`_gemm_weight`): MLX's CPU matmul copies a transposed or strided weight at every call. `path()` tells which
@@ -29,6 +34,7 @@ import os
 from typing import Optional
 
 import mlx.core as mx
+import numpy as np
 
 _PATHS = ("native", "gemm")
 
@@ -181,3 +187,64 @@ def snake(x: mx.array, alpha: mx.array) -> mx.array:
         return _snake_native(x, alpha)
     u = x * alpha  # rounded as upstream's alpha * x; contiguous, so the next kernel is the vectorised one
     return _axpy(x, _sin2(u), mx.reciprocal(alpha + 1e-9))
+
+
+# ------------------------------------------------------------------------------------------------- attention
+
+_ATT_BLOCK = 64  # queries per block: scores (n_kv, group * 64, keys) stay in cache; measured fastest of 64..512
+
+
+def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optional[str] = None) -> mx.array:
+    """mx.fast.scaled_dot_product_attention: q (B, H, L, D), k and v (B, KV, S, D), H a multiple of KV (GQA);
+    mask None or "causal" (query i sees keys up to S - L + i) -> (B, H, L, D)."""
+    B, H, L, D = q.shape
+    if path() == "native" or L == 1 or L > k.shape[2] or q.dtype != mx.float32 or mask not in (None, "causal"):
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+    S, KV = k.shape[2], k.shape[1]
+    G, offset = H // KV, S - L
+    q, k, v = (mx.contiguous(a) for a in (q, k, v))
+    mx.eval(q, k, v)
+    qn, kn, vn = (np.array(a, copy=False) for a in (q, k, v))
+    out = np.empty((B, L, H, D), np.float32)  # the layout o_proj reads: (B, L, H * D) after a free reshape
+    for b in range(B):
+        qg = qn[b].reshape(KV, G, L, D)
+        kt = kn[b].transpose(0, 2, 1)  # (KV, D, S)
+        og = out[b].reshape(L, KV, G, D)
+        for s0 in range(0, L, _ATT_BLOCK):
+            s1 = min(L, s0 + _ATT_BLOCK)
+            n, keys = s1 - s0, (S if mask is None else offset + s1)  # keys past offset + s1 - 1: all hidden
+            qs = (qg[:, :, s0:s1] * np.float32(scale)).reshape(KV, G * n, D)
+            sc = np.matmul(qs, kt[:, :, :keys])  # (KV, G * n, keys)
+            if mask is not None:  # within the block, query s0 + i sees keys up to offset + s0 + i
+                hidden = np.arange(keys)[None, :] > offset + s0 + np.arange(n)[:, None]  # (n, keys)
+                sc.reshape(KV, G, n, keys)[:, :, hidden] = -np.inf
+            sc -= sc.max(axis=-1, keepdims=True)
+            np.exp(sc, out=sc)
+            o = np.matmul(sc, vn[b][:, :keys])  # (KV, G * n, D)
+            o /= sc.sum(axis=-1, keepdims=True)
+            og[s0:s1] = o.reshape(KV, G, n, D).transpose(2, 0, 1, 3)
+    return mx.array(out).transpose(0, 2, 1, 3)
+
+
+# ------------------------------------------------------------------------------------------------- swiglu
+
+_SWIGLU_NUMPY_MIN = 1 << 16  # elements; below this (a decode step: 8192) MLX's own kernel costs less than a trip
+
+
+@mx.compile
+def _swiglu_native(gate: mx.array, up: mx.array) -> mx.array:
+    return gate * mx.sigmoid(gate) * up
+
+
+def swiglu(gate: mx.array, up: mx.array) -> mx.array:
+    """silu(gate) * up, the Llama MLP's activation; gate and up of one shape."""
+    if path() == "native" or gate.size < _SWIGLU_NUMPY_MIN or gate.dtype != mx.float32 or up.dtype != mx.float32:
+        return _swiglu_native(gate, up)
+    mx.eval(gate, up)
+    g, u = np.array(gate, copy=False), np.array(up, copy=False)
+    with np.errstate(over="ignore"):  # silu(g) = g / (1 + exp(-g)); exp(-g) = inf for g < -88: g / inf = -0
+        y = np.exp(-g)
+    y += 1
+    np.divide(g, y, out=y)
+    y *= u
+    return mx.array(y)

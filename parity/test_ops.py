@@ -299,3 +299,134 @@ def test_snake_special_values():
     assert (got[0, 0] == 0).all()
     np.testing.assert_allclose(got[0, 1], x[0, 1], rtol=0, atol=4e-7 * np.pi * 4)
     assert np.isnan(got[0, 2]).all() == np.isnan(_snake_torch(x, alpha)[0, 2]).all()
+
+
+# ------------------------------------------------------------------------------------------ attention
+#
+# Bound, per output element (b, h, i, d), for a float32 path against the float64 definition on the same float32
+# inputs. Scores s_ij = scale * q_i . k_j carry at most e_i = gamma_{D+1} * max_j scale * sum_d |q_id k_jd|
+# (the scale's rounding included); a softmax of scores each off by at most e_i has p_j off by a factor within
+# exp(+-2 e_i); exp's own relative error eps, the S-term sums (gamma_S each) and the division add theirs; the
+# output's S-term sum adds gamma_S * sum_j p_j |v_jd|. So
+#     |o - o64| <= 1.01 * (2 e_i + eps + 2 gamma_S + 2 u) * sum_j p_j |v_jd|.
+# eps: numpy's float32 exp is within 2.52 ulp = 5.04 u (numpy's documented SIMD bound), so 6 u for the gemm path;
+# MLX's CPU exp is within 3.5e-6 relative (measured, 59 u), so 64 u for the native path.
+EPS_EXP = {"gemm": 6 * U, "native": 64 * U}
+
+
+def _attention64(q, k, v, scale, causal):
+    """softmax(scale q k^T, causal aligned to the last key) v in float64; k, v repeated over each GQA group."""
+    B, H, L, D = q.shape
+    S, G = k.shape[2], H // k.shape[1]
+    k64, v64 = (np.repeat(a.astype(np.float64), G, axis=1) for a in (k, v))
+    s = scale * q.astype(np.float64) @ k64.transpose(0, 1, 3, 2)              # (B, H, L, S)
+    a = scale * np.abs(q.astype(np.float64)) @ np.abs(k64).transpose(0, 1, 3, 2)
+    if causal:
+        hidden = np.arange(S)[None, :] > (S - L) + np.arange(L)[:, None]
+        s = np.where(hidden, -np.inf, s)
+        a = np.where(hidden, 0.0, a)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return p @ v64, a.max(-1, keepdims=True), p @ np.abs(v64)
+
+
+def _attention_bound(emax, pv, D, S, eps):
+    return 1.01 * (2 * _gamma(D + 1) * emax + eps + 2 * _gamma(S) + 2 * U) * pv
+
+
+@st.composite
+def attention_case(draw):
+    KV = draw(st.integers(1, 3))
+    H = KV * draw(st.integers(1, 4))
+    L = draw(st.integers(2, 150))  # one query is MLX's own kernel on both paths
+    S = L + draw(st.sampled_from([0, 0, 1, 37]))  # S > L: a prefill after cached tokens
+    return (draw(st.integers(1, 2)), H, KV, L, S, draw(st.sampled_from([8, 16, 64])),
+            draw(st.sampled_from([None, "causal"])), draw(st.sampled_from([0.3, 1.0, 4.0])),
+            draw(st.integers(0, 2 ** 31 - 1)))
+
+
+def _qkv(B, H, KV, L, S, D, x_scale, seed):
+    rng = np.random.default_rng(seed)
+    return ((rng.standard_normal((B, H, L, D)) * x_scale).astype(np.float32),
+            (rng.standard_normal((B, KV, S, D)) * x_scale).astype(np.float32),
+            rng.standard_normal((B, KV, S, D)).astype(np.float32))
+
+
+@settings(**SETTINGS)
+@given(attention_case())
+# the LM's shapes: 32 query heads over 8 kv heads, head_dim 64, a prefill longer than one query block
+@example((1, 32, 8, 130, 130, 64, "causal", 1.0, 0))
+@example((1, 4, 2, 70, 107, "causal", 1.0, 1)[:5] + (16, "causal", 4.0, 1))
+def test_attention_gemm_matches_native_float64(case):
+    B, H, KV, L, S, D, mask, x_scale, seed = case
+    q, k, v = _qkv(B, H, KV, L, S, D, x_scale, seed)
+    scale = D ** -0.5
+    o64, emax, pv = _attention64(q, k, v, scale, mask == "causal")
+    fn = lambda: ops.attention(mx.array(q), mx.array(k), mx.array(v), scale, mask)  # noqa: E731
+    got = {p: _run(p, fn) for p in ("gemm", "native")}
+    bound = {p: _attention_bound(emax, pv, D, S, EPS_EXP[p]) for p in got}
+    for p, y in got.items():
+        assert y.shape == o64.shape, (p, y.shape)
+        err = np.abs(y.astype(np.float64) - o64)
+        assert (err <= bound[p]).all(), (p, "vs float64", (err / bound[p]).max())
+    err = np.abs(got["gemm"].astype(np.float64) - got["native"])
+    assert (err <= bound["gemm"] + bound["native"]).all(), ("gemm vs native", err.max())
+
+
+def test_attention_bound_catches_a_mask_off_by_one():
+    """The bound is tight enough to see a causal mask shifted by one key."""
+    B, H, KV, L, S, D = 1, 4, 2, 40, 40, 16
+    q, k, v = _qkv(B, H, KV, L, S, D, 1.0, 3)
+    o64, emax, pv = _attention64(q, k, v, D ** -0.5, True)
+    shifted, _, _ = _attention64(q[:, :, 1:], k[:, :, :-1], v[:, :, :-1], D ** -0.5, True)  # query i: keys < i
+    err = np.abs(shifted - o64[:, :, 1:])
+    assert (err > _attention_bound(emax, pv, D, S, EPS_EXP["native"])[:, :, 1:]).mean() > 0.9
+
+
+def test_attention_one_query_and_bf16_use_mlx():
+    """A decode step (one query) and half-precision inputs take MLX's kernel on the gemm path too."""
+    q, k, v = _qkv(1, 4, 2, 1, 9, 16, 1.0, 4)
+    fn = lambda: ops.attention(mx.array(q), mx.array(k), mx.array(v), 0.25, None)  # noqa: E731
+    np.testing.assert_array_equal(_run("gemm", fn), _run("native", fn))
+    q, k, v = _qkv(1, 4, 2, 5, 5, 16, 1.0, 5)
+    half = [mx.array(a).astype(mx.bfloat16) for a in (q, k, v)]
+    fn = lambda: ops.attention(*half, 0.25, "causal").astype(mx.float32)  # noqa: E731
+    np.testing.assert_array_equal(_run("gemm", fn), _run("native", fn))
+
+
+# ------------------------------------------------------------------------------------------ swiglu
+#
+# silu(g) * u = g * u / (1 + exp(-g)): exp's relative error eps, then four roundings (the add, the division, the
+# product, and 1 + exp(-g) moving by at most eps itself), so |y - y64| <= 1.01 (eps + 4 u) |y64|; where exp(-g)
+# overflows float32 (g < -88.72) y is 0 (in torch's float32 silu too) for a true |y| < 89 e^-88.72 |u| < 2^-120 |u|,
+# an absolute 2^-120 |u| more.
+
+def _swiglu64(g, u):
+    g64 = g.astype(np.float64)
+    return g64 / (1 + np.exp(-g64)) * u
+
+
+@settings(**SETTINGS)
+@given(st.sampled_from([(3, 5), (1, 8, 8192), (2, 100, 700)]), st.sampled_from([0.1, 1.0, 10.0, 100.0]),
+       st.integers(0, 2 ** 31 - 1))
+def test_swiglu_gemm_matches_native_float64(shape, g_scale, seed):
+    rng = np.random.default_rng(seed)
+    g = (rng.standard_normal(shape) * g_scale).astype(np.float32)
+    u = rng.standard_normal(shape).astype(np.float32)
+    y64 = _swiglu64(g, u)
+    fn = lambda: ops.swiglu(mx.array(g), mx.array(u))  # noqa: E731
+    got = {p: _run(p, fn) for p in ("gemm", "native")}
+    for p, y in got.items():
+        kernel = p if g.size >= ops._SWIGLU_NUMPY_MIN else "native"  # small inputs stay in MLX on both paths
+        bound = 1.01 * (EPS_EXP[kernel] + 4 * U) * np.abs(y64) + 2.0 ** -120 * np.abs(u)
+        err = np.abs(y.astype(np.float64) - y64)
+        assert y.shape == shape and (err <= bound).all(), (p, (err / bound).max())
+
+
+def test_swiglu_special_values():
+    """Large negative gates give -0/0 (not NaN), large positive ones g * u; NaN propagates."""
+    g = np.zeros((1, 70000), np.float32)
+    g[0, :4] = [-1000.0, 1000.0, np.nan, np.inf]
+    u = np.ones_like(g)
+    y = _run("gemm", lambda: ops.swiglu(mx.array(g), mx.array(u)))
+    assert y[0, 0] == 0 and y[0, 1] == 1000.0 and np.isnan(y[0, 2]) and (y[0, 4:] == 0).all()
