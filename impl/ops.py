@@ -191,39 +191,49 @@ def snake(x: mx.array, alpha: mx.array) -> mx.array:
 
 # ------------------------------------------------------------------------------------------------- attention
 
-_ATT_BLOCK = 64  # queries per block: scores (n_kv, group * 64, keys) stay in cache; measured fastest of 64..512
+_ATT_BLOCK = 64  # queries per block: scores (n_kv, group * 64, keys); measured fastest of 64..512
 
 
 def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optional[str] = None) -> mx.array:
     """mx.fast.scaled_dot_product_attention: q (B, H, L, D), k and v (B, KV, S, D), H a multiple of KV (GQA);
-    mask None or "causal" (query i sees keys up to S - L + i) -> (B, H, L, D)."""
+    mask None or "causal" (query i sees keys up to S - L + i) -> (B, H, L, D).
+
+    CPU path, several queries: per block of queries, scores and the product with v are MLX matmuls (the one BLAS
+    thread pool: numpy's own BLAS threads would compete with it for the cores), the softmax is numpy's."""
     B, H, L, D = q.shape
     if path() == "native" or L == 1 or L > k.shape[2] or q.dtype != mx.float32 or mask not in (None, "causal"):
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
     S, KV = k.shape[2], k.shape[1]
     G, offset = H // KV, S - L
-    q, k, v = (mx.contiguous(a) for a in (q, k, v))
-    mx.eval(q, k, v)
-    qn, kn, vn = (np.array(a, copy=False) for a in (q, k, v))
-    out = np.empty((B, L, H, D), np.float32)  # the layout o_proj reads: (B, L, H * D) after a free reshape
+    causal = np.triu(np.full((_ATT_BLOCK, _ATT_BLOCK), -np.inf, np.float32), 1)  # -inf above the diagonal, else 0
+    out = []
     for b in range(B):
-        qg = qn[b].reshape(KV, G, L, D)
-        kt = kn[b].transpose(0, 2, 1)  # (KV, D, S)
-        og = out[b].reshape(L, KV, G, D)
+        qg = (q[b] * scale).reshape(KV, G, L, D)
+        kt = k[b].transpose(0, 2, 1)  # (KV, D, S)
+        blocks = []
         for s0 in range(0, L, _ATT_BLOCK):
             s1 = min(L, s0 + _ATT_BLOCK)
             n, keys = s1 - s0, (S if mask is None else offset + s1)  # keys past offset + s1 - 1: all hidden
-            qs = (qg[:, :, s0:s1] * np.float32(scale)).reshape(KV, G * n, D)
-            sc = np.matmul(qs, kt[:, :, :keys])  # (KV, G * n, keys)
-            if mask is not None:  # within the block, query s0 + i sees keys up to offset + s0 + i
-                hidden = np.arange(keys)[None, :] > offset + s0 + np.arange(n)[:, None]  # (n, keys)
-                sc.reshape(KV, G, n, keys)[:, :, hidden] = -np.inf
-            sc -= sc.max(axis=-1, keepdims=True)
-            np.exp(sc, out=sc)
-            o = np.matmul(sc, vn[b][:, :keys])  # (KV, G * n, D)
-            o /= sc.sum(axis=-1, keepdims=True)
-            og[s0:s1] = o.reshape(KV, G, n, D).transpose(2, 0, 1, 3)
-    return mx.array(out).transpose(0, 2, 1, 3)
+            scores = mx.matmul(qg[:, :, s0:s1].reshape(KV, G * n, D), kt[:, :, :keys])  # (KV, G * n, keys)
+            mx.eval(scores)
+            sc = np.array(scores, copy=False).reshape(KV, G, n, keys)  # MLX's buffer: read, never written
+            if mask is None:
+                m = sc.max(axis=-1, keepdims=True)
+                e = sc - m
+            else:  # query s0 + i sees keys up to offset + s0 + i: only the last n keys hide any
+                tail = sc[..., keys - n:] + causal[:n, :n]
+                m = tail.max(axis=-1, keepdims=True)
+                if keys > n:
+                    m = np.maximum(m, sc[..., : keys - n].max(axis=-1, keepdims=True))
+                e = np.empty_like(sc)
+                np.subtract(sc[..., : keys - n], m, out=e[..., : keys - n])
+                np.subtract(tail, m, out=e[..., keys - n:])
+            np.exp(e, out=e)
+            total = e.sum(axis=-1, keepdims=True)
+            o = mx.matmul(mx.array(e.reshape(KV, G * n, keys)), v[b][:, :keys]) / mx.array(total.reshape(KV, G * n, 1))
+            blocks.append(o.reshape(KV, G, n, D))
+        out.append(mx.concatenate(blocks, axis=2).reshape(H, L, D))
+    return mx.stack(out)
 
 
 # ------------------------------------------------------------------------------------------------- swiglu
