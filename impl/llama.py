@@ -380,8 +380,10 @@ def cpu_layout(model: Model) -> Model:
     """Store every projection matrix (and the tied embedding) column-major, for MLX on CPU.
 
     A layer computes `x @ W.T` with W (out, in) as HF stores it. On the CPU, MLX's BLAS call for that product
-    with one row of x (a decode step) reads W at about half the bandwidth of the same product on a row-major
-    (in, out) matrix (measured here: 7.3 vs 13.5 GB/s on a 2048x8192 fp32 matrix). Re-laying W column-major
+    with one row of x (a decode step, an sgemm) reads W at about half the bandwidth of the same product on a
+    row-major (in, out) matrix (measured here: 7.3 vs 13.5 GB/s on a 2048x8192 fp32 matrix). With impl/_blas.py's
+    gemv forwarder (Linux with a C compiler) both layouts read at sgemv speed; this keeps the fallback (no
+    compiler, or another BLAS) fast. Re-laying W column-major
     makes `W.T` that row-major matrix, with no copy kept: the parameter keeps its shape, values and name, so
     parity, saving and quantizing see the same tensor. The embedding's row lookups become strided reads of
     hidden_size floats, a few microseconds per token. Apple Silicon (Metal) keeps the checkpoint's layout.
