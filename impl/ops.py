@@ -25,13 +25,13 @@
 
 Weights use MLX's layouts: conv1d (C_out, K, C_in); conv_transpose1d (C_out, K, C_in). The gemm path multiplies
 by a contiguous copy of each weight in the layout its matmul wants (conv1d: (K, C_in, C_out)), made once per weight
-array (`_gemm_weight`): MLX's CPU matmul copies a transposed or strided weight at every call. `path()` tells which
+in a store the caller owns (`_gemm_weight`): MLX's CPU matmul copies a transposed or strided weight at every call. `path()` tells which
 path runs; VOICEPORT_CONV=native|gemm overrides the choice (default: gemm on CPU, native on GPU).
 """
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import mlx.core as mx
 import numpy as np
@@ -53,23 +53,21 @@ def path() -> str:
 
 # The gemm path's weight layouts, made contiguous once per weight array: the CPU matmul copies a transposed or
 # strided operand at every call (a (1536, 7*1024) weight read as .T ran at a quarter of the contiguous speed).
-# Keyed on the array's id, with the array itself kept and compared so that a reused id never hits; bounded, so
-# that many short-lived weights (tests) cannot grow it without end.
-_GEMM_WEIGHTS: dict = {}
-_GEMM_WEIGHTS_MAX = 512
+# The caller owns the store (`layouts`, a dict per module: impl.dac.layers keeps one beside each conv's weight),
+# so the copies live and die with the model; each entry keeps the weight it was made from and is rebuilt when
+# the module's weight is replaced (a reload). Without a store the layout is made for the call.
+LayoutStore = Dict[str, Tuple[mx.array, mx.array]]
 
 
-def _gemm_weight(weight: mx.array, kind: str, layout) -> mx.array:
-    """layout(weight) as a contiguous, evaluated array, computed once per (weight, kind)."""
-    key = (id(weight), kind)
-    hit = _GEMM_WEIGHTS.get(key)
+def _gemm_weight(weight: mx.array, kind: str, layout, layouts: Optional[LayoutStore]) -> mx.array:
+    """layout(weight) as a contiguous, evaluated array, made once per (weight, kind) when `layouts` is given."""
+    hit = None if layouts is None else layouts.get(kind)
     if hit is not None and hit[0] is weight:
         return hit[1]
     w = mx.contiguous(layout(weight))
-    mx.eval(w)
-    if len(_GEMM_WEIGHTS) >= _GEMM_WEIGHTS_MAX:
-        _GEMM_WEIGHTS.pop(next(iter(_GEMM_WEIGHTS)))
-    _GEMM_WEIGHTS[key] = (weight, w)
+    if layouts is not None:
+        mx.eval(w)
+        layouts[kind] = (weight, w)
     return w
 
 
@@ -82,8 +80,9 @@ def _im2col(xp: mx.array, K: int, L_out: int, stride: int, dilation: int) -> mx.
 
 
 def conv1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = None, stride: int = 1, padding: int = 0,
-           dilation: int = 1) -> mx.array:
-    """torch.nn.functional.conv1d on channels-last input. x (N, L, Cin), weight (Cout, K, Cin) -> (N, L_out, Cout)."""
+           dilation: int = 1, layouts: Optional[LayoutStore] = None) -> mx.array:
+    """torch.nn.functional.conv1d on channels-last input. x (N, L, Cin), weight (Cout, K, Cin) -> (N, L_out, Cout).
+    `layouts`: the caller's store for the gemm path's weight layout (see _gemm_weight)."""
     if path() == "native":
         y = mx.conv1d(x, weight, stride=stride, padding=padding, dilation=dilation)
         return y if bias is None else y + bias
@@ -94,7 +93,7 @@ def conv1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = None, strid
         raise ValueError(f"conv1d: input of {L} samples is shorter than the kernel's span")
     xp = mx.pad(x, [(0, 0), (padding, padding), (0, 0)]) if padding else x
     c = mx.zeros((C_out,), x.dtype) if bias is None else bias
-    wt = _gemm_weight(weight, "conv1d", lambda w: w.transpose(1, 2, 0))       # (K, C_in, C_out)
+    wt = _gemm_weight(weight, "conv1d", lambda w: w.transpose(1, 2, 0), layouts)  # (K, C_in, C_out)
     if K == 1:
         return mx.addmm(c, xp[:, : (L_out - 1) * stride + 1: stride, :], wt[0])
     if stride == 1 and N * L_out >= C_out and C_in >= 16:
@@ -111,9 +110,9 @@ def conv1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = None, strid
 # ------------------------------------------------------------------------------------------------- conv_transpose1d
 
 def conv_transpose1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = None, stride: int = 1,
-                     padding: int = 0, output_padding: int = 0) -> mx.array:
+                     padding: int = 0, output_padding: int = 0, layouts: Optional[LayoutStore] = None) -> mx.array:
     """torch.nn.functional.conv_transpose1d on channels-last input: x (N, L, Cin), weight (Cout, K, Cin) ->
-    (N, (L-1)*stride - 2*padding + K + output_padding, Cout)."""
+    (N, (L-1)*stride - 2*padding + K + output_padding, Cout). `layouts`: as conv1d's."""
     N, L, C_in = x.shape
     C_out, K, _ = weight.shape
     L_out = (L - 1) * stride - 2 * padding + K + output_padding
@@ -134,11 +133,11 @@ def conv_transpose1d(x: mx.array, weight: mx.array, bias: Optional[mx.array] = N
         cols = _im2col(xp, R, F, 1, 1)                                        # (N, F, R*Cin), j' = R-1-j
         # (Cout, j', q, Cin) -> rows (j', ci), cols (q, co)
         wm = _gemm_weight(weight, "conv_transpose1d", lambda w: w.reshape(C_out, R, s, C_in)[:, ::-1]
-                          .transpose(1, 3, 2, 0).reshape(R * C_in, s * C_out))
+                          .transpose(1, 3, 2, 0).reshape(R * C_in, s * C_out), layouts)
         full = mx.addmm(mx.tile(c, (s,)), cols, wm).reshape(N, F * s, C_out)
     else:
         # short input: x @ W (columns (co, m)), then shift-and-add the R parts of each frame
-        wz = _gemm_weight(weight, "conv_transpose1d_short", lambda w: w.reshape(C_out * K, C_in).T)
+        wz = _gemm_weight(weight, "conv_transpose1d_short", lambda w: w.reshape(C_out * K, C_in).T, layouts)
         z = (x @ wz).reshape(N, L, C_out, R, s)
         full = None
         for j in range(R):

@@ -207,28 +207,51 @@ def test_conv_bound_catches_a_shift():
 
 
 @pytest.mark.parametrize("route", ["per-tap", "im2col", "k1", "transpose", "transpose-short"])
-def test_gemm_weight_layout_cache_follows_the_weight(route):
-    """The gemm path keeps a contiguous copy of each weight's layout, keyed on the array: a new weight (even one
-    that may reuse a freed array's id) gets its own copy, the same weight gets the same result twice."""
+def test_gemm_weight_layouts_follow_the_weight(route):
+    """The gemm path keeps a contiguous copy of a weight's layout in the caller's store: a new weight array (even
+    one that may reuse a freed array's id) gets its own copy, the same weight the same result twice; without a
+    store nothing is kept."""
     N, L, C = {"per-tap": (1, 60, 16), "im2col": (1, 4, 16), "k1": (1, 30, 16), "transpose": (1, 40, 8),
                "transpose-short": (1, 3, 32)}[route]
     K = 1 if route == "k1" else (4 if route.startswith("transpose") else 7)
     x, w, b = _arrays(0, (N, L, C), (C, K, C), C)
     if route.startswith("transpose"):
-        fn = lambda w_: ops.conv_transpose1d(mx.array(x), w_, mx.array(b), stride=2, padding=1)  # noqa: E731
+        fn = lambda w_, s: ops.conv_transpose1d(mx.array(x), w_, mx.array(b), stride=2, padding=1,  # noqa: E731
+                                                layouts=s)
     else:
-        fn = lambda w_: ops.conv1d(mx.array(x), w_, mx.array(b), padding=(K - 1) // 2)  # noqa: E731
+        fn = lambda w_, s: ops.conv1d(mx.array(x), w_, mx.array(b), padding=(K - 1) // 2, layouts=s)  # noqa: E731
+    store: ops.LayoutStore = {}
     with _conv_path("gemm"):
         outs = []
         for scale in (1.0, 2.0, 1.0, -1.0):
             w_mx = mx.array(w * scale)  # a fresh array each time; the previous one is freed
-            first = np.array(fn(w_mx))
-            np.testing.assert_array_equal(np.array(fn(w_mx)), first)
+            first = np.array(fn(w_mx, store))
+            assert len(store) == 1 and next(iter(store.values()))[0] is w_mx
+            np.testing.assert_array_equal(np.array(fn(w_mx, store)), first)
+            np.testing.assert_array_equal(np.array(fn(w_mx, None)), first)
             outs.append(first)
     with _conv_path("native"):
         for scale, got in zip((1.0, 2.0, 1.0, -1.0), outs):
-            want = np.array(fn(mx.array(w * scale)))
+            want = np.array(fn(mx.array(w * scale), None))
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=f"x{scale}")
+
+
+def test_dac_conv_layouts_live_on_the_module_not_in_parameters():
+    """impl.dac's convs keep their store as a non-parameter attribute: saving, loading and parity see only
+    weight and bias; reloading a weight replaces its layout."""
+    from mlx.utils import tree_flatten
+
+    from impl.dac.layers import WNConv1d
+
+    conv = WNConv1d(8, 8, 7, padding=3)
+    x = mx.array(np.random.default_rng(0).standard_normal((1, 40, 8)).astype(np.float32))
+    with _conv_path("gemm"):
+        conv.load_weights([("weight", mx.ones((8, 7, 8))), ("bias", mx.zeros((8,)))])
+        a = np.array(conv(x))
+        assert sorted(k for k, _ in tree_flatten(conv.parameters())) == ["bias", "weight"]
+        assert len(conv._layouts) == 1
+        conv.load_weights([("weight", 2 * mx.ones((8, 7, 8))), ("bias", mx.zeros((8,)))])
+        np.testing.assert_allclose(np.array(conv(x)), 2 * a, rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ snake

@@ -31,10 +31,11 @@ class WNConv1d(nn.Module):
         self.weight = mx.zeros((out_channels, kernel_size, in_channels))
         self.bias = mx.zeros((out_channels,))
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        self._layouts: ops.LayoutStore = {}  # the CPU path's copy of `weight` in its matmul layout (not a parameter)
 
     def __call__(self, x: mx.array) -> mx.array:
         return ops.conv1d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                          dilation=self.dilation)
+                          dilation=self.dilation, layouts=self._layouts)
 
 
 class WNConvTranspose1d(nn.Module):
@@ -45,9 +46,11 @@ class WNConvTranspose1d(nn.Module):
         self.weight = mx.zeros((out_channels, kernel_size, in_channels))
         self.bias = mx.zeros((out_channels,))
         self.stride, self.padding = stride, padding
+        self._layouts: ops.LayoutStore = {}
 
     def __call__(self, x: mx.array) -> mx.array:
-        return ops.conv_transpose1d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return ops.conv_transpose1d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                                    layouts=self._layouts)
 
 
 class Tanh(nn.Module):
