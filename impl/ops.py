@@ -205,6 +205,7 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optiona
     S, KV = k.shape[2], k.shape[1]
     G, offset = H // KV, S - L
     causal = np.triu(np.full((_ATT_BLOCK, _ATT_BLOCK), -np.inf, np.float32), 1)  # -inf above the diagonal, else 0
+    buf = np.empty(KV * G * min(L, _ATT_BLOCK) * S, np.float32)  # one block's probabilities, reused by each block
     out = []
     for b in range(B):
         qg = (q[b] * scale).reshape(KV, G, L, D)
@@ -215,18 +216,11 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optiona
             n, keys = s1 - s0, (S if mask is None else offset + s1)  # keys past offset + s1 - 1: all hidden
             scores = mx.matmul(qg[:, :, s0:s1].reshape(KV, G * n, D), kt[:, :, :keys])  # (KV, G * n, keys)
             mx.eval(scores)
-            sc = np.array(scores, copy=False).reshape(KV, G, n, keys)  # MLX's buffer: read, never written
-            if mask is None:
-                m = sc.max(axis=-1, keepdims=True)
-                e = sc - m
-            else:  # query s0 + i sees keys up to offset + s0 + i: only the last n keys hide any
-                tail = sc[..., keys - n:] + causal[:n, :n]
-                m = tail.max(axis=-1, keepdims=True)
-                if keys > n:
-                    m = np.maximum(m, sc[..., : keys - n].max(axis=-1, keepdims=True))
-                e = np.empty_like(sc)
-                np.subtract(sc[..., : keys - n], m, out=e[..., : keys - n])
-                np.subtract(tail, m, out=e[..., keys - n:])
+            e = buf[: KV * G * n * keys].reshape(KV, G, n, keys)
+            np.copyto(e, np.array(scores, copy=False).reshape(KV, G, n, keys))  # MLX's buffer is only read
+            if mask is not None:  # query s0 + i sees keys up to offset + s0 + i: only the last n keys hide any
+                e[..., keys - n:] += causal[:n, :n]
+            e -= e.max(axis=-1, keepdims=True)  # contiguous passes: a strided one costs several times more
             np.exp(e, out=e)
             total = e.sum(axis=-1, keepdims=True)
             o = mx.matmul(mx.array(e.reshape(KV, G * n, keys)), v[b][:, :keys]) / mx.array(total.reshape(KV, G * n, 1))
