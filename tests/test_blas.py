@@ -30,6 +30,16 @@ def test_blas_rename_only_when_asked():
     assert out.strip() == "openblas"
 
 
+@pytest.mark.skipif(not LINUX, reason="the BLAS swap is Linux-only by design")
+def test_blas_without_a_compiler_falls_back_to_the_renamed_openblas(tmp_path):
+    code = "import impl; i = impl.blas_info(); print(i['blas']); print(i['reason'])"
+    env = dict(os.environ, CC=str(tmp_path / "no-such-cc"), VOICEPORT_CACHE=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    blas, reason = out.strip().split("\n", 1)
+    assert blas == "openblas" and "openblas+gemv unavailable" in reason
+    assert [p.name for p in (tmp_path / "blas").iterdir() if "gemv" in p.name] == []  # nothing half-built left
+
+
 def _operand(rng, rows, cols, transposed, pad):
     """(rows, cols) float32 as MLX stores it: row-major, or the transpose of a row-major array (column-major),
     optionally a column slice of a wider array (leading dimension > cols)."""
