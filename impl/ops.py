@@ -25,8 +25,9 @@
 
 Weights use MLX's layouts: conv1d (C_out, K, C_in); conv_transpose1d (C_out, K, C_in). The gemm path multiplies
 by a contiguous copy of each weight in the layout its matmul wants (conv1d: (K, C_in, C_out)), made once per weight
-in a store the caller owns (`_gemm_weight`): MLX's CPU matmul copies a transposed or strided weight at every call. `path()` tells which
-path runs; VOICEPORT_CONV=native|gemm overrides the choice (default: gemm on CPU, native on GPU).
+in a store the caller owns (`_gemm_weight`): MLX's CPU matmul copies a transposed or strided weight at every call.
+`path()` tells which path runs; VOICEPORT_CONV=native|gemm overrides the choice (default: gemm on CPU, native on
+GPU).
 """
 from __future__ import annotations
 
