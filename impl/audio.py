@@ -1,4 +1,5 @@
-"""Audio utilities shared by the DAC path and the speaker-profile creator: load, validate, mono, resample, loudness.
+"""Audio utilities shared by the DAC path, the TTS CLI and the speaker-profile creator: load, save (atomic),
+validate, mono, resample, loudness.
 
 Ports (numerics, not just behaviour), numpy only at run time:
   resample            torchaudio 2.x `transforms.Resample` (functional/functional.py `_get_sinc_resample_kernel`,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from typing import Optional, Tuple, Union
 
 import numpy as np
@@ -50,6 +52,35 @@ def load_audio(path: Union[str, os.PathLike, "object"], max_seconds: Optional[fl
         x = x[0]
     check_audio(x, sr, max_seconds=max_seconds, name=str(path))
     return x, int(sr)
+
+
+def save_audio(audio: np.ndarray, path, sr: int, subtype: Optional[str] = None) -> None:
+    """Atomic soundfile write of (L,) or (C, L) float audio: no partial file is left on error."""
+    import soundfile as sf
+
+    x = np.asarray(audio)
+    check_audio(x, sr, name=str(path))
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(ext)
+    if fmt is None:
+        raise AudioError(f"{path}: unknown audio extension {ext!r} (use .wav, .flac or .ogg)")
+    if subtype is None:
+        subtype = "FLOAT" if fmt == "WAV" else sf.default_subtype(fmt)
+    if subtype.startswith("PCM"):
+        x = np.clip(x, -1.0, 1.0)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".voiceport-", suffix=ext, dir=folder)
+    os.close(fd)
+    try:
+        sf.write(tmp, x.T if x.ndim == 2 else x, int(sr), subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except Exception as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, AudioError):
+            raise
+        raise AudioError(f"cannot write {path}: {e}") from e
 
 
 def as_float32(x: np.ndarray) -> np.ndarray:

@@ -263,7 +263,7 @@ def test_audio_runtime_imports_no_torch(tmp_path):
         f"x, sr = A.load_audio({LIBRIVOX[1]!r})\n"
         "y = A.loudness_normalize(A.resample(A.to_mono(x), sr, 24000), 24000)\n"
         "I.apply_fade(y, 24000)\n"
-        f"I.save_audio(y, {str(tmp_path / 'y.wav')!r}, 24000)\n"
+        f"A.save_audio(y, {str(tmp_path / 'y.wav')!r}, 24000)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchaudio', 'scipy', 'pyloudnorm'))\n"
         "assert not bad, bad\n"
     )

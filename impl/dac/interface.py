@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Optional
 
 import numpy as np
@@ -162,33 +161,4 @@ class DacInterface:
         subtype: soundfile subtype; default 32-bit float for .wav (as torchaudio.save writes a float32 tensor),
         the format's default otherwise. PCM subtypes clip to [-1, 1].
         """
-        save_audio(audio, path, self.sr, subtype)
-
-
-def save_audio(audio: np.ndarray, path, sr: int, subtype: Optional[str] = None) -> None:
-    """Atomic soundfile write of (L,) or (C, L) float audio: no partial file is left on error."""
-    import soundfile as sf
-
-    x = np.asarray(audio)
-    A.check_audio(x, sr, name=str(path))
-    path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(ext)
-    if fmt is None:
-        raise A.AudioError(f"{path}: unknown audio extension {ext!r} (use .wav, .flac or .ogg)")
-    if subtype is None:
-        subtype = "FLOAT" if fmt == "WAV" else sf.default_subtype(fmt)
-    if subtype.startswith("PCM"):
-        x = np.clip(x, -1.0, 1.0)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".voiceport-", suffix=ext, dir=folder)
-    os.close(fd)
-    try:
-        sf.write(tmp, x.T if x.ndim == 2 else x, int(sr), subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    except Exception as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, A.AudioError):
-            raise
-        raise A.AudioError(f"cannot write {path}: {e}") from e
+        A.save_audio(audio, path, self.sr, subtype)

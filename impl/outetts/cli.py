@@ -85,26 +85,9 @@ def _default_dtype() -> Optional[str]:
     return "float32" if mx.default_device() == mx.cpu else None
 
 
-def write_audio(audio: np.ndarray, path: Path, sr: int) -> None:
-    """Atomic write: a temp file in the same folder renamed into place (no partial output on error)."""
-    import tempfile
-
-    import soundfile as sf
-
-    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[path.suffix.lower()]
-    subtype = "FLOAT" if fmt == "WAV" else sf.default_subtype(fmt)
-    fd, tmp = tempfile.mkstemp(prefix=".voiceport-", suffix=path.suffix, dir=str(path.parent.resolve()))
-    os.close(fd)
-    try:
-        sf.write(tmp, audio, sr, subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def run(args) -> int:
     import impl  # noqa: F401 -- fast BLAS before mlx
+    from impl.audio import save_audio
     from impl.outetts import generate as G
     from impl.outetts.checkpoints import default_model_dir
     from impl.outetts.prompt import prompt_ids
@@ -163,7 +146,7 @@ def run(args) -> int:
     if audio.size == 0:
         raise G.GenerationError(f"the model produced no audio codes in {n_tokens} tokens: nothing written "
                                 "(random weights? try more --max-new-tokens)")
-    write_audio(audio, out, G.SAMPLE_RATE)
+    save_audio(audio, out, G.SAMPLE_RATE)
     audio_s = audio.size / G.SAMPLE_RATE
     print(f"wrote {out} ({audio_s:.2f} s of audio, {G.SAMPLE_RATE} Hz)")
     decode_s, n_decode = gen_s - prefill_s, n_tokens - n_chunks  # each chunk's first token is its prefill's
