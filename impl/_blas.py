@@ -32,6 +32,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
+from impl._cache import cache_root
+
 # The BLAS symbols libmlx.so (0.32) imports.
 SYMBOLS = ("cblas_sgemm", "cblas_dgemm", "cblas_cgemm")
 
@@ -44,8 +46,7 @@ def info() -> Dict[str, Optional[str]]:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("VOICEPORT_CACHE") or os.path.join(Path.home(), ".cache", "voiceport")
-    return Path(root) / "blas"
+    return cache_root() / "blas"
 
 
 def _cached_build(dst: Path, build: Callable[[Path], None]) -> Path:

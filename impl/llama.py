@@ -28,6 +28,7 @@ import mlx.nn as nn
 import numpy as np
 
 from impl import ops
+from impl._cache import cache_root
 
 # Llama-OuteTTS-1.0-1B (Llama 3.2 1B with a 134,400-token vocabulary), HF config.json keys.
 OUTETTS_1B_CONFIG: Dict[str, Any] = {
@@ -501,8 +502,7 @@ def _save_safetensors(file: Path, tensors: Dict[str, np.ndarray], dtype: str) ->
 
 def cache_dir() -> Path:
     """$VOICEPORT_CACHE/checkpoints (default ~/.cache/voiceport/checkpoints)."""
-    root = os.environ.get("VOICEPORT_CACHE") or os.path.join(Path.home(), ".cache", "voiceport")
-    return Path(root) / "checkpoints"
+    return cache_root() / "checkpoints"
 
 
 def seeded_checkpoint(config: Optional[Dict[str, Any]] = None, seed: int = 0, dtype: str = "float32") -> Path:

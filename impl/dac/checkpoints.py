@@ -17,6 +17,7 @@ from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 
+from impl._cache import cache_root
 from impl.dac.layers import Snake1d, WNConv1d, WNConvTranspose1d
 from impl.dac.model import CONFIGS, DAC, DACConfig, ResidualUnit
 from impl.dac.quantize import Codebook
@@ -97,7 +98,7 @@ def write_seeded_safetensors(path: Union[str, Path], config: Union[str, Dict[str
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("VOICEPORT_CACHE", Path.home() / ".cache" / "voiceport")) / "checkpoints"
+    d = cache_root() / "checkpoints"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from impl._cache import cache_root
 from impl.outetts.tokenizer import Tokenizer, build_tokenizer
 
 # A small Llama with the real model's structure (GQA, llama3 rope) for tests and demos. Untied head and a wider
@@ -50,9 +51,9 @@ def write_model_dir(path: Union[str, os.PathLike], lm_config: Dict[str, Any], se
     return path
 
 
-def cache_root() -> Path:
-    root = os.environ.get("VOICEPORT_CACHE") or os.path.join(Path.home(), ".cache", "voiceport")
-    return Path(root) / "outetts"
+def cache_dir() -> Path:
+    """$VOICEPORT_CACHE/outetts: the embedded seeded model folders."""
+    return cache_root() / "outetts"
 
 
 def default_model_dir(lm_config: Optional[Dict[str, Any]] = None, seed: int = 0, dtype: str = "bfloat16") -> Path:
@@ -61,7 +62,7 @@ def default_model_dir(lm_config: Optional[Dict[str, Any]] = None, seed: int = 0,
 
     lm_config = llama.OUTETTS_1B_CONFIG if lm_config is None else lm_config
     key = hashlib.sha256(json.dumps([lm_config, seed, dtype, 1], sort_keys=True).encode()).hexdigest()[:12]
-    dest = cache_root() / f"model-{lm_config['hidden_size']}x{lm_config['num_hidden_layers']}-s{seed}-{dtype}-{key}"
+    dest = cache_dir() / f"model-{lm_config['hidden_size']}x{lm_config['num_hidden_layers']}-s{seed}-{dtype}-{key}"
     if (dest / "config.json").is_file() and (dest / "tokenizer.json").is_file():
         return dest
     return write_model_dir(dest, lm_config, seed, dtype)
