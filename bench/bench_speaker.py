@@ -147,16 +147,24 @@ def espeak_dataset():
 
 # -------------------------------------------------------------------------------------------- accuracy
 
+def _timed_align(aligner, audio, sr, text, tag: str, failed: List[str]):
+    """(words, seconds), or (None, 0) with the reason appended to `failed` when the aligner refuses the clip."""
+    t0 = time.perf_counter()
+    try:
+        words = aligner.align(audio, sr, text)
+    except ValueError as e:
+        failed.append(f"{tag}: {e}")
+        return None, 0.0
+    return words, time.perf_counter() - t0
+
+
 def boundary_errors_espeak(aligner, data) -> Dict:
     errs, failed, t = [], [], 0.0
     for audio, sr, text, groups, tag in data:
-        t0 = time.perf_counter()
-        try:
-            words = aligner.align(audio, sr, text)
-        except ValueError as e:
-            failed.append(f"{tag}: {text[:30]}...: {e}")
+        words, dt = _timed_align(aligner, audio, sr, text, f"{tag}: {text[:30]}...", failed)
+        if words is None:
             continue
-        t += time.perf_counter() - t0
+        t += dt
         for first, last, s, e in groups:
             errs += [words[first].start - s, words[last].end - e]
     return _summary(errs, len(data), failed, t)
@@ -172,13 +180,10 @@ def boundary_errors_librivox(aligner) -> Dict:
             text = f.read().strip()
         with open(wav[:-4] + ".json") as f:
             ref = [r for r in json.load(f)["w"] if r["t"] != "<sil>"]
-        t0 = time.perf_counter()
-        try:
-            words = aligner.align(x, sr, text)
-        except ValueError as e:
-            failed.append(f"{os.path.basename(wav)}: {e}")
+        words, dt = _timed_align(aligner, x, sr, text, os.path.basename(wav), failed)
+        if words is None:
             continue
-        t += time.perf_counter() - t0
+        t += dt
         errs += [w.start - r["b"] for w, r in zip(words, ref)] + [w.end - r["b"] - r["d"] for w, r in zip(words, ref)]
     return _summary(errs, len(LIBRIVOX), failed, t)
 
