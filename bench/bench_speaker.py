@@ -29,7 +29,6 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pytest
 
-import impl  # noqa: F401 -- fast BLAS before mlx
 from bench.timing import median_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"

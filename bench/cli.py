@@ -54,7 +54,7 @@ def run_suites(quick: bool, keyword: Optional[str]) -> Dict:
 
 
 def to_entry(data: Dict, quick: bool) -> Dict:
-    import impl
+    from impl import cpu
     from bench.roofline import measure
 
     cases = {}
@@ -77,7 +77,7 @@ def to_entry(data: Dict, quick: bool) -> Dict:
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sha": sha, "quick": quick,
         "machine": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
                     "processor": _cpu_name(), "python": platform.python_version()},
-        "versions": versions, "blas": impl.blas_info(), "roofline": measure(quick=quick),
+        "versions": versions, "blas": cpu.blas_info(), "roofline": measure(quick=quick),
         "pytest_exit": data.get("pytest_exit"), "cases": cases,
     }
 

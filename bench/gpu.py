@@ -20,7 +20,6 @@ from typing import Dict, List
 
 import numpy as np
 
-import impl  # noqa: F401 -- before mlx
 from bench.timing import median_time
 
 

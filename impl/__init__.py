@@ -1,10 +1,7 @@
 """voiceport: MLX port of the OuteTTS 1.0 stack (DAC 24 kHz codec, OuteTTS v3 LM, speaker profiles).
 
-Importing `impl` first gives MLX a fast BLAS on Linux CPU (see impl/_blas.py); `impl.blas_info()` tells which.
+Importing `impl` has no side effects. On Linux CPU, call `impl.cpu.enable_fast_blas()` before the first
+`import mlx.core` to give MLX's matmul OpenBLAS (the CLI, benches and test session do); `impl.cpu.blas_info()`
+tells which BLAS is active.
 """
-from impl import _blas
-
-_blas.install()
-blas_info = _blas.info
-
 __version__ = "0.1.0"

@@ -54,6 +54,9 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from impl import cpu
+
+    cpu.enable_fast_blas()  # Linux CPU: before any sub-command imports mlx (impl/cpu.py); elsewhere a no-op
     wanted = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=wanted if wanted in COMMANDS else "")
     args = parser.parse_args(argv)

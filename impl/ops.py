@@ -26,13 +26,14 @@
 Weights use MLX's layouts: conv1d (C_out, K, C_in); conv_transpose1d (C_out, K, C_in). The gemm path multiplies
 by a contiguous copy of each weight in the layout its matmul wants (conv1d: (K, C_in, C_out)), made once per weight
 in a store the caller owns (`_gemm_weight`): MLX's CPU matmul copies a transposed or strided weight at every call.
-`path()` tells which path runs; VOICEPORT_CONV=native|gemm overrides the choice (default: gemm on CPU, native on
-GPU).
+`path()` tells which path runs: "gemm" on the CPU device, "native" on a GPU, unless `set_path(p)` or the context
+manager `use_path(p)` chose one (VOICEPORT_CONV=native|gemm, read once at import, sets the starting choice).
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional, Tuple
 
 import mlx.core as mx
 import numpy as np
@@ -40,14 +41,39 @@ import numpy as np
 _PATHS = ("native", "gemm")
 
 
+
+
+def _checked(p: Optional[str], what: str) -> Optional[str]:
+    if p is not None and p not in _PATHS:
+        raise ValueError(f"{what}={p!r}: expected one of {_PATHS} (or None: by device)")
+    return p
+
+
+_forced: Optional[str] = _checked(os.environ.get("VOICEPORT_CONV") or None, "VOICEPORT_CONV")
+
+
 def path() -> str:
-    """The conv path used now: VOICEPORT_CONV if set, else "gemm" on the CPU device and "native" on a GPU."""
-    forced = os.environ.get("VOICEPORT_CONV")
-    if forced:
-        if forced not in _PATHS:
-            raise ValueError(f"VOICEPORT_CONV={forced!r}: expected one of {_PATHS}")
-        return forced
+    """The path used now: the one set_path/use_path chose, else "gemm" on the CPU device and "native" on a GPU."""
+    if _forced is not None:
+        return _forced
     return "gemm" if mx.default_device() == mx.cpu else "native"
+
+
+def set_path(p: Optional[str]) -> None:
+    """Choose the path for every op ("native" or "gemm"); None goes back to the choice by device."""
+    global _forced
+    _forced = _checked(p, "path")
+
+
+@contextmanager
+def use_path(p: Optional[str]) -> Iterator[None]:
+    """`with ops.use_path("native"): ...` runs the block on that path and restores the previous choice."""
+    old = _forced
+    set_path(p)
+    try:
+        yield
+    finally:
+        set_path(old)
 
 
 # ------------------------------------------------------------------------------------------------- conv1d

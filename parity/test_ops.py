@@ -16,15 +16,12 @@ after the division by alpha, and each of the few roundings after it by u |y| or 
 """
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-import impl  # noqa: F401 -- fast BLAS before mlx
 import mlx.core as mx
 
 from impl import ops
@@ -37,21 +34,8 @@ def _gamma(m: int) -> float:
     return m * U / (1 - m * U)
 
 
-@contextmanager
-def _conv_path(p: str):
-    old = os.environ.get("VOICEPORT_CONV")
-    os.environ["VOICEPORT_CONV"] = p
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["VOICEPORT_CONV"]
-        else:
-            os.environ["VOICEPORT_CONV"] = old
-
-
 def _run(p: str, fn) -> np.ndarray:
-    with _conv_path(p):
+    with ops.use_path(p):
         assert ops.path() == p
         return np.array(fn())
 
@@ -221,7 +205,7 @@ def test_gemm_weight_layouts_follow_the_weight(route):
     else:
         fn = lambda w_, s: ops.conv1d(mx.array(x), w_, mx.array(b), padding=(K - 1) // 2, layouts=s)  # noqa: E731
     store: ops.LayoutStore = {}
-    with _conv_path("gemm"):
+    with ops.use_path("gemm"):
         outs = []
         for scale in (1.0, 2.0, 1.0, -1.0):
             w_mx = mx.array(w * scale)  # a fresh array each time; the previous one is freed
@@ -230,7 +214,7 @@ def test_gemm_weight_layouts_follow_the_weight(route):
             np.testing.assert_array_equal(np.array(fn(w_mx, store)), first)
             np.testing.assert_array_equal(np.array(fn(w_mx, None)), first)
             outs.append(first)
-    with _conv_path("native"):
+    with ops.use_path("native"):
         for scale, got in zip((1.0, 2.0, 1.0, -1.0), outs):
             want = np.array(fn(mx.array(w * scale), None))
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=f"x{scale}")
@@ -245,7 +229,7 @@ def test_dac_conv_layouts_live_on_the_module_not_in_parameters():
 
     conv = WNConv1d(8, 8, 7, padding=3)
     x = mx.array(np.random.default_rng(0).standard_normal((1, 40, 8)).astype(np.float32))
-    with _conv_path("gemm"):
+    with ops.use_path("gemm"):
         conv.load_weights([("weight", mx.ones((8, 7, 8))), ("bias", mx.zeros((8,)))])
         a = np.array(conv(x))
         assert sorted(k for k, _ in tree_flatten(conv.parameters())) == ["bias", "weight"]

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import impl  # noqa: F401 -- fast BLAS before mlx
 import mlx.core as mx
 
 from impl.outetts import generate as G

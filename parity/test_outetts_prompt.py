@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import impl  # noqa: F401 -- fast BLAS before mlx
 from impl.outetts import text as T
 from impl.outetts.prompt import prompt_ids, prompt_pieces
 from impl.outetts.speaker import SpeakerError, load_speaker, synthetic_speaker, validate_speaker

@@ -15,7 +15,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import impl  # noqa: F401 -- fast BLAS before mlx
 import mlx.core as mx
 
 from impl.outetts.sampler import Sampler, SamplerConfig, SamplerError, probabilities, process_logits

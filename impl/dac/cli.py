@@ -72,7 +72,6 @@ def _save_npy(codes, out: Path) -> None:
 
 
 def run(args) -> int:
-    import impl  # noqa: F401 -- fast BLAS before mlx
     import numpy as np
 
     from impl import dac

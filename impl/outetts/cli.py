@@ -86,7 +86,6 @@ def _default_dtype() -> Optional[str]:
 
 
 def run(args) -> int:
-    import impl  # noqa: F401 -- fast BLAS before mlx
     from impl.audio import save_audio
     from impl.outetts import generate as G
     from impl.outetts.checkpoints import default_model_dir

@@ -78,7 +78,6 @@ def _check_out(path: str) -> str:
 
 
 def create(args) -> int:
-    import impl  # noqa: F401 -- fast BLAS before mlx
     from impl.speaker.profile import ProfileError, create_profile, save_profile
 
     t0 = time.perf_counter()

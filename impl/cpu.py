@@ -1,4 +1,7 @@
-"""Give MLX a fast BLAS on Linux CPU, without LD_PRELOAD.
+"""CPU set-up for MLX on Linux: `enable_fast_blas()` gives MLX's matmul a fast BLAS, without LD_PRELOAD.
+
+Nothing here runs on import: the CLI, the benches and the test session call `enable_fast_blas()` before the first
+`import mlx.core`; a library user calls it the same way or keeps MLX's bundled BLAS (correct, only slower).
 
 Why: the `mlx[cpu]` wheel links a reference (netlib) BLAS: a 1024x1024 fp32 matmul takes ~270-440 ms here
 against ~8-25 ms with OpenBLAS. libmlx.so resolves `cblas_sgemm` (and cblas_dgemm/cgemm) dynamically when it is
@@ -15,10 +18,10 @@ decode step's x @ W) at half the bandwidth of sgemv on the same matrix (measured
 once into the same cache and linked to scipy-openblas32) exports cblas_sgemm: M == 1 or N == 1 goes to sgemv,
 everything else to sgemm unchanged; no patchelf then. Without a compiler the renamed copy is used as is.
 
-Control: VOICEPORT_BLAS=0 keeps MLX's own BLAS; VOICEPORT_BLAS=rename skips the forwarder;
-VOICEPORT_BLAS=/path/lib.so loads that library instead (it must export cblas_sgemm). Apple Silicon and other
-platforms: nothing is done (MLX uses Accelerate / Metal).
-`info()` says which path is active; the benches print it.
+Choice (`enable_fast_blas(mode)`; mode None reads VOICEPORT_BLAS once, default "auto"): "auto" (forwarder, else the
+renamed copy), "rename" (skip the forwarder), "0" (keep MLX's own BLAS), or a path to a library that exports
+cblas_sgemm. Apple Silicon and other platforms: nothing is done (MLX uses Accelerate / Metal).
+`blas_info()` says which path is active; the benches print it.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ SYMBOLS = ("cblas_sgemm", "cblas_dgemm", "cblas_cgemm")
 _state: Dict[str, Optional[str]] = {"blas": "mlx-bundled", "path": None, "reason": "not attempted"}
 
 
-def info() -> Dict[str, Optional[str]]:
+def blas_info() -> Dict[str, Optional[str]]:
     """Which BLAS MLX's matmul uses in this process: {'blas', 'path', 'reason'}."""
     return dict(_state)
 
@@ -157,19 +160,29 @@ def _gemv_forwarder() -> Path:
     return _cached_build(_cache_dir() / f"libvoiceport_gemv-{key}.so", build)
 
 
-def install() -> Dict[str, Optional[str]]:
-    """Load a fast BLAS globally before mlx.core is imported (Linux only). Never raises; see info()."""
-    choice = os.environ.get("VOICEPORT_BLAS", "auto")
+def enable_fast_blas(mode: Optional[str] = None) -> Dict[str, Optional[str]]:
+    """Load a fast BLAS globally for MLX's CPU matmul; call before the first `import mlx.core` (Linux only).
+
+    Args:
+        mode: "auto", "rename", "0" or a library path (see the module docstring); None reads $VOICEPORT_BLAS.
+    Returns blas_info(). Never raises: on any failure MLX keeps its bundled BLAS and the reason says why.
+    Idempotent: a second call returns the first call's result. It writes the built library once under
+    $VOICEPORT_CACHE/blas (default ~/.cache/voiceport/blas).
+    """
+    if _state["reason"] != "not attempted":
+        return blas_info()
+    choice = mode if mode is not None else os.environ.get("VOICEPORT_BLAS", "auto")
     if not sys.platform.startswith("linux"):
         _state.update(blas="mlx-native", reason=f"{sys.platform}: MLX's own backend (Accelerate/Metal)")
-        return info()
+        return blas_info()
     if choice == "0":
-        _state.update(reason="disabled by VOICEPORT_BLAS=0")
-        return info()
+        _state.update(reason="disabled (mode 0 / VOICEPORT_BLAS=0)")
+        return blas_info()
     if "mlx.core" in sys.modules:
-        _state.update(reason="mlx.core was imported before impl: its BLAS is already bound")
-        warnings.warn("voiceport: import impl before mlx to get the fast BLAS on Linux (see impl/_blas.py)")
-        return info()
+        _state.update(reason="mlx.core was imported before enable_fast_blas(): its BLAS is already bound")
+        warnings.warn("voiceport: call impl.cpu.enable_fast_blas() before importing mlx to get the fast BLAS on "
+                      "Linux (see impl/cpu.py)")
+        return blas_info()
     tries = [("openblas+gemv", _gemv_forwarder), ("openblas", _renamed_openblas)] if choice == "auto" else \
         [("openblas", _renamed_openblas)] if choice == "rename" else [("custom", lambda: Path(choice))]
     failures = []
@@ -180,8 +193,8 @@ def install() -> Dict[str, Optional[str]]:
             for sym in SYMBOLS[:1]:
                 getattr(lib, sym)  # raises AttributeError if the library does not export it
             _state.update(blas=name, path=str(path), reason="; ".join(failures + ["loaded"]))
-            return info()
+            return blas_info()
         except Exception as e:  # noqa: BLE001 -- the next choice, or the bundled BLAS, still works, only slower
             failures.append(f"{name} unavailable ({type(e).__name__}: {e})")
     _state.update(reason="; ".join(failures) + "; MLX's bundled BLAS is used")
-    return info()
+    return blas_info()
