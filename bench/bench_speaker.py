@@ -5,8 +5,8 @@ Accuracy datasets:
   WORD events (sample positions) give exact word starts; a word ends where the next word event or a pause
   phoneme starts. espeak merges unstressed words into their neighbour ("of a", "from the": one word event);
   boundaries inside such a group have no ground truth and are left out.
-- LibriVox: the clips in shared/data with the alignments pocketsphinx's own `align` command made (machine
-  alignments: agreement is a reproduction check, not accuracy).
+- LibriVox: the clips committed in fixtures/data/librivox with the alignments pocketsphinx's own `align` command
+  made (machine alignments: agreement is a reproduction check, not accuracy).
 Goal: p50 <= 20 ms, p95 <= 60 ms.
 
 Time: `create_profile` on a 7 s clip (forced alignment + DAC encode + features), impl (MLX DAC) vs outetts'
@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
-import glob
-import json
 import os
 import re
 import time
@@ -30,9 +28,9 @@ import numpy as np
 import pytest
 
 from bench.timing import median_time
+from parity.doubles import TINY, load_librivox
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
-LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",
     "she sells sea shells by the sea shore, and the shells she sells are surely seashells",
@@ -172,19 +170,17 @@ def boundary_errors_espeak(aligner, data) -> Dict:
 def boundary_errors_librivox(aligner) -> Dict:
     import soundfile as sf
 
+    clips = load_librivox()  # fixtures/data/librivox; FileNotFoundError when a clip is missing
     errs, failed, t = [], [], 0.0
-    for wav in LIBRIVOX:
-        x, sr = sf.read(wav, dtype="float32")
-        with open(wav[:-4] + ".txt") as f:
-            text = f.read().strip()
-        with open(wav[:-4] + ".json") as f:
-            ref = [r for r in json.load(f)["w"] if r["t"] != "<sil>"]
-        words, dt = _timed_align(aligner, x, sr, text, os.path.basename(wav), failed)
+    for clip in clips.values():
+        x, sr = sf.read(clip.wav, dtype="float32")
+        words, dt = _timed_align(aligner, x, sr, clip.text, os.path.basename(clip.wav), failed)
         if words is None:
             continue
         t += dt
+        ref = clip.words
         errs += [w.start - r["b"] for w, r in zip(words, ref)] + [w.end - r["b"] - r["d"] for w, r in zip(words, ref)]
-    return _summary(errs, len(LIBRIVOX), failed, t)
+    return _summary(errs, len(clips), failed, t)
 
 
 def _summary(errs, n, failed, seconds) -> Dict:
@@ -202,22 +198,17 @@ def _summary(errs, n, failed, seconds) -> Dict:
 def profile_setup(quick: bool, folder: str) -> Dict:
     """A seeded DAC written by the official package (.pth) at the real architecture (or tiny widths), read by
     both sides; the forced aligner's words for the longest LibriVox clip."""
-    import dac
     import soundfile as sf
-    import torch
 
     from impl import dac as D
     from impl.dac.interface import DacInterface
     from impl.speaker.align import ForcedAligner
-    from parity.test_dac_interface import TINY
+    from reference import dac as ref
 
     config = TINY if quick else D.resolve_config("24khz_speech")
-    torch.manual_seed(0)
-    path = os.path.join(folder, "dac.pth")
-    dac.DAC(**config).save(path, package=False)
-    wav = LIBRIVOX[0]
-    with open(wav[:-4] + ".txt") as f:
-        text = f.read().strip()
+    path = str(ref.write_random_init_checkpoint(os.path.join(folder, "dac.pth"), config, seed=0))
+    clip = load_librivox()["0870"]
+    wav, text = clip.wav, clip.text
     x, sr = sf.read(wav, dtype="float32")
     words = [{"word": w.word, "start": w.start, "end": w.end} for w in ForcedAligner().align(x, sr, text)]
     return {"ckpt": path, "codec": DacInterface(D.load(path)), "wav": wav, "text": text, "words": words,
@@ -263,8 +254,9 @@ def bench_speaker_align_librivox(benchmark, aligner):
     import soundfile as sf
 
     res = boundary_errors_librivox(aligner)
-    x, sr = sf.read(LIBRIVOX[0], dtype="float32")
-    text = open(LIBRIVOX[0][:-4] + ".txt").read().strip()
+    clip = load_librivox()["0870"]
+    x, sr = sf.read(clip.wav, dtype="float32")
+    text = clip.text
     benchmark.pedantic(lambda: aligner.align(x, sr, text), rounds=3, warmup_rounds=1)
     benchmark.extra_info.update({k: v for k, v in res.items() if k != "failures"},
                                 what="ForcedAligner vs the clips' pocketsphinx reference alignments")

@@ -3,7 +3,6 @@
 Floors are measured here: the reference run on float32 input (what outetts runs) against the reference on
 float64 input (torchaudio.functional.resample with a float64 kernel; process_audio_tensor on a float64 tensor).
 """
-import glob
 import io
 import math
 
@@ -14,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from impl import audio
+from parity.doubles import LIBRIVOX, load_librivox
 from parity.harness import compare
 from parity.spec import Tol
 from reference import outetts_audio as ref
 
-LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
 RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 
 
@@ -33,8 +32,15 @@ def _ulps(a, b):
     return np.abs(a.astype(np.float32).view(np.int32).astype(np.int64) - b.astype(np.float32).view(np.int32))
 
 
-def test_audio_librivox_present():
-    assert len(LIBRIVOX) >= 3, "real speech missing from /work/shared/data/librivox"
+def test_audio_librivox_clips(librivox, tmp_path):
+    """The in-repo clips: 16 kHz mono speech whose alignment spells the transcript; a missing one is an error."""
+    assert sorted(librivox) == sorted(LIBRIVOX)
+    for clip in librivox.values():
+        info = sf.info(clip.wav)
+        assert (info.samplerate, info.channels) == (16000, 1) and 2.9 <= info.duration <= 7.2, (clip.name, info)
+        assert [r["t"].split("(")[0] for r in clip.words] == clip.text.split(), clip.name
+    with pytest.raises(FileNotFoundError, match="sense_and_sensibility_01_austen_64kb-0870.wav"):
+        load_librivox(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------ resample
@@ -81,8 +87,9 @@ def test_audio_resample_same_rate_is_identity():
     assert audio.resample(x, 24000, 24000) is x
 
 
-@pytest.mark.parametrize("path", LIBRIVOX)
-def test_audio_resample_librivox_to_24k(path):
+@pytest.mark.parametrize("name", LIBRIVOX)
+def test_audio_resample_librivox_to_24k(name, librivox):
+    path = librivox[name].wav
     x, sr = audio.load_audio(path)
     got = audio.resample(x, sr, 24000)
     _assert_floor(got, ref.resample_transform(x, sr, 24000),
@@ -91,8 +98,8 @@ def test_audio_resample_librivox_to_24k(path):
 
 # ------------------------------------------------------------------------------------------------ loudness
 
-def _speech_24k(i=0):
-    x, sr = audio.load_audio(LIBRIVOX[i])
+def _speech_24k(clip):
+    x, sr = audio.load_audio(clip.wav)
     return audio.resample(x, sr, 24000)
 
 
@@ -102,12 +109,17 @@ def _spiky(rng):
     return x
 
 
-def _signals():
+SIGNALS = ["speech0", "speech1", "noise", "short", "loud_sine", "spiky", "quiet_burst"]
+
+
+@pytest.fixture(scope="module")
+def signals(librivox):
+    """{name: float32 24 kHz signal} for SIGNALS: two LibriVox clips and synthetic edge cases."""
     rng = np.random.default_rng(0)
     t = np.arange(48000, dtype=np.float32) / 24000
-    return {
-        "speech0": _speech_24k(0),
-        "speech1": _speech_24k(1),
+    out = {
+        "speech0": _speech_24k(librivox["0870"]),
+        "speech1": _speech_24k(librivox["0880"]),
         "noise": (0.05 * rng.standard_normal(30000)).astype(np.float32),
         "short": (0.5 * rng.standard_normal(3000)).astype(np.float32),       # < one 400 ms block: padded
         "loud_sine": (0.99 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
@@ -115,14 +127,13 @@ def _signals():
         "quiet_burst": np.concatenate([np.zeros(20000, np.float32),
                                        (1e-3 * rng.standard_normal(5000)).astype(np.float32)]),
     }
+    assert list(out) == SIGNALS
+    return out
 
 
-SIGNALS = _signals()
-
-
-@pytest.mark.parametrize("name", list(SIGNALS))
-def test_audio_loudness_normalize_matches_outetts(name):
-    x = SIGNALS[name]
+@pytest.mark.parametrize("name", SIGNALS)
+def test_audio_loudness_normalize_matches_outetts(name, signals):
+    x = signals[name]
     got = audio.loudness_normalize(x, 24000)
     r32 = ref.process_audio_tensor(x)
     r64 = ref.process_audio_tensor(x.astype(np.float64))
@@ -133,11 +144,11 @@ def test_audio_loudness_normalize_matches_outetts(name):
     assert abs(audio.integrated_loudness(padded, 24000) - ref.integrated_loudness(padded, 24000)) < 1e-9
 
 
-def test_audio_loudness_peak_limit_branch():
-    x = SIGNALS["spiky"]
+def test_audio_loudness_peak_limit_branch(signals):
+    x = signals["spiky"]
     got = audio.loudness_normalize(x, 24000)
     assert abs(float(np.max(np.abs(got))) - 10 ** (-1 / 20)) < 1e-6  # limited to -1 dBFS peak
-    quiet = audio.loudness_normalize(SIGNALS["speech0"], 24000)
+    quiet = audio.loudness_normalize(signals["speech0"], 24000)
     assert float(np.max(np.abs(quiet))) < 10 ** (-1 / 20)
 
 
@@ -249,7 +260,7 @@ def test_audio_errors_are_value_errors(tmp_path):
         audio.resample(np.zeros(4, np.int16), 16000, 24000)
 
 
-def test_audio_runtime_imports_no_torch(tmp_path):
+def test_audio_runtime_imports_no_torch(librivox, tmp_path):
     """impl.audio and impl.dac.interface at run time (load, resample, loudness, fades, save) never import torch,
     scipy, torchaudio or pyloudnorm."""
     import subprocess
@@ -260,7 +271,7 @@ def test_audio_runtime_imports_no_torch(tmp_path):
         "import numpy as np\n"
         "from impl import audio as A\n"
         "from impl.dac import interface as I\n"
-        f"x, sr = A.load_audio({LIBRIVOX[1]!r})\n"
+        f"x, sr = A.load_audio({librivox['0880'].wav!r})\n"
         "y = A.loudness_normalize(A.resample(A.to_mono(x), sr, 24000), 24000)\n"
         "I.apply_fade(y, 24000)\n"
         f"A.save_audio(y, {str(tmp_path / 'y.wav')!r}, 24000)\n"

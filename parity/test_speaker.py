@@ -3,10 +3,10 @@
 outetts' create_speaker transcribes with whisper and hands the words to create_speaker_from_dict; here both
 sides get the same words (reference.speaker.create_speaker), so everything after alignment is compared: text,
 words, c1/c2 codes, durations, per-word and global feature buckets, all exactly. The DAC under both is the
-official torch model on the same tiny seeded checkpoint (parity.test_dac_interface.TorchDac behind
-impl.dac.interface), which isolates the profile logic; test_speaker_cli runs the MLX DAC end to end.
+official torch model on the same tiny seeded checkpoint (reference.dac.TorchDac behind
+impl.dac.interface), which isolates the profile logic; the last test runs `voiceport profile create` with the
+MLX DAC end to end.
 """
-import glob
 import json
 import os
 
@@ -20,29 +20,14 @@ from impl.outetts.speaker import SpeakerError, load_speaker
 from impl.speaker import features as F
 from impl.speaker.align import ForcedAligner, GivenWords, Word
 from impl.speaker.profile import ProfileError, create_profile, save_profile, slice_words
-from parity.test_dac_interface import TINY, TorchDac, _write_dac
+from parity.doubles import LIBRIVOX
 from reference import speaker as ref
-
-LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
-assert LIBRIVOX, "shared/data/librivox is missing: the speaker parity tests need its clips"
+from reference.dac import TorchDac
 
 
-def reference_words(wav):
-    """The clip's pocketsphinx alignment (shared/data), fillers dropped, variant marks '(2)' removed."""
-    with open(wav[:-4] + ".json") as f:
-        w = json.load(f)["w"]
-    return [{"word": r["t"].split("(")[0], "start": r["b"], "end": round(r["b"] + r["d"], 3)}
-            for r in w if r["t"] != "<sil>"]
-
-
-def transcript(wav):
-    with open(wav[:-4] + ".txt") as f:
-        return f.read().strip()
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    return _write_dac(tmp_path_factory.mktemp("dac") / "tiny.pth", TINY, seed=0)
+def reference_words(clip):
+    """The clip's pocketsphinx alignment (fixtures/data), variant marks '(2)' removed."""
+    return [{"word": r["t"].split("(")[0], "start": r["b"], "end": round(r["b"] + r["d"], 3)} for r in clip.words]
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +54,19 @@ def assert_same_profile(got, want):
 
 # ------------------------------------------------------------------------------------ profile == outetts
 
-@pytest.mark.parametrize("wav", LIBRIVOX, ids=lambda p: os.path.basename(p)[-8:-4])
-def test_speaker_profile_equals_outetts(wav, ours, official, tiny_ckpt):
-    words = reference_words(wav)
-    got = create_profile(wav, ours, GivenWords(words), text=transcript(wav))
-    want = ref.create_speaker(wav, tiny_ckpt, words, transcript(wav), proc=official)
+@pytest.mark.parametrize("name", LIBRIVOX)
+def test_speaker_profile_equals_outetts(name, librivox, ours, official, tiny_ckpt):
+    clip = librivox[name]
+    words = reference_words(clip)
+    got = create_profile(clip.wav, ours, GivenWords(words), text=clip.text)
+    want = ref.create_speaker(clip.wav, tiny_ckpt, words, clip.text, proc=official)
     assert_same_profile(got, want)
     assert sum(len(w["c1"]) for w in got["words"]) > 0.5 * 75 * got["words"][-1]["duration"]
 
 
-def test_speaker_profile_forced_alignment_equals_outetts(ours, official, tiny_ckpt):
+def test_speaker_profile_forced_alignment_equals_outetts(librivox, ours, official, tiny_ckpt):
     """Our forced aligner's words, with the transcript's spelling and punctuation, given to both sides."""
-    wav = LIBRIVOX[1]
+    wav = librivox["0880"].wav
     text = "He was not an ill-disposed young man."
     aligner = ForcedAligner()
     got = create_profile(wav, ours, aligner, text=text)
@@ -94,21 +80,21 @@ def test_speaker_profile_forced_alignment_equals_outetts(ours, official, tiny_ck
     assert got["text"] == "He was not an ill-disposed young man."
 
 
-def test_speaker_profile_stereo_44k_equals_outetts(ours, official, tiny_ckpt, tmp_path):
+def test_speaker_profile_stereo_44k_equals_outetts(librivox, ours, official, tiny_ckpt, tmp_path):
     """Any rate and channel count: downmixed and resampled exactly as outetts' load_audio does."""
     import soundfile as sf
 
-    wav = LIBRIVOX[1]
-    x, sr = sf.read(wav, dtype="float32")
+    clip = librivox["0880"]
+    x, sr = sf.read(clip.wav, dtype="float32")
     from reference.outetts_audio import resample_transform
 
     y = resample_transform(x[None].astype(np.float32), sr, 44100)[0]
     stereo = np.stack([y, 0.5 * y + 0.01 * np.sin(np.arange(y.size) / 7.0)], axis=1)
     path = str(tmp_path / "stereo.flac")
     sf.write(path, stereo, 44100, subtype="PCM_24")
-    words = reference_words(wav)
-    got = create_profile(path, ours, GivenWords(words), text=transcript(wav))
-    want = ref.create_speaker(path, tiny_ckpt, words, transcript(wav), proc=official)
+    words = reference_words(clip)
+    got = create_profile(path, ours, GivenWords(words), text=clip.text)
+    want = ref.create_speaker(path, tiny_ckpt, words, clip.text, proc=official)
     assert_same_profile(got, want)
 
 
@@ -202,14 +188,14 @@ def test_speaker_features_within_one_bucket_of_outetts(kind, n, seed, sr):
         assert abs(got[k] - want[k]) <= 1, f"{k}: {got[k]} vs outetts {want[k]} ({kind}, n={n}, seed={seed})"
 
 
-def test_speaker_features_pitch_track_equals_outetts():
+def test_speaker_features_pitch_track_equals_outetts(librivox):
     """The pitch track itself (Hz per 400-sample frame) on real speech: 95% of the voiced frames within 1e-4
     relative, the rest within 1% (the parabolic peak interpolation amplifies last-bit FFT differences)."""
     import soundfile as sf
     import torch
     from outetts.version.v3.audio_processor import calculate_pitch
 
-    x, sr = sf.read(LIBRIVOX[0], dtype="float32")
+    x, sr = sf.read(librivox["0870"].wav, dtype="float32")
     got = F.calculate_pitch(x, 24000)
     want = calculate_pitch(torch.from_numpy(x), 24000).numpy()
     assert got.shape == want.shape
@@ -228,15 +214,15 @@ def test_speaker_features_invalid_audio_is_zeros():
 
 # ---------------------------------------------------------------------------------------------- JSON I/O
 
-def test_speaker_json_round_trip_with_outetts(ours, official, tiny_ckpt, tmp_path):
+def test_speaker_json_round_trip_with_outetts(librivox, ours, official, tiny_ckpt, tmp_path):
     """Ours -> outetts' load_speaker, outetts' save_speaker -> ours: identical dicts, byte-identical files."""
-    wav = LIBRIVOX[1]
-    words = reference_words(wav)
-    profile = create_profile(wav, ours, GivenWords(words), text=transcript(wav))
+    clip = librivox["0880"]
+    words = reference_words(clip)
+    profile = create_profile(clip.wav, ours, GivenWords(words), text=clip.text)
     ours_path = save_profile(profile, tmp_path / "ours.json")
     assert ref.load_speaker(ours_path) == profile
 
-    theirs = ref.create_speaker(wav, tiny_ckpt, words, transcript(wav), proc=official)
+    theirs = ref.create_speaker(clip.wav, tiny_ckpt, words, clip.text, proc=official)
     ref.save_speaker(theirs, str(tmp_path / "theirs.json"))
     assert load_speaker(tmp_path / "theirs.json") == theirs == profile
     with open(ours_path, "rb") as a, open(tmp_path / "theirs.json", "rb") as b:
@@ -250,11 +236,36 @@ def test_speaker_json_round_trip_with_outetts(ours, official, tiny_ckpt, tmp_pat
         assert load_speaker(default) == json.load(f)
 
 
-def test_speaker_save_appends_json_and_is_atomic(ours, tmp_path):
-    profile = create_profile(LIBRIVOX[1], ours, GivenWords(reference_words(LIBRIVOX[1])),
-                             text=transcript(LIBRIVOX[1]))
+def test_speaker_save_appends_json_and_is_atomic(librivox, ours, tmp_path):
+    clip = librivox["0880"]
+    profile = create_profile(clip.wav, ours, GivenWords(reference_words(clip)), text=clip.text)
     assert save_profile(profile, tmp_path / "spk") == str(tmp_path / "spk.json")
     bad = dict(profile, words=[])
     with pytest.raises(SpeakerError):
         save_profile(bad, tmp_path / "bad.json")
     assert sorted(os.listdir(tmp_path)) == ["spk.json"]
+
+
+# ----------------------------------------------------------------------------- CLI end to end, MLX DAC
+
+def test_speaker_cli_create_equals_outetts(librivox, tiny_ckpt, tmp_path, capsys):
+    """`voiceport profile create` with the MLX DAC (impl.dac) on the tiny checkpoint: the profile equals outetts'
+    create_speaker over the official DAC on the same weights, given our aligner's words."""
+    import soundfile as sf
+
+    from impl.cli import main
+
+    wav, text = librivox["0880"].wav, "He was not an ill-disposed young man."
+    out = tmp_path / "spk.json"
+    rc = main(["profile", "create", wav, "--text", text, "--codec", tiny_ckpt, "-o", str(out)])
+    stdout, err = capsys.readouterr()
+    assert rc == 0 and "Traceback" not in err, err
+    assert "wrote" in stdout and "aligning words" in err and "encoding with DAC" in err
+    got = load_speaker(out)
+    assert ref.load_speaker(str(out)) == got
+    x, sr = sf.read(wav, dtype="float32")
+    words = [{"word": w.word, "start": w.start, "end": w.end} for w in ForcedAligner().align(x, sr, text)]
+    want = ref.create_speaker(wav, tiny_ckpt, words, text)
+    assert got == want
+
+    assert main(["profile", "show", str(out)]) == 0 and "7 words" in capsys.readouterr().out

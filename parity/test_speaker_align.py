@@ -1,27 +1,19 @@
 """Word aligners (impl.speaker.align): forced alignment on the LibriVox clips against their pocketsphinx
-reference alignments (shared/data), transcript mismatch detection, transcript tokens, bad input."""
-import glob
+reference alignments (fixtures/data), transcript mismatch detection, transcript tokens, bad input."""
 import json
-import os
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from impl.speaker.align import AlignmentError, ForcedAligner, GivenWords, WhisperAligner, Word, transcript_tokens
-
-LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
-assert LIBRIVOX, "shared/data/librivox is missing"
-ids = [os.path.basename(p)[-8:-4] for p in LIBRIVOX]
+from parity.doubles import LIBRIVOX
 
 
-def _clip(wav):
-    x, sr = sf.read(wav, dtype="float32")
-    with open(wav[:-4] + ".txt") as f:
-        text = f.read().strip()
-    with open(wav[:-4] + ".json") as f:
-        ref = [r for r in json.load(f)["w"] if r["t"] != "<sil>"]
-    return x, sr, text, ref
+def _clip(clip):
+    """(audio, rate, transcript, pocketsphinx word records)"""
+    x, sr = sf.read(clip.wav, dtype="float32")
+    return x, sr, clip.text, clip.words
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +21,10 @@ def aligner():
     return ForcedAligner()
 
 
-@pytest.mark.parametrize("wav", LIBRIVOX, ids=ids)
-def test_speaker_align_forced_matches_librivox_reference(wav, aligner):
+@pytest.mark.parametrize("name", LIBRIVOX)
+def test_speaker_align_forced_matches_librivox_reference(name, librivox, aligner):
     """The clips' alignments were made by pocketsphinx's own `align` command: we reproduce every boundary."""
-    x, sr, text, ref = _clip(wav)
+    x, sr, text, ref = _clip(librivox[name])
     words = aligner.align(x, sr, text)
     assert [w.word for w in words] == text.split()
     start_err = [abs(w.start - r["b"]) for w, r in zip(words, ref)]
@@ -41,10 +33,10 @@ def test_speaker_align_forced_matches_librivox_reference(wav, aligner):
     assert -20.0 < aligner.confidence < 0.0
 
 
-def test_speaker_align_digital_silence_padding(aligner):
+def test_speaker_align_digital_silence_padding(librivox, aligner):
     """Zeros around speech (synthetic or edited audio) used to make pocketsphinx's search fail: times shift by
     exactly the padding."""
-    x, sr, text, ref = _clip(LIBRIVOX[1])
+    x, sr, text, ref = _clip(librivox["0880"])
     pad = np.zeros(sr // 2, np.float32)
     words = aligner.align(np.concatenate([pad, x, pad]), sr, text)
     err = [abs(w.start - 0.5 - r["b"]) for w, r in zip(words, ref)]
@@ -52,19 +44,18 @@ def test_speaker_align_digital_silence_padding(aligner):
 
 
 @pytest.mark.parametrize("wrong", ["hello world", "reverse", "other clip"])
-def test_speaker_align_mismatched_transcript_is_refused(wrong, aligner):
-    x, sr, text, _ = _clip(LIBRIVOX[0])
-    wrong = {"reverse": " ".join(text.split()[::-1]),
-             "other clip": open(LIBRIVOX[2][:-4] + ".txt").read()}.get(wrong, wrong)
+def test_speaker_align_mismatched_transcript_is_refused(wrong, librivox, aligner):
+    x, sr, text, _ = _clip(librivox["0870"])
+    wrong = {"reverse": " ".join(text.split()[::-1]), "other clip": librivox["0890"].text}.get(wrong, wrong)
     with pytest.raises(AlignmentError, match="does not match the audio"):
         aligner.align(x, sr, wrong)
 
 
-@pytest.mark.parametrize("wav", LIBRIVOX, ids=ids)
+@pytest.mark.parametrize("name", LIBRIVOX)
 @pytest.mark.parametrize("drop", ["first 3", "middle 3", "last 3"])
-def test_speaker_align_missing_words_are_refused(wav, drop, aligner):
+def test_speaker_align_missing_words_are_refused(name, drop, librivox, aligner):
     """Speech the transcript lacks: a loud pause, a word stretched over it, or a poor score."""
-    x, sr, text, _ = _clip(wav)
+    x, sr, text, _ = _clip(librivox[name])
     t = text.split()
     partial = {"first 3": t[3:], "middle 3": t[:5] + t[8:], "last 3": t[:-3]}[drop]
     with pytest.raises(AlignmentError, match="does not match the audio"):
@@ -78,11 +69,11 @@ def test_speaker_align_no_speech_is_refused(aligner):
         aligner.align(noise, 16000, "he was not an ill disposed young man")
 
 
-def test_speaker_align_any_rate_and_channels(aligner):
+def test_speaker_align_any_rate_and_channels(librivox, aligner):
     """44.1 kHz stereo in: resampled to pocketsphinx's 16 kHz, downmixed; same words within one frame."""
     from impl import audio as A
 
-    x, sr, text, ref = _clip(LIBRIVOX[1])
+    x, sr, text, ref = _clip(librivox["0880"])
     y = A.resample(x, sr, 44100)
     words = aligner.align(np.stack([y, 0.8 * y]), 44100, text)
     assert max(abs(w.start - r["b"]) for w, r in zip(words, ref)) <= 0.0201
@@ -92,8 +83,8 @@ def test_speaker_align_any_rate_and_channels(aligner):
     ("", "text is empty"), ("   ", "text is empty"), ("... !", "no words"),
     ("he was 42", "digits"), ("he was zxqvbnm", "zxqvbnm"),
 ])
-def test_speaker_align_bad_transcripts(text, match, aligner):
-    x, sr, _, _ = _clip(LIBRIVOX[1])
+def test_speaker_align_bad_transcripts(text, match, librivox, aligner):
+    x, sr, _, _ = _clip(librivox["0880"])
     with pytest.raises(AlignmentError, match=match):
         aligner.align(x, sr, text)
 

@@ -62,3 +62,39 @@ def decode(model, codes: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         z = model.quantizer.from_codes(torch.from_numpy(np.asarray(codes).astype(np.int64)))[0]
         return model.decode(z)[:, 0].numpy()
+
+
+def write_random_init_checkpoint(path: Union[str, Path], config: Dict[str, Any], seed: int) -> Path:
+    """A DAC with the official package's own random init (`torch.manual_seed(seed)`), saved by the package itself
+    (`save(package=False)`: state_dict + metadata.kwargs)."""
+    import dac
+    import torch
+
+    torch.manual_seed(seed)
+    dac.DAC(**config).save(str(path), package=False)
+    return Path(path)
+
+
+class TorchDac:
+    """The official torch DAC behind impl.dac's model API (`encode`, `decode`, `sample_rate`, `hop_length`,
+    `config.codebook_size/n_codebooks`), so impl's DacInterface can run over it: isolates the interface logic.
+    Array-likes in (mx or numpy), numpy out; `encode_lengths` records each encoded window's length."""
+
+    def __init__(self, checkpoint: Union[str, Path]):
+        self.model = load(checkpoint)
+        self.sample_rate = int(self.model.sample_rate)
+        self.hop_length = int(self.model.hop_length)
+        self.config = self
+        self.codebook_size = self.model.codebook_size
+        self.n_codebooks = self.model.n_codebooks
+        self.encode_lengths = []
+
+    def encode(self, x) -> np.ndarray:
+        """(B, L) -> codes (B, n_codebooks, T) int32."""
+        x = np.asarray(x, dtype=np.float32)
+        self.encode_lengths.append(x.shape[-1])
+        return encode(self.model, x)
+
+    def decode(self, codes) -> np.ndarray:
+        """codes (B, n, T) -> (B, L_out) float32."""
+        return decode(self.model, np.asarray(codes))

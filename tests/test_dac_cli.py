@@ -1,15 +1,10 @@
 """`voiceport dac` end to end on a tiny seeded checkpoint: encode, decode, seeded, convert, and its errors."""
-import glob
-
 import numpy as np
 import pytest
 
 from impl import dac
 from impl.cli import main
-
-TINY = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], latent_dim=16, decoder_dim=16, decoder_rates=[8, 5, 4, 2],
-            n_codebooks=2, codebook_size=1024, codebook_dim=8, sample_rate=24000)
-CLIP = sorted(glob.glob("/work/shared/data/librivox/*.wav"))[0]
+from parity.doubles import TINY
 
 
 @pytest.fixture(scope="module")
@@ -17,18 +12,23 @@ def tiny(tmp_path_factory):
     return str(dac.write_seeded_safetensors(tmp_path_factory.mktemp("c") / "tiny.safetensors", TINY, 0))
 
 
-def test_dac_cli_encode_decode_roundtrip(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def clip(librivox):
+    return librivox["0870"].wav
+
+
+def test_dac_cli_encode_decode_roundtrip(clip, tiny, tmp_path):
     import soundfile as sf
 
     codes = tmp_path / "c.npy"
-    assert main(["dac", "encode", CLIP, "-o", str(codes), "--checkpoint", tiny]) == 0
+    assert main(["dac", "encode", clip, "-o", str(codes), "--checkpoint", tiny]) == 0
     c = np.load(codes)
-    n = sf.info(CLIP).frames * 24000 // sf.info(CLIP).samplerate
+    n = sf.info(clip).frames * 24000 // sf.info(clip).samplerate
     assert c.dtype == np.int32 and c.shape[0] == 2 and abs(c.shape[1] - n / 320) <= 2
     # the same codes as the interface gives directly
     from impl.dac.interface import DacInterface
 
-    assert np.array_equal(c, DacInterface(dac.load(tiny)).encode_file(CLIP))
+    assert np.array_equal(c, DacInterface(dac.load(tiny)).encode_file(clip))
     wav = tmp_path / "y.wav"
     assert main(["dac", "decode", str(codes), "-o", str(wav), "--checkpoint", tiny]) == 0
     y, sr = sf.read(wav)
@@ -51,16 +51,16 @@ def test_dac_cli_seeded_and_convert(tmp_path):
 
 @pytest.mark.parametrize("argv,msg", [
     (["dac", "encode", "/nope.wav", "-o", "{tmp}/x.npy"], "no such audio file"),
-    (["dac", "encode", CLIP, "-o", "{tmp}/x.wav"], ".npy"),
-    (["dac", "encode", CLIP, "-o", "{tmp}/missing/x.npy"], "does not exist"),
+    (["dac", "encode", "{clip}", "-o", "{tmp}/x.wav"], ".npy"),
+    (["dac", "encode", "{clip}", "-o", "{tmp}/missing/x.npy"], "does not exist"),
     (["dac", "decode", "{tmp}/bad.npy", "-o", "{tmp}/y.wav"], "not a numpy"),
     (["dac", "decode", "{tmp}/oob.npy", "-o", "{tmp}/y.wav"], "[0, 1024)"),
     (["dac", "seeded", "-o", "{tmp}/s.safetensors", "--config", "99khz"], "unknown DAC config"),
 ])
-def test_dac_cli_errors(tiny, tmp_path, capsys, argv, msg):
+def test_dac_cli_errors(clip, tiny, tmp_path, capsys, argv, msg):
     (tmp_path / "bad.npy").write_text("not numpy")
     np.save(tmp_path / "oob.npy", np.full((2, 4), 5000, np.int32))
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{clip}", clip) for a in argv]
     if argv[1] in ("encode", "decode"):
         argv += ["--checkpoint", tiny]
     assert main(argv) == 2

@@ -1,7 +1,6 @@
-"""`voiceport profile` end to end with the MLX DAC (impl.dac) on a tiny seeded checkpoint: the profile equals
-outetts' create_speaker over the official DAC on the same weights; bad input exits 2 with one clear line and
-leaves no file behind."""
-import glob
+"""`voiceport profile` end to end with the MLX DAC (impl.dac) on a tiny seeded checkpoint: --trim, bad input exits
+2 with one clear line and leaves no file behind, no torch at run time. (That its profile equals outetts' is
+parity/test_speaker.py::test_speaker_cli_create_equals_outetts.)"""
 import json
 import os
 
@@ -11,18 +10,14 @@ import soundfile as sf
 
 from impl.cli import main
 from impl.outetts.speaker import load_speaker
-from impl.speaker.align import ForcedAligner
-from parity.test_dac_interface import TINY, _write_dac
-from reference import speaker as ref
+from parity.doubles import TINY
 
-LIBRIVOX = sorted(glob.glob("/work/shared/data/librivox/*.wav"))
-CLIP = LIBRIVOX[1]  # "he was not an ill disposed young man", 3 s
-TEXT = "He was not an ill-disposed young man."
+TEXT = "He was not an ill-disposed young man."  # clip 0880, 3 s
 
 
 @pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    return _write_dac(tmp_path_factory.mktemp("dac") / "tiny.pth", TINY, seed=0)
+def clip(librivox):
+    return librivox["0880"].wav
 
 
 def _run(capsys, *argv):
@@ -32,27 +27,10 @@ def _run(capsys, *argv):
     return rc, out, err
 
 
-def test_speaker_cli_create_equals_outetts(tiny_ckpt, tmp_path, capsys):
-    out = tmp_path / "spk.json"
-    rc, stdout, err = _run(capsys, "create", CLIP, "--text", TEXT, "--codec", tiny_ckpt, "-o", str(out))
-    assert rc == 0, err
-    assert "wrote" in stdout and "aligning words" in err and "encoding with DAC" in err
-    got = load_speaker(out)
-    assert ref.load_speaker(str(out)) == got
-    x, sr = sf.read(CLIP, dtype="float32")
-    words = [{"word": w.word, "start": w.start, "end": w.end} for w in ForcedAligner().align(x, sr, TEXT)]
-    want = ref.create_speaker(CLIP, tiny_ckpt, words, TEXT)
-    assert got == want
-
-    rc, stdout, _ = _run(capsys, "show", str(out))
-    assert rc == 0 and "7 words" in stdout
-
-
-def test_speaker_cli_trim_keeps_first_20s(tiny_ckpt, tmp_path, capsys):
+def test_speaker_cli_trim_keeps_first_20s(librivox, tiny_ckpt, tmp_path, capsys):
     """A 26 s clip: refused without --trim; with it, the first 20 s and the given words inside them."""
-    x, sr = sf.read(LIBRIVOX[0], dtype="float32")  # 7.1 s
-    with open(LIBRIVOX[0][:-4] + ".json") as f:
-        ref_words = [r for r in json.load(f)["w"] if r["t"] != "<sil>"]
+    x, sr = sf.read(librivox["0870"].wav, dtype="float32")  # 7.1 s
+    ref_words = librivox["0870"].words
     long = np.concatenate([x] * 4 + [x[: sr * 2]])
     wav = tmp_path / "long.wav"
     sf.write(wav, long, sr)
@@ -77,29 +55,30 @@ def _write(path, x, sr=16000):
     return str(path)
 
 
+# case: (make the audio file from (folder, the 3 s clip's path), extra argv, expected message)
 BAD = {
-    "missing audio": (lambda d: str(d / "nope.wav"), ["--text", TEXT], "no such audio file"),
-    "unreadable": (lambda d: (d / "bad.wav").write_bytes(b"RIFF0000WAVEjunk") and str(d / "bad.wav"),
+    "missing audio": (lambda d, clip: str(d / "nope.wav"), ["--text", TEXT], "no such audio file"),
+    "unreadable": (lambda d, clip: (d / "bad.wav").write_bytes(b"RIFF0000WAVEjunk") and str(d / "bad.wav"),
                    ["--text", TEXT], "cannot read audio"),
-    "empty text": (lambda d: CLIP, ["--text", "  "], "--text is empty"),
-    "silence": (lambda d: _write(d / "zeros.wav", np.zeros(32000, np.float32)), ["--text", TEXT], "silent"),
-    "no speech": (lambda d: _write(d / "noise.wav", 0.05 * np.random.default_rng(0).standard_normal(48000)),
+    "empty text": (lambda d, clip: clip, ["--text", "  "], "--text is empty"),
+    "silence": (lambda d, clip: _write(d / "zeros.wav", np.zeros(32000, np.float32)), ["--text", TEXT], "silent"),
+    "no speech": (lambda d, clip: _write(d / "noise.wav", 0.05 * np.random.default_rng(0).standard_normal(48000)),
                   ["--text", TEXT], "does not match the audio"),
-    "wrong transcript": (lambda d: CLIP, ["--text", "the quick brown fox jumps over the lazy dog"],
+    "wrong transcript": (lambda d, clip: clip, ["--text", "the quick brown fox jumps over the lazy dog"],
                          "does not match the audio"),
-    "over 20 s": (lambda d: _write(d / "long.wav", np.tile(sf.read(CLIP, dtype="float32")[0], 8)),
+    "over 20 s": (lambda d, clip: _write(d / "long.wav", np.tile(sf.read(clip, dtype="float32")[0], 8)),
                   ["--text", TEXT], "limit is 20 s"),
-    "no aligner": (lambda d: CLIP, [], "--whisper-model"),
-    "digits": (lambda d: CLIP, ["--text", "he was 42"], "spell numbers out"),
+    "no aligner": (lambda d, clip: clip, [], "--whisper-model"),
+    "digits": (lambda d, clip: clip, ["--text", "he was 42"], "spell numbers out"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_speaker_cli_bad_input_exits_2_writes_nothing(case, tiny_ckpt, tmp_path, capsys):
+def test_speaker_cli_bad_input_exits_2_writes_nothing(case, clip, tiny_ckpt, tmp_path, capsys):
     make, extra, message = BAD[case]
     src = tmp_path / "in"
     src.mkdir()
-    audio = make(src)
+    audio = make(src, clip)
     outdir = tmp_path / "out"
     outdir.mkdir()
     rc, stdout, err = _run(capsys, "create", audio, *extra, "--codec", tiny_ckpt, "-o", str(outdir / "s.json"))
@@ -108,17 +87,17 @@ def test_speaker_cli_bad_input_exits_2_writes_nothing(case, tiny_ckpt, tmp_path,
     assert os.listdir(outdir) == []
 
 
-def test_speaker_cli_bad_output_folder(tiny_ckpt, tmp_path, capsys):
-    rc, _, err = _run(capsys, "create", CLIP, "--text", TEXT, "--codec", tiny_ckpt,
+def test_speaker_cli_bad_output_folder(clip, tiny_ckpt, tmp_path, capsys):
+    rc, _, err = _run(capsys, "create", clip, "--text", TEXT, "--codec", tiny_ckpt,
                       "-o", str(tmp_path / "no" / "s.json"))
     assert rc == 2 and "does not exist" in err
 
 
 @pytest.mark.slow
-def test_speaker_cli_default_codec_is_seeded_24khz(tmp_path, capsys):
+def test_speaker_cli_default_codec_is_seeded_24khz(clip, tmp_path, capsys):
     """No --codec: impl.dac's embedded seeded checkpoint at the real architecture (written once, ~300 MB)."""
     out = tmp_path / "spk.json"
-    rc, _, err = _run(capsys, "create", CLIP, "--text", TEXT, "-o", str(out))
+    rc, _, err = _run(capsys, "create", clip, "--text", TEXT, "-o", str(out))
     assert rc == 0, err
     assert "embedded seeded DAC" in err
     got = load_speaker(out)
@@ -126,7 +105,7 @@ def test_speaker_cli_default_codec_is_seeded_24khz(tmp_path, capsys):
     assert sum(len(w["c1"]) for w in got["words"]) == 225  # 3 s at 75 codes/s
 
 
-def test_speaker_cli_runtime_imports_no_torch(tmp_path):
+def test_speaker_cli_runtime_imports_no_torch(clip, tmp_path):
     """`voiceport profile create` with an MLX DAC from safetensors never imports torch, outetts or scipy."""
     import subprocess
     import sys
@@ -137,7 +116,7 @@ def test_speaker_cli_runtime_imports_no_torch(tmp_path):
     code = (
         "import sys\n"
         "from impl.cli import main\n"
-        f"rc = main(['profile', 'create', {CLIP!r}, '--text', {TEXT!r}, '--codec', {str(ckpt)!r}, '--quiet', "
+        f"rc = main(['profile', 'create', {clip!r}, '--text', {TEXT!r}, '--codec', {str(ckpt)!r}, '--quiet', "
         f"'-o', {str(tmp_path / 's.json')!r}])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchaudio', 'outetts', 'scipy'))\n"
         "print('RC', rc, 'BAD', bad[:5])\n"
