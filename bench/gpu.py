@@ -61,10 +61,11 @@ def bench_dac(seconds: List[float], tmp: Path) -> List[Dict]:
     import torch
 
     import impl.dac as idac
+    from impl.seeded.dac import write_seeded_safetensors
     from reference import dac as rdac
 
     st, pth = tmp / "dac.safetensors", tmp / "dac.pth"
-    idac.write_seeded_safetensors(st, "24khz_speech", 0)
+    write_seeded_safetensors(st, "24khz_speech", 0)
     rdac.write_seeded_checkpoint(pth, "24khz_speech", 0)
     model = idac.load(st)
     import dac as official
@@ -112,13 +113,14 @@ def bench_lm(tmp: Path, prefill: int = 512, decode: int = 128, small: bool = Fal
     from transformers import LlamaForCausalLM
 
     from impl import llama
+    from impl.seeded.llama import write_seeded_checkpoint
 
     path = tmp / "lm"
     config = dict(llama.OUTETTS_1B_CONFIG)
     if small:  # smoke test of this script on a CPU
         config.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2, head_dim=16)
-    llama.write_seeded_checkpoint(path, config, 0, dtype="bfloat16")
+    write_seeded_checkpoint(path, config, 0, dtype="bfloat16")
     model = llama.load(path)
     try:
         ref = LlamaForCausalLM.from_pretrained(path, dtype=torch.bfloat16)

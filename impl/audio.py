@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Optional, Tuple, Union
 
 import numpy as np
+
+from impl._io import atomic_path
 
 
 class AudioError(ValueError):
@@ -69,17 +70,10 @@ def save_audio(audio: np.ndarray, path, sr: int, subtype: Optional[str] = None) 
         subtype = "FLOAT" if fmt == "WAV" else sf.default_subtype(fmt)
     if subtype.startswith("PCM"):
         x = np.clip(x, -1.0, 1.0)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".voiceport-", suffix=ext, dir=folder)
-    os.close(fd)
     try:
-        sf.write(tmp, x.T if x.ndim == 2 else x, int(sr), subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    except Exception as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, AudioError):
-            raise
+        with atomic_path(path) as tmp:
+            sf.write(tmp, x.T if x.ndim == 2 else x, int(sr), subtype=subtype, format=fmt)
+    except Exception as e:  # noqa: BLE001 -- soundfile raises several types; the caller gets one AudioError
         raise AudioError(f"cannot write {path}: {e}") from e
 
 

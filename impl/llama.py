@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import json
 import math
 import os
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -28,7 +26,7 @@ import mlx.nn as nn
 import numpy as np
 
 from impl import ops
-from impl._cache import cache_root
+from impl.weights import CheckpointError, check_weights
 
 # Llama-OuteTTS-1.0-1B (Llama 3.2 1B with a 134,400-token vocabulary), HF config.json keys.
 OUTETTS_1B_CONFIG: Dict[str, Any] = {
@@ -272,22 +270,6 @@ def make_cache(model: Model) -> List[KVCache]:
     return [KVCache() for _ in model.layers]
 
 
-def generate_greedy(model: Model, prompt: Union[List[int], np.ndarray], max_new_tokens: int) -> List[int]:
-    """Argmax decoding with the KV cache: prefill in one pass, then one token per step (B = 1)."""
-    cache = make_cache(model)
-    logits = model(mx.array(np.asarray(prompt, dtype=np.int32)[None]), cache, logits_to_keep=1)
-    y = mx.argmax(logits[:, -1, :], axis=-1)
-    out: List[int] = []
-    for _ in range(max_new_tokens):
-        mx.eval(y)  # one eval per step: the graph never grows past one token
-        out.append(int(y.item()))
-        if len(out) == max_new_tokens:
-            break
-        logits = model(y[:, None].astype(mx.int32), cache)
-        y = mx.argmax(logits[:, -1, :], axis=-1)
-    return out
-
-
 # ------------------------------------------------------------------------------------------------- loading
 
 def sanitize(weights: Dict[str, mx.array], args: ModelArgs) -> Dict[str, mx.array]:
@@ -318,32 +300,11 @@ def _read_weights(path: Path) -> Dict[str, mx.array]:
             weights.update(mx.load(str(shard_path)))
         absent = sorted(set(weight_map) - set(weights))
         if absent:
-            raise ValueError(f"{index}: keys listed but absent from their shards: {absent[:20]}")
+            raise CheckpointError(f"{index}: keys listed but absent from their shards: {absent}")
         return weights
     found = sorted(os.path.basename(p) for p in glob.glob(str(path / "*.safetensors")))
     raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path} "
                             f"(safetensors files there: {found or 'none'})")
-
-
-def check_weights(model: Model, weights: Dict[str, mx.array]) -> None:
-    """Strict key/shape check: one ValueError listing every missing, unexpected and mis-shaped key."""
-    from mlx.utils import tree_flatten
-
-    expected = dict(tree_flatten(model.parameters()))
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    misshaped = sorted(f"{k}: checkpoint {list(weights[k].shape)} != model {list(expected[k].shape)}"
-                       for k in set(expected) & set(weights) if tuple(weights[k].shape) != tuple(expected[k].shape))
-    problems = []
-    emb = weights.get("model.embed_tokens.weight")
-    if emb is not None and emb.shape[0] != model.args.vocab_size:
-        problems.append(f"config vocab_size {model.args.vocab_size} != model.embed_tokens.weight rows "
-                        f"{emb.shape[0]} (config.json and the checkpoint disagree)")
-    for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if keys:
-            problems.append(f"{len(keys)} {what}: " + ", ".join(keys))
-    if problems:
-        raise ValueError("checkpoint does not match the Llama config:\n  " + "\n  ".join(problems))
 
 
 def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional[str] = None) -> Model:
@@ -365,7 +326,11 @@ def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional
         raise ValueError(f"quantize {quantize!r} not one of {sorted(_QUANT)}")
     model = Model(args)
     weights = sanitize(_read_weights(path), args)
-    check_weights(model, weights)
+    emb = weights.get("model.embed_tokens.weight")
+    notes = [] if emb is None or emb.shape[0] == args.vocab_size else [
+        f"config vocab_size {args.vocab_size} != model.embed_tokens.weight rows {emb.shape[0]} "
+        "(config.json and the checkpoint disagree)"]
+    check_weights(model, weights, str(path), notes)
     if dtype is not None:
         weights = {k: v.astype(_DTYPES[dtype]) for k, v in weights.items()}
     model.load_weights(list(weights.items()), strict=True)
@@ -382,147 +347,13 @@ def cpu_layout(model: Model) -> Model:
 
     A layer computes `x @ W.T` with W (out, in) as HF stores it. On the CPU, MLX's BLAS call for that product
     with one row of x (a decode step, an sgemm) reads W at about half the bandwidth of the same product on a
-    row-major (in, out) matrix (measured here: 7.3 vs 13.5 GB/s on a 2048x8192 fp32 matrix). With impl/_blas.py's
+    row-major (in, out) matrix (measured here: 7.3 vs 13.5 GB/s on a 2048x8192 fp32 matrix). With impl/cpu.py's
     gemv forwarder (Linux with a C compiler) both layouts read at sgemv speed; this keeps the fallback (no
-    compiler, or another BLAS) fast. Re-laying W column-major
-    makes `W.T` that row-major matrix, with no copy kept: the parameter keeps its shape, values and name, so
-    parity, saving and quantizing see the same tensor. The embedding's row lookups become strided reads of
+    compiler, or another BLAS) fast. Re-laying W column-major makes `W.T` that row-major matrix, with no copy
+    kept: the parameter keeps its shape, values and name, so parity, saving and quantizing see the same tensor. The embedding's row lookups become strided reads of
     hidden_size floats, a few microseconds per token. Apple Silicon (Metal) keeps the checkpoint's layout.
     """
     for _, module in model.named_modules():
         if isinstance(module, (nn.Linear, nn.Embedding)) and module.weight.ndim == 2:
             module.weight = mx.contiguous(module.weight.T).T
     return model
-
-
-# ------------------------------------------------------------------------------------------------- seeded checkpoints
-
-def _param_shapes(config: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
-    """HF LlamaForCausalLM state-dict names and shapes (tied head omitted, as save_pretrained does)."""
-    a = ModelArgs.from_dict(config)
-    D, F, hd = a.hidden_size, a.intermediate_size, a.head_dim
-    shapes: Dict[str, Tuple[int, ...]] = {"model.embed_tokens.weight": (a.vocab_size, D)}
-    for i in range(a.num_hidden_layers):
-        p = f"model.layers.{i}."
-        shapes.update({
-            p + "self_attn.q_proj.weight": (a.num_attention_heads * hd, D),
-            p + "self_attn.k_proj.weight": (a.num_key_value_heads * hd, D),
-            p + "self_attn.v_proj.weight": (a.num_key_value_heads * hd, D),
-            p + "self_attn.o_proj.weight": (D, a.num_attention_heads * hd),
-            p + "mlp.gate_proj.weight": (F, D),
-            p + "mlp.up_proj.weight": (F, D),
-            p + "mlp.down_proj.weight": (D, F),
-            p + "input_layernorm.weight": (D,),
-            p + "post_attention_layernorm.weight": (D,),
-        })
-        if a.attention_bias:
-            for n, rows in (("q", a.num_attention_heads * hd), ("k", a.num_key_value_heads * hd),
-                            ("v", a.num_key_value_heads * hd), ("o", D)):
-                shapes[p + f"self_attn.{n}_proj.bias"] = (rows,)
-        if a.mlp_bias:
-            shapes.update({p + "mlp.gate_proj.bias": (F,), p + "mlp.up_proj.bias": (F,),
-                           p + "mlp.down_proj.bias": (D,)})
-    shapes["model.norm.weight"] = (D,)
-    if not a.tie_word_embeddings:
-        shapes["lm_head.weight"] = (a.vocab_size, D)
-    return shapes
-
-
-def seeded_tensor(name: str, shape: Tuple[int, ...], seed: int, std: float) -> np.ndarray:
-    """HF `_init_weights`: norm weights 1, biases 0, others N(0, std); per-tensor RNG keyed by (seed, crc32(name))."""
-    if name.endswith("layernorm.weight") or name == "model.norm.weight":
-        return np.ones(shape, np.float32)
-    if name.endswith(".bias"):
-        return np.zeros(shape, np.float32)
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    return (rng.standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float32)
-
-
-def write_seeded_checkpoint(path: Union[str, Path], config: Dict[str, Any], seed: int, dtype: str = "float32",
-                            max_shard_bytes: Optional[int] = None) -> Path:
-    """Write a random-init HF checkpoint (config.json + model.safetensors) at `config`, torch-free.
-
-    Deterministic: each tensor has its own numpy RNG seeded by (seed, crc32(tensor name)), drawn in fp32
-    (N(0, initializer_range) for linear and embedding weights, ones for RMSNorm weights, as HF's
-    `LlamaPreTrainedModel._init_weights`), then cast to `dtype`. Sharding does not change any value.
-
-    Args:
-        path: output folder (created).
-        config: HF config.json dict (e.g. OUTETTS_1B_CONFIG).
-        seed: the weights' seed.
-        dtype: "float32", "float16" or "bfloat16" (stored as; recorded as config `torch_dtype`).
-        max_shard_bytes: None writes one model.safetensors; else shards of at most this size plus
-            model.safetensors.index.json (as `save_pretrained(max_shard_size=...)`), bounding peak memory.
-    """
-    dtype = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(dtype, dtype)
-    if dtype not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"dtype {dtype!r} not one of float32, float16, bfloat16")
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    std = float(config.get("initializer_range", 0.02))
-    shapes = _param_shapes(config)
-    itemsize = 4 if dtype == "float32" else 2
-    groups: List[List[str]] = [[]]
-    size = 0
-    for name, shape in shapes.items():
-        nbytes = int(np.prod(shape)) * itemsize
-        if max_shard_bytes is not None and groups[-1] and size + nbytes > max_shard_bytes:
-            groups.append([])
-            size = 0
-        groups[-1].append(name)
-        size += nbytes
-    files = (["model.safetensors"] if max_shard_bytes is None else
-             [f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))])
-    total = 0
-    for fname, names in zip(files, groups):
-        tensors = {n: seeded_tensor(n, shapes[n], seed, std) for n in names}
-        total += sum(t.size for t in tensors.values()) * itemsize
-        _save_safetensors(path / fname, tensors, dtype)
-        del tensors
-    if max_shard_bytes is not None:
-        index = {"metadata": {"total_size": total},
-                 "weight_map": {n: f for f, names in zip(files, groups) for n in names}}
-        (path / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-    cfg = dict(config)
-    cfg["torch_dtype"] = dtype
-    (path / "config.json").write_text(json.dumps(cfg, indent=2))
-    return path
-
-
-def _save_safetensors(file: Path, tensors: Dict[str, np.ndarray], dtype: str) -> None:
-    """fp32/fp16 through safetensors.numpy; bf16 (no numpy dtype) through MLX's safetensors writer."""
-    meta = {"format": "pt"}  # transformers refuses safetensors without a known format tag
-    if dtype == "bfloat16":
-        mx.save_safetensors(str(file), {n: mx.array(t).astype(mx.bfloat16) for n, t in tensors.items()}, metadata=meta)
-        return
-    from safetensors.numpy import save_file
-
-    save_file({n: t.astype(np.dtype(dtype)) for n, t in tensors.items()}, str(file), metadata=meta)
-
-
-def cache_dir() -> Path:
-    """$VOICEPORT_CACHE/checkpoints (default ~/.cache/voiceport/checkpoints)."""
-    return cache_root() / "checkpoints"
-
-
-def seeded_checkpoint(config: Optional[Dict[str, Any]] = None, seed: int = 0, dtype: str = "float32") -> Path:
-    """The seeded checkpoint for (config, seed, dtype), generated once into cache_dir() and reused.
-
-    The folder name carries a hash of the config, so a changed config never reuses stale weights. Writing goes
-    to a temporary folder renamed into place, so a concurrent or interrupted writer never leaves half a model.
-    """
-    config = OUTETTS_1B_CONFIG if config is None else config
-    key = hashlib.sha256(json.dumps([config, seed, dtype, 1], sort_keys=True).encode()).hexdigest()[:12]
-    dest = cache_dir() / f"llama-{config.get('hidden_size')}x{config.get('num_hidden_layers')}-s{seed}-{dtype}-{key}"
-    if (dest / "config.json").exists():
-        return dest
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    big = sum(int(np.prod(s)) for s in _param_shapes(config).values()) * 4 > (1 << 30)
-    write_seeded_checkpoint(tmp, config, seed, dtype, max_shard_bytes=(1 << 30) if big else None)
-    try:
-        os.replace(tmp, dest)
-    except OSError:  # another process won the race: keep theirs
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest

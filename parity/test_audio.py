@@ -16,7 +16,7 @@ from impl import audio
 from parity.doubles import LIBRIVOX, load_librivox
 from parity.harness import compare
 from parity.spec import Tol
-from reference import outetts_audio as ref
+from reference import audio as ref
 
 RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 

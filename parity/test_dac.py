@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from impl import dac
+from impl.seeded.dac import seeded_state_dict, write_seeded_safetensors
 from parity.harness import compare, run_spec
 from parity.spec import Tol
 from parity.specs import dac as dac_spec
@@ -37,7 +38,7 @@ def speech_models():
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     d = tmp_path_factory.mktemp("dac-tiny")
-    st_path = dac.write_seeded_safetensors(d / "tiny.safetensors", TINY, seed=3)
+    st_path = write_seeded_safetensors(d / "tiny.safetensors", TINY, seed=3)
     pth = ref.write_seeded_checkpoint(d / "tiny.pth", TINY, seed=3)
     return {"impl": dac.load(st_path), "float32": ref.load(pth, "float32"), "pth": pth, "st": st_path}
 
@@ -167,7 +168,7 @@ def test_dac_encode_frames_match_official(tiny_models, n):
 @pytest.mark.parametrize("config", ["44khz", "16khz"])
 def test_dac_other_official_configs_codes_exact(config, tmp_path):
     """The other official architectures build, load and give the official codes and output length."""
-    st_path = dac.write_seeded_safetensors(tmp_path / "m.safetensors", config, seed=1)
+    st_path = write_seeded_safetensors(tmp_path / "m.safetensors", config, seed=1)
     pth = ref.write_seeded_checkpoint(tmp_path / "m.pth", config, seed=1)
     m, r = dac.load(st_path), ref.load(pth)
     sr = dac.CONFIGS[config]["sample_rate"]
@@ -222,13 +223,13 @@ def test_dac_load_rejects_non_checkpoints(tmp_path):
 
 def test_dac_seeded_weights_are_deterministic_and_official(tmp_path):
     """Same seed -> byte-identical file; the official model accepts every key with its own shapes."""
-    a = dac.write_seeded_safetensors(tmp_path / "a.safetensors", TINY, 7)
-    b = dac.write_seeded_safetensors(tmp_path / "b.safetensors", TINY, 7)
+    a = write_seeded_safetensors(tmp_path / "a.safetensors", TINY, 7)
+    b = write_seeded_safetensors(tmp_path / "b.safetensors", TINY, 7)
     assert a.read_bytes() == b.read_bytes()
     import dac as official
 
     want = {k: tuple(v.shape) for k, v in official.DAC(**TINY).state_dict().items()}
-    got = {k: v.shape for k, v in dac.seeded_state_dict(TINY, 7).items()}
+    got = {k: v.shape for k, v in seeded_state_dict(TINY, 7).items()}
     assert got == want
     assert json.loads(__import__("safetensors").safe_open(str(a), "np").metadata()["kwargs"]) == TINY
 

@@ -18,7 +18,7 @@ from impl import audio as A
 from impl.dac import interface as I
 from parity.harness import compare
 from parity.spec import Tol
-from reference import outetts_audio as ref
+from reference import audio as ref
 from reference.dac import TorchDac
 
 

@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from impl import llama
+from impl.outetts.generate import generate_greedy
+from impl.seeded.llama import param_shapes, write_seeded_checkpoint
 from parity.harness import kl_divergence, run_spec
 from parity.specs import llama as llama_spec
 from reference import llama as ref
@@ -124,7 +126,7 @@ def test_llama_rope_inv_freq_equals_transformers_llama3():
 @pytest.mark.parametrize("prompt_seed", [0, 1])
 def test_llama_greedy_64_tokens_identical(impl_model, refs, prompt_seed):
     prompt = _ids(100 + prompt_seed, (12,)).tolist()
-    got = llama.generate_greedy(impl_model, prompt, 64)
+    got = generate_greedy(impl_model, prompt, 64)
     want = ref.generate_greedy(refs["float32"], prompt, 64)
     assert len(set(want)) > 16, f"degenerate reference decode, the comparison would be weak: {want}"
     first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)
@@ -266,7 +268,7 @@ def test_llama_load_vocab_mismatch_is_clear(small_path, tmp_path):
 
 
 def test_llama_sharded_checkpoint_loads_same_weights(small_path, impl_model, tmp_path):
-    sharded = llama.write_seeded_checkpoint(tmp_path / "sharded", SMALL, seed=0, max_shard_bytes=60_000)
+    sharded = write_seeded_checkpoint(tmp_path / "sharded", SMALL, seed=0, max_shard_bytes=60_000)
     index = json.loads((sharded / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
     assert len(shards) >= 3 and not (sharded / "model.safetensors").exists()
@@ -300,12 +302,12 @@ def test_llama_cpu_layout_keeps_every_tensor_and_the_logits(small_path, impl_mod
     b = np.array(plain(mx.array(ids.astype(np.int32))))
     assert np.max(np.abs(a - b)) <= 10 * floor
     prompt = _ids(6, (24,))
-    assert llama.generate_greedy(impl_model, prompt, 32) == llama.generate_greedy(plain, prompt, 32)
+    assert generate_greedy(impl_model, prompt, 32) == generate_greedy(plain, prompt, 32)
 
 
 def test_llama_untied_head_and_bad_options(tmp_path):
     cfg = dict(SMALL, tie_word_embeddings=False, num_hidden_layers=1)
-    path = llama.write_seeded_checkpoint(tmp_path / "untied", cfg, seed=1)
+    path = write_seeded_checkpoint(tmp_path / "untied", cfg, seed=1)
     model = llama.load(path)
     ids = _ids(0, (1, 8))
     want = ref.forward(ref.load(path, "float64"), ids)
@@ -327,9 +329,9 @@ def test_llama_untied_head_and_bad_options(tmp_path):
 def test_llama_seeded_checkpoint_deterministic_and_hf_init(tmp_path):
     from safetensors.numpy import load_file
 
-    a = llama.write_seeded_checkpoint(tmp_path / "a", SMALL, seed=3)
-    b = llama.write_seeded_checkpoint(tmp_path / "b", SMALL, seed=3)
-    c = llama.write_seeded_checkpoint(tmp_path / "c", SMALL, seed=4)
+    a = write_seeded_checkpoint(tmp_path / "a", SMALL, seed=3)
+    b = write_seeded_checkpoint(tmp_path / "b", SMALL, seed=3)
+    c = write_seeded_checkpoint(tmp_path / "c", SMALL, seed=4)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     wa, wc = load_file(str(a / "model.safetensors")), load_file(str(c / "model.safetensors"))
     assert not np.array_equal(wa["model.embed_tokens.weight"], wc["model.embed_tokens.weight"])
@@ -337,7 +339,7 @@ def test_llama_seeded_checkpoint_deterministic_and_hf_init(tmp_path):
     np.testing.assert_array_equal(wa["model.layers.0.input_layernorm.weight"], 1.0)
     std = float(np.std(wa["model.embed_tokens.weight"]))
     assert abs(std - SMALL["initializer_range"]) < 0.01 * SMALL["initializer_range"]
-    bf = llama.write_seeded_checkpoint(tmp_path / "bf", SMALL, seed=3, dtype="bfloat16")
+    bf = write_seeded_checkpoint(tmp_path / "bf", SMALL, seed=3, dtype="bfloat16")
     assert json.loads((bf / "config.json").read_text())["torch_dtype"] == "bfloat16"
     assert llama.load(bf).model.norm.weight.dtype == mx.bfloat16
 
@@ -353,7 +355,7 @@ def test_llama_outetts_1b_config_is_the_real_architecture():
             a.intermediate_size, a.vocab_size, a.rms_norm_eps, a.tie_word_embeddings) == \
         (2048, 16, 32, 8, 64, 8192, 134400, 1e-5, True)
     assert a.rope_theta == 500000.0 and a.rope_scaling["factor"] == 32.0
-    n = sum(int(np.prod(s)) for s in llama._param_shapes(llama.OUTETTS_1B_CONFIG).values())
+    n = sum(int(np.prod(s)) for s in param_shapes(llama.OUTETTS_1B_CONFIG).values())
     assert n == 1_235_814_400 + (134400 - 128256) * 2048  # Llama 3.2 1B (128,256 vocab) + the added rows
 
 
@@ -369,6 +371,6 @@ def test_llama_1b_layers_parity():
 def test_llama_1b_greedy_64_tokens_identical():
     path = llama_spec.checkpoint("1b", seed=0)
     prompt = _ids(100, (12,), vocab=llama.OUTETTS_1B_CONFIG["vocab_size"]).tolist()
-    got = llama.generate_greedy(llama.load(path), prompt, 64)
+    got = generate_greedy(llama.load(path), prompt, 64)
     want = ref.generate_greedy(ref.load(path, "float32"), prompt, 64)
     assert got == want

@@ -1,6 +1,6 @@
 """OuteTTS v3 generation: impl (MLX LM + loop) vs outetts' HF backend (transformers generate) on outetts' prompt.
 
-The model is a tiny seeded Llama (impl.outetts.checkpoints.TINY_LM_CONFIG) written in HF format with the
+The model is a tiny seeded Llama (impl.seeded.outetts.TINY_LM_CONFIG) written in HF format with the
 generated v3 tokenizer; the reference loads the same folder with transformers through outetts' HFModel and runs
 InterfaceHF.chunk_generation (outetts' default). Greedy tokens must be identical; codes parsing is exact.
 """
@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 import mlx.core as mx
 
 from impl.outetts import generate as G
-from impl.outetts.checkpoints import TINY_LM_CONFIG, write_model_dir
 from impl.outetts.prompt import prompt_ids
 from impl.outetts.sampler import SamplerConfig
-from impl.outetts.speaker import synthetic_speaker
 from impl.outetts.text import TextError, chunk_text
 from impl.outetts.tokenizer import Tokenizer
+from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
+from impl.seeded.speaker import synthetic_speaker
 from reference import outetts as R
 
 GREEDY = SamplerConfig(temperature=0)
@@ -265,7 +265,7 @@ def test_outetts_runtime_imports_no_torch_or_transformers(model_dir):
         "import sys\n"
         "import impl.outetts.cli\n"
         "from impl.outetts import generate as G\n"
-        "from impl.outetts.speaker import synthetic_speaker\n"
+        "from impl.seeded.speaker import synthetic_speaker\n"
         f"tts = G.load({str(model_dir)!r})\n"
         "toks = tts.generate_tokens('Hi there.', synthetic_speaker(0), G.GenerationConfig(max_new_tokens=3))\n"
         "assert len(toks) == 3\n"

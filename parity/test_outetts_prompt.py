@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from impl.outetts import text as T
 from impl.outetts.prompt import prompt_ids, prompt_pieces
-from impl.outetts.speaker import SpeakerError, load_speaker, synthetic_speaker, validate_speaker
-from impl.outetts.tokenizer import Tokenizer, TokenizerError, build_tokenizer
+from impl.outetts.tokenizer import Tokenizer, TokenizerError
 from impl.outetts.tokens import SPECIAL, special_token_list
+from impl.seeded.outetts import build_tokenizer
+from impl.seeded.speaker import synthetic_speaker
+from impl.speaker.profile import SpeakerError, load_speaker, validate_speaker
 from reference import outetts as R
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

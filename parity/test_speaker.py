@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from impl.dac.interface import DacInterface
-from impl.outetts.speaker import SpeakerError, load_speaker
 from impl.speaker import features as F
 from impl.speaker.align import ForcedAligner, GivenWords, Word
-from impl.speaker.profile import ProfileError, create_profile, save_profile, slice_words
+from impl.speaker.profile import (ProfileError, SpeakerError, create_profile, load_speaker, save_profile,
+                                  slice_words)
 from parity.doubles import LIBRIVOX
 from reference import speaker as ref
 from reference.dac import TorchDac
@@ -86,7 +86,7 @@ def test_speaker_profile_stereo_44k_equals_outetts(librivox, ours, official, tin
 
     clip = librivox["0880"]
     x, sr = sf.read(clip.wav, dtype="float32")
-    from reference.outetts_audio import resample_transform
+    from reference.audio import resample_transform
 
     y = resample_transform(x[None].astype(np.float32), sr, 44100)[0]
     stereo = np.stack([y, 0.5 * y + 0.01 * np.sin(np.arange(y.size) / 7.0)], axis=1)

@@ -7,7 +7,6 @@ missing or extra keys, so `load` below checks the keys itself. Nothing here re-i
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Dict, Union
 
@@ -15,19 +14,19 @@ import numpy as np
 
 
 def write_seeded_checkpoint(path: Union[str, Path], config: Union[str, Dict[str, Any]], seed: int) -> Path:
-    """impl.dac's seeded weights written in the official `.pth` format (what `BaseModel.save(package=False)`
+    """impl.seeded.dac's weights written in the official `.pth` format (what `BaseModel.save(package=False)`
     writes: {"state_dict", "metadata": {"kwargs"}})."""
     import torch
 
-    from impl.dac import resolve_config, seeded_state_dict
+    from impl._io import atomic_path
+    from impl.dac import resolve_config
+    from impl.seeded.dac import seeded_state_dict
 
     kwargs = resolve_config(config)
     state = {k: torch.from_numpy(v) for k, v in seeded_state_dict(kwargs, seed).items()}
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"state_dict": state, "metadata": {"kwargs": kwargs}}, str(tmp))
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "metadata": {"kwargs": kwargs}}, tmp)
+    return Path(path)
 
 
 def load(path: Union[str, Path], dtype: str = "float32"):

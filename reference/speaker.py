@@ -7,7 +7,7 @@ does the same with the words we give in place of whisper's, so both sides start 
 
 Upstream quirk: `DacInterface.load_audio` reads with `torchaudio.load` (needs torchcodec, absent here): on our
 own instance only it is replaced by the soundfile reader + the official `convert_audio_tensor`
-(reference.outetts_audio.OutettsDac.load_audio). `import outetts` happens lazily, here only.
+(reference.audio.OutettsDac.load_audio). `import outetts` happens lazily, here only.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def processor(checkpoint: str):
     the three attributes its methods use are set)."""
     from outetts.version.v3.audio_processor import AudioProcessor, Features
 
-    from reference.outetts_audio import OutettsDac
+    from reference.audio import OutettsDac
 
     dac = OutettsDac(checkpoint)
     proc = AudioProcessor.__new__(AudioProcessor)

@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 
 from impl import dac
+from impl.seeded.dac import write_seeded_safetensors
 from impl.cli import main
 from parity.doubles import TINY
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return str(dac.write_seeded_safetensors(tmp_path_factory.mktemp("c") / "tiny.safetensors", TINY, 0))
+    return str(write_seeded_safetensors(tmp_path_factory.mktemp("c") / "tiny.safetensors", TINY, 0))
 
 
 @pytest.fixture(scope="module")

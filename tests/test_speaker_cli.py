@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from impl.cli import main
-from impl.outetts.speaker import load_speaker
+from impl.speaker.profile import load_speaker
 from parity.doubles import TINY
 
 TEXT = "He was not an ill-disposed young man."  # clip 0880, 3 s
@@ -110,7 +110,7 @@ def test_speaker_cli_runtime_imports_no_torch(clip, tmp_path):
     import subprocess
     import sys
 
-    from impl.dac import write_seeded_safetensors
+    from impl.seeded.dac import write_seeded_safetensors
 
     ckpt = write_seeded_safetensors(tmp_path / "tiny.safetensors", TINY, seed=0)
     code = (

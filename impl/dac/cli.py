@@ -8,9 +8,7 @@ encoded in 5 s windows; codes decode in 2048-code chunks with 15 ms fades. Codes
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,13 +38,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def _codec(checkpoint):
-    from impl import dac
-    from impl.dac.interface import DacInterface
+    from impl.dac import load_codec
 
     if checkpoint is None:
         print(f"voiceport dac: {DEFAULT_NOTE}", file=sys.stderr)
-        checkpoint = dac.seeded_checkpoint()
-    return DacInterface(dac.load(checkpoint))
+    return load_codec(checkpoint)
 
 
 def _check_out(path: str, suffixes) -> Path:
@@ -61,20 +57,14 @@ def _check_out(path: str, suffixes) -> Path:
 def _save_npy(codes, out: Path) -> None:
     import numpy as np
 
-    fd, tmp = tempfile.mkstemp(prefix=".voiceport-", suffix=".npy", dir=str(out.parent.resolve()))
-    os.close(fd)
-    try:
+    from impl._io import atomic_path
+
+    with atomic_path(out) as tmp:
         np.save(tmp, codes)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def run(args) -> int:
     import numpy as np
-
-    from impl import dac
 
     if args.dac_command == "encode":
         out = _check_out(args.out, (".npy",))
@@ -106,8 +96,10 @@ def run(args) -> int:
         print(f"codes {list(codes.shape)} -> {secs:.2f} s of audio in {dt:.2f} s "
               f"(RTF {dt / max(secs, 1e-9):.3f}) -> {out}", file=sys.stderr)
     elif args.dac_command == "seeded":
+        from impl.seeded.dac import write_seeded_safetensors
+
         out = _check_out(args.out, (".safetensors",))
-        dac.write_seeded_safetensors(out, args.config, args.seed)
+        write_seeded_safetensors(out, args.config, args.seed)
         print(f"seeded DAC {args.config} (seed {args.seed}) -> {out}", file=sys.stderr)
     elif args.dac_command == "convert":
         out = _check_out(args.out, (".safetensors",))
@@ -123,13 +115,10 @@ def convert(pth, out) -> Path:
     from safetensors.numpy import save_file
 
     from impl import dac
+    from impl._io import atomic_path
 
     kwargs, weights = dac.read_checkpoint(pth)
-    model = dac.DAC(dac.DACConfig.from_dict(kwargs))
-    dac.check_weights(model, dac.sanitize(weights, {n for n, m in model.named_modules()
-                                                    if type(m).__name__ == "WNConvTranspose1d"}))
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    save_file({k: v for k, v in weights.items()}, str(tmp), metadata={"kwargs": json.dumps(kwargs, sort_keys=True)})
-    os.replace(tmp, out)
-    return out
+    dac.from_state_dict(kwargs, weights, str(pth))  # strict: raises CheckpointError naming every bad key
+    with atomic_path(out) as tmp:
+        save_file(weights, tmp, metadata={"kwargs": json.dumps(kwargs, sort_keys=True)})
+    return Path(out)

@@ -162,3 +162,19 @@ class DacInterface:
         the format's default otherwise. PCM subtypes clip to [-1, 1].
         """
         A.save_audio(audio, path, self.sr, subtype)
+
+
+def load_codec(path=None) -> DacInterface:
+    """The codec every command uses: `impl.dac.load(path)` in outetts' DacInterface.
+
+    Args:
+        path: a DAC checkpoint (official .pth, .safetensors, or a folder holding one); None: the embedded seeded
+            DAC 24 kHz speech checkpoint (`impl.seeded.default_codec()`, random weights at the real architecture).
+    """
+    from impl.dac.model import load
+
+    if path is None:
+        from impl.seeded import default_codec
+
+        path = default_codec()
+    return DacInterface(load(path))

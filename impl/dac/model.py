@@ -22,6 +22,7 @@ import numpy as np
 
 from impl.dac.layers import Snake1d, Tanh, WNConv1d, WNConvTranspose1d
 from impl.dac.quantize import ResidualVectorQuantize
+from impl.weights import CheckpointError, check_weights
 
 # The official configs (descript-audio-codec 1.0.0 `dac/utils/__init__.py` model tags, read from their metadata).
 CONFIGS: Dict[str, Dict[str, Any]] = {
@@ -41,8 +42,13 @@ CONFIGS: Dict[str, Dict[str, Any]] = {
 }
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model: names every missing, unexpected and mis-shaped key."""
+def resolve_config(config: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """A config name from CONFIGS or a kwargs dict -> a kwargs dict (a copy)."""
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise ValueError(f"unknown DAC config {config!r}; known: {sorted(CONFIGS)}")
+        return dict(CONFIGS[config])
+    return dict(config)
 
 
 # ------------------------------------------------------------------------------------------------- config
@@ -267,24 +273,6 @@ def _transposed_modules(model: DAC) -> set:
     return {name for name, m in model.named_modules() if isinstance(m, WNConvTranspose1d)}
 
 
-def check_weights(model: DAC, weights: Dict[str, np.ndarray]) -> None:
-    """Strict: raise one CheckpointError listing missing, unexpected and mis-shaped keys (upstream's loader,
-    `strict=False`, ignores them silently)."""
-    want = {k: tuple(v.shape) for k, v in nn.utils.tree_flatten(model.parameters())}
-    got = {k: tuple(v.shape) for k, v in weights.items()}
-    missing = sorted(set(want) - set(got))
-    unexpected = sorted(set(got) - set(want))
-    shapes = sorted(f"{k}: checkpoint {got[k]} vs model {want[k]}" for k in set(want) & set(got)
-                    if got[k] != want[k])
-    if missing or unexpected or shapes:
-        parts = []
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
-            if items:
-                shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
-                parts.append(f"{title} keys: {shown}")
-        raise CheckpointError("DAC checkpoint does not fit the model: " + "; ".join(parts))
-
-
 def read_checkpoint(path: Union[str, Path]) -> (Dict[str, Any], Dict[str, np.ndarray]):
     """(kwargs, state_dict as numpy) from an official `.pth` (needs torch, imported here only) or from
     `.safetensors` (kwargs in its metadata under "kwargs", or a `config.json` beside it)."""
@@ -323,13 +311,18 @@ def read_checkpoint(path: Union[str, Path]) -> (Dict[str, Any], Dict[str, np.nda
     return dict(blob["metadata"]["kwargs"]), weights
 
 
-def load(path: Union[str, Path]) -> DAC:
-    """Build the DAC a checkpoint describes, fold its weight norm and load it strictly."""
-    kwargs, weights = read_checkpoint(path)
+def from_state_dict(kwargs: Dict[str, Any], weights: Dict[str, np.ndarray], where: str = "state_dict") -> DAC:
+    """Build the DAC `kwargs` describe, fold the official state_dict's weight norm and load it strictly."""
     model = DAC(DACConfig.from_dict(kwargs))
     params = sanitize(weights, _transposed_modules(model))
-    check_weights(model, params)
+    check_weights(model, params, where)
     model.load_weights([(k, mx.array(v)) for k, v in params.items()], strict=True)
     mx.eval(model.parameters())
     model.eval()
     return model
+
+
+def load(path: Union[str, Path]) -> DAC:
+    """The DAC of an official `.pth` or a `.safetensors` checkpoint (or a folder holding one), loaded strictly."""
+    kwargs, weights = read_checkpoint(path)
+    return from_state_dict(kwargs, weights, str(path))

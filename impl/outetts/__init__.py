@@ -2,8 +2,10 @@
 
 Ports outetts 0.4.4 (`version/v3/`, `version/interface.py`, `models/hf_model.py`, `models/config.py`,
 `utils/chunking.py`); the LM is `impl.llama`, the codec `impl.dac`. Modules:
-  tokens     the v3 special tokens          tokenizer  tokenizer.json (tokenizers) + a generated v3 tokenizer
-  text       normalisation, chunking        speaker    v3 profile JSON load / validate
-  prompt     prompt token ids               sampler    repetition penalty, temperature, top-k/p, min-p
-  generate   generation loop, codes parsing, streaming audio
+  tokens     the v3 special tokens          tokenizer  tokenizer.json through `tokenizers`
+  text       normalisation, chunking        prompt     prompt token ids
+  sampler    repetition penalty, temperature, top-k/p, min-p
+  generate   the decode loop, generation, codes parsing, streaming audio
+Speaker profiles (load, validate, create) are `impl.speaker`; the seeded model folders and the generated v3
+tokenizer are `impl.seeded.outetts`.
 """

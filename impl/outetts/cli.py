@@ -8,7 +8,6 @@ Prints tokens/s and RTF (compute seconds / audio seconds; 150 code tokens make o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -61,22 +60,10 @@ def _check_out(path: str) -> Path:
 
 
 def _load_codec(path: Optional[str]):
-    """impl.dac's DAC (its `load`) wrapped in outetts' DacInterface; the default is impl.dac's seeded checkpoint."""
-    from impl import dac
-    from impl.dac.interface import DacInterface
+    """`impl.dac.load_codec` (the embedded seeded DAC when path is None); tests replace this with a fake codec."""
+    from impl.dac import load_codec
 
-    load = getattr(dac, "load", None)
-    if load is None:
-        raise TTSInputError("this build has no DAC model (impl.dac.load): cannot decode audio")
-    if path is None:
-        default = getattr(dac, "seeded_checkpoint", None)
-        if default is None:
-            raise TTSInputError("this build has no embedded DAC checkpoint (impl.dac.seeded_checkpoint): "
-                                "pass --codec PATH")
-        path = default()
-    elif not Path(path).exists():
-        raise FileNotFoundError(f"--codec {path}: no such file or folder")
-    return DacInterface(load(path))
+    return load_codec(path)
 
 
 def _default_dtype() -> Optional[str]:
@@ -88,11 +75,11 @@ def _default_dtype() -> Optional[str]:
 def run(args) -> int:
     from impl.audio import save_audio
     from impl.outetts import generate as G
-    from impl.outetts.checkpoints import default_model_dir
     from impl.outetts.prompt import prompt_ids
     from impl.outetts.sampler import SamplerConfig
-    from impl.outetts.speaker import load_speaker
     from impl.outetts.text import chunk_text, TextError
+    from impl.seeded import default_model
+    from impl.speaker.profile import load_speaker
 
     # Every input error before any loading.
     out = _check_out(args.out)
@@ -109,7 +96,7 @@ def run(args) -> int:
     if args.model is None:
         print("using the embedded seeded OuteTTS 1.0 1B checkpoint (random weights: the audio is noise)",
               file=sys.stderr)
-    model_dir = default_model_dir() if args.model is None else Path(args.model)
+    model_dir = default_model() if args.model is None else Path(args.model)
     codec = _load_codec(args.codec)
     tts = G.load(model_dir, codec=codec, dtype=args.dtype or _default_dtype())
     for chunk in chunk_text(args.text):  # prompt errors (profile too long) before generating

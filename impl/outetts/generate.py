@@ -22,7 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Container, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import mlx.core as mx
 import numpy as np
@@ -88,6 +88,53 @@ def valid_frames(codes: np.ndarray) -> np.ndarray:
     return codes[:, ok]
 
 
+def decode_loop(lm: Callable, cache: Any, prompt: Sequence[int], sampler: Sampler, budget: int,
+                stop_ids: Container[int] = (), on_token: Optional[Callable[[int], None]] = None) -> List[int]:
+    """The one decode loop (B = 1): prefill `prompt` in one pass, then one token per step, until a token in
+    `stop_ids` (included) or `budget` new tokens.
+
+    `lm(ids (1, L) int32, cache) -> logits (1, L, V)`; `sampler(logits (1, V), window (1, W)) -> ids (1,)`, with
+    `window` the last `sampler.config.repetition_range` ids of the sequence, prompt included. Each step is queued
+    (`mx.async_eval`) before the previous token is read, so the device never waits on Python.
+    """
+    if budget < 1:
+        return []
+    keep_last = "logits_to_keep" in inspect.signature(lm).parameters
+
+    def next_logits(ids: mx.array) -> mx.array:  # (1, V)
+        if keep_last:  # project only the last position (impl.llama's prefill shortcut)
+            return lm(ids, cache, logits_to_keep=1)[:, -1, :]
+        return lm(ids, cache)[:, -1, :]
+
+    R = sampler.config.repetition_range
+    window = mx.array(np.asarray(prompt[max(0, len(prompt) - R):] if R else [], np.int32)[None])
+    y = sampler(next_logits(mx.array(np.asarray(prompt, np.int32)[None])), window)
+    mx.async_eval(y)
+    out: List[int] = []
+    while True:
+        window = mx.concatenate([window, y[:, None].astype(mx.int32)], axis=1)[:, -R:] if R else window
+        last = len(out) + 1 >= budget
+        if not last:  # queue the next step before reading this one
+            y_next = sampler(next_logits(y[:, None].astype(mx.int32)), window)
+            mx.async_eval(y_next)
+        tok = int(y.item())
+        out.append(tok)
+        if on_token is not None:
+            on_token(tok)
+        if last or tok in stop_ids:
+            return out
+        y = y_next
+
+
+def generate_greedy(lm: Callable, prompt: Sequence[int], max_new_tokens: int) -> List[int]:
+    """Exactly `max_new_tokens` argmax tokens after `prompt` from an `impl.llama.Model`: transformers' greedy
+    search with no EOS and no repetition penalty, on the LM alone (no tokenizer)."""
+    from impl.llama import make_cache
+
+    greedy = Sampler(SamplerConfig(temperature=0.0, repetition_penalty=1.0, repetition_range=0))
+    return decode_loop(lm, make_cache(lm), prompt, greedy, max_new_tokens)
+
+
 class TTS:
     """An OuteTTS v3 pipeline: `lm(ids (1, L) int32, cache) -> logits (1, L, V)` + tokenizer + optional codec.
 
@@ -112,7 +159,6 @@ class TTS:
 
             make_cache = lambda: llama_cache(lm)  # noqa: E731
         self.lm, self.tokenizer, self.make_cache, self.codec = lm, tokenizer, make_cache, codec
-        self._keep_last = "logits_to_keep" in inspect.signature(lm).parameters
         self.stop_ids = set(int(i) for i in (stop_ids if stop_ids is not None else [tokenizer.eos_id]))
 
     # ---------------------------------------------------------------------------------------------- tokens
@@ -123,35 +169,11 @@ class TTS:
         if len(prompt) >= config.max_length:
             raise GenerationError(f"the prompt has {len(prompt)} tokens, max_length is {config.max_length}: "
                                   "use a shorter speaker profile or a larger max_length")
-        sampler = sampler or Sampler(config.sampler, config.seed)
         budget = config.max_length - len(prompt)
         if config.max_new_tokens is not None:
             budget = min(budget, config.max_new_tokens)
-        R = config.sampler.repetition_range
-        cache = self.make_cache()
-        window = mx.array(np.asarray(prompt[max(0, len(prompt) - R):] if R else [], np.int32)[None])
-        logits = self._logits(mx.array(np.asarray(prompt, np.int32)[None]), cache)
-        y = sampler(logits, window)
-        mx.async_eval(y)
-        out: List[int] = []
-        while True:
-            window = mx.concatenate([window, y[:, None].astype(mx.int32)], axis=1)[:, -R:] if R else window
-            last = len(out) + 1 >= budget
-            if not last:  # queue the next step before reading this one: the device never waits on Python
-                y_next = sampler(self._logits(y[:, None].astype(mx.int32), cache), window)
-                mx.async_eval(y_next)
-            tok = int(y.item())
-            out.append(tok)
-            if on_token is not None:
-                on_token(tok)
-            if last or tok in self.stop_ids:
-                return out
-            y = y_next
-
-    def _logits(self, ids: mx.array, cache: Any) -> mx.array:
-        if self._keep_last:  # project only the last position (impl.llama's prefill shortcut)
-            return self.lm(ids, cache, logits_to_keep=1)[:, -1, :]
-        return self.lm(ids, cache)[:, -1, :]
+        return decode_loop(self.lm, self.make_cache(), prompt, sampler or Sampler(config.sampler, config.seed),
+                           budget, self.stop_ids, on_token)
 
     def generate_chunks(self, text: str, speaker: Optional[Dict[str, Any]], config: GenerationConfig,
                         on_token: Optional[Callable[[int], None]] = None) -> Iterator[ChunkResult]:

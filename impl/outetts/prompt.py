@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from impl.outetts.speaker import validate_speaker
 from impl.outetts.text import TextError, merge_speaker_text, normalize
 from impl.outetts.tokenizer import Tokenizer
 from impl.outetts.tokens import FEATURE_NAMES, SPECIAL
+from impl.speaker.profile import validate_speaker
 
 
 def _word_pieces(w: Dict[str, Any], word: str) -> List[str]:

@@ -1,142 +1,22 @@
 """OuteTTS v3 tokenizer: an HF `tokenizer.json` run through the `tokenizers` library (no transformers).
 
-`build_tokenizer` writes a tokenizer folder (tokenizer.json, tokenizer_config.json, special_tokens_map.json)
-that transformers' `AutoTokenizer` loads as a `PreTrainedTokenizerFast`, so outetts' own prompt processor can
-use it: a small deterministic byte-level BPE (Llama 3 pre-tokenizer regex, merges learned here from a fixed
-corpus) followed by every OuteTTS v3 special token (impl/outetts/tokens.py) as added special tokens.
-The real Llama-OuteTTS-1.0 tokenizer has the same structure (byte-level BPE + added v3 tokens), with a 128k
-Llama 3 base; `Tokenizer` loads either.
+`Tokenizer` loads the real Llama-OuteTTS-1.0 tokenizer (byte-level BPE with a 128k Llama 3 base + the v3 tokens
+of impl/outetts/tokens.py) or the generated one of the seeded model folders (`impl.seeded.outetts.build_tokenizer`,
+same structure, small base), and looks up the ids OuteTTS needs once.
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
-from impl.outetts.tokens import CODEBOOK_SIZE, N_CODE_TOKENS, SPECIAL, special_token_list
+from impl.outetts.tokens import CODEBOOK_SIZE, N_CODE_TOKENS, SPECIAL
 
 
 class TokenizerError(ValueError):
     """A tokenizer file that cannot serve OuteTTS v3 (missing, unreadable, lacking v3 tokens, too large)."""
-
-
-# Llama 3's pre-tokenizer split (contractions, letters, 1-3 digits, punctuation runs, newlines, spaces).
-LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-
-# The merges of the generated base vocabulary are learned from this text (fixed: same file every time).
-_CORPUS = """\
-The quick brown fox jumps over the lazy dog. A speaker profile holds the words, their codes and durations.
-She said: "Hello, world!" and then, quietly, "it's only a test; nothing more." We'll see what they've done.
-Numbers such as 1, 22, 333, 2024 and 3.14159 appear in text; so do dates like 12/05/1999 and times like 10:30.
-In the beginning the cat watched from the windowsill, tail flicking with quiet curiosity as the first
-snowflakes of winter began to fall, dusting the world in fragile white. Text to speech turns writing into
-sound: a language model predicts audio tokens, and a codec decodes them into a waveform at 24 kHz.
-Über naïve café résumé — voilà! ¿Qué tal? Straße, déjà vu, coöperate, façade, jalapeño, smörgåsbord.
-Привет, мир. Γειά σου κόσμε. 你好，世界。こんにちは、世界。안녕하세요 세계. مرحبا بالعالم. שלום עולם.
-"""
-
-
-def _bytes_to_unicode() -> Dict[int, str]:
-    """GPT-2's reversible byte -> printable unicode map used by byte-level BPE."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-def _learn_merges(words: Sequence[str], n_merges: int) -> List[Tuple[str, str]]:
-    """Plain BPE on byte-level words; ties broken by the pair's string order, so the result is deterministic."""
-    vocab = Counter(tuple(w) for w in words)
-    merges: List[Tuple[str, str]] = []
-    for _ in range(n_merges):
-        pairs: Counter = Counter()
-        for word, freq in vocab.items():
-            for a, b in zip(word, word[1:]):
-                pairs[(a, b)] += freq
-        if not pairs:
-            break
-        best = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-        merges.append(best)
-        merged = best[0] + best[1]
-        new_vocab: Counter = Counter()
-        for word, freq in vocab.items():
-            out, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
-                    out.append(merged)
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            new_vocab[tuple(out)] += freq
-        vocab = new_vocab
-    return merges
-
-
-def _pre_tokenizer():
-    from tokenizers import Regex, pre_tokenizers
-
-    return pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
-    ])
-
-
-def build_tokenizer(path: Union[str, os.PathLike], n_merges: int = 256, corpus: str = _CORPUS) -> Path:
-    """Write a deterministic OuteTTS v3 tokenizer folder at `path`; returns the path.
-
-    Ids: 0..255 the byte alphabet, then one id per learned merge, then the v3 special tokens in the order of
-    `tokens.special_token_list()` (`<|im_start|>` first). Written to a temp folder, then renamed into place.
-    """
-    from tokenizers import AddedToken, Tokenizer, decoders
-    from tokenizers.models import BPE
-
-    path = Path(path)
-    alphabet = list(_bytes_to_unicode().values())
-    words = [w for w, _ in _pre_tokenizer().pre_tokenize_str(corpus)]
-    merges = _learn_merges(words, n_merges)
-    vocab = {ch: i for i, ch in enumerate(alphabet)}
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    tok = Tokenizer(BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-    tok.pre_tokenizer = _pre_tokenizer()
-    tok.decoder = decoders.ByteLevel()
-    specials = special_token_list()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False, lstrip=False, rstrip=False,
-                                       single_word=False) for t in specials])
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": SPECIAL.bos,
-        "eos_token": SPECIAL.eos,
-        "pad_token": SPECIAL.eos,
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": 131072,
-        "add_bos_token": False,
-        "add_eos_token": False,
-    }
-    special_map = {"bos_token": SPECIAL.bos, "eos_token": SPECIAL.eos, "pad_token": SPECIAL.eos}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    tok.save(str(tmp / "tokenizer.json"))
-    (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (tmp / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n")
-    path.mkdir(parents=True, exist_ok=True)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        os.replace(tmp / name, path / name)
-    tmp.rmdir()
-    return path
 
 
 class Tokenizer:

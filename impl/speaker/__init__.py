@@ -1,12 +1,13 @@
-"""Speaker-profile creator: audio (+ transcript or word times) -> OuteTTS v3 speaker profile (outetts' JSON).
+"""OuteTTS v3 speaker profiles: create one from audio (+ transcript or word times), load, validate and save it.
 
-`create_profile(path, codec, aligner, text)` (`profile`), aligners (`align`: ForcedAligner, WhisperAligner,
-GivenWords), per-word features (`features`), the `voiceport profile` command (`cli`). Profiles load with
-`load_speaker` (impl.outetts.speaker).
+`profile`: the v3 JSON schema (`validate_speaker`, `load_speaker`, `SpeakerError`), `create_profile(path, codec,
+aligner, text)` and `save_profile`; aligners (`align`: ForcedAligner, WhisperAligner, GivenWords); per-word
+features (`features`); the `voiceport profile` command (`cli`).
 """
-from impl.outetts.speaker import load_speaker
 from impl.speaker.align import AlignmentError, ForcedAligner, GivenWords, WhisperAligner, Word
-from impl.speaker.profile import ProfileError, create_profile, profile_from_codes, save_profile, slice_words
+from impl.speaker.profile import (ProfileError, SpeakerError, create_profile, load_speaker, profile_from_codes,
+                                  save_profile, slice_words, validate_speaker)
 
-__all__ = ["AlignmentError", "ForcedAligner", "GivenWords", "ProfileError", "WhisperAligner", "Word",
-           "create_profile", "load_speaker", "profile_from_codes", "save_profile", "slice_words"]
+__all__ = ["AlignmentError", "ForcedAligner", "GivenWords", "ProfileError", "SpeakerError", "WhisperAligner",
+           "Word", "create_profile", "load_speaker", "profile_from_codes", "save_profile", "slice_words",
+           "validate_speaker"]

@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 DEFAULTS_NOTE = ("Without --codec the embedded seeded DAC 24 kHz checkpoint is used (the real architecture with "
                  "RANDOM weights, generated once into $VOICEPORT_CACHE): words, timings and features are real, the "
@@ -57,18 +56,6 @@ def _aligner(args):
     return WhisperAligner(args.whisper_model)
 
 
-def load_codec(path: Optional[str]):
-    """impl.dac's DAC (its `load`) wrapped in outetts' DacInterface; default: impl.dac's seeded checkpoint."""
-    from impl import dac
-    from impl.dac.interface import DacInterface
-
-    if path is None:
-        path = dac.seeded_checkpoint()
-    elif not Path(path).exists():
-        raise FileNotFoundError(f"--codec {path}: no such file or folder")
-    return DacInterface(dac.load(path))
-
-
 def _check_out(path: str) -> str:
     out = path if path.endswith(".json") else path + ".json"
     folder = Path(out).resolve().parent
@@ -78,6 +65,7 @@ def _check_out(path: str) -> str:
 
 
 def create(args) -> int:
+    from impl.dac import load_codec
     from impl.speaker.profile import ProfileError, create_profile, save_profile
 
     t0 = time.perf_counter()
@@ -109,7 +97,7 @@ def create(args) -> int:
 
 
 def show(args) -> int:
-    from impl.outetts.speaker import load_speaker
+    from impl.speaker.profile import load_speaker
 
     p = load_speaker(args.profile)
     n = sum(len(w["c1"]) for w in p["words"])

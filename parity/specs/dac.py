@@ -24,7 +24,7 @@ SPEECH_CLIP = Path(__file__).resolve().parents[2] / "fixtures" / "data" / "speec
 
 def checkpoints(config: str = "24khz_speech", seed: int = 0):
     """(safetensors for impl, official .pth for the reference) holding the same seeded weights, cached."""
-    from impl.dac import seeded_checkpoint
+    from impl.seeded.dac import seeded_checkpoint
     from reference.dac import write_seeded_checkpoint
 
     st = seeded_checkpoint(config, seed)
@@ -74,10 +74,11 @@ def spec(config: str = "24khz_speech", seconds: float = 1.0, signal: str = "spee
     import mlx.core as mx
 
     from impl import dac
+    from impl.seeded.dac import seeded_checkpoint
     from reference import dac as ref
 
     kwargs = dac.resolve_config(config)
-    st = dac.seeded_checkpoint(config, seed)  # torch-free: fixture mode never builds the reference
+    st = seeded_checkpoint(config, seed)  # torch-free: fixture mode never builds the reference
     sr = kwargs["sample_rate"]
     n = samples or int(round(seconds * sr))
 

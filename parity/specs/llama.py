@@ -34,7 +34,7 @@ def config_dict(config: str) -> Dict[str, Any]:
 
 def checkpoint(config: str = "small", seed: int = 0, dtype: str = "float32"):
     """Seeded HF checkpoint folder for a named config (generated once into the cache dir)."""
-    from impl.llama import seeded_checkpoint
+    from impl.seeded.llama import seeded_checkpoint
 
     return seeded_checkpoint(config_dict(config), seed, dtype)
 

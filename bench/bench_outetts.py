@@ -32,11 +32,11 @@ def setup(quick: bool) -> Dict:
     from impl import dac, llama
     from impl.dac.interface import DacInterface
     from impl.outetts import generate as G
-    from impl.outetts.checkpoints import TINY_LM_CONFIG, default_model_dir
-    from impl.outetts.speaker import synthetic_speaker
+    from impl.seeded.outetts import TINY_LM_CONFIG, default_model_dir
+    from impl.seeded.speaker import synthetic_speaker
     from parity.specs import dac as dac_spec
     from reference import outetts as R
-    from reference.outetts_audio import OutettsDac
+    from reference.audio import OutettsDac
 
     lm_config = TINY_LM_CONFIG if quick else dict(llama.OUTETTS_1B_CONFIG)
     model_dir = default_model_dir(lm_config, seed=0, dtype="float32")
@@ -82,7 +82,7 @@ def ref_lm_s_per_token(env) -> float:
     return (time.perf_counter() - t) / n
 
 
-def bench_tts_rtf(benchmark, env):
+def bench_outetts_rtf(benchmark, env):
     import torch
 
     s = env["seconds"]
@@ -109,7 +109,7 @@ def bench_tts_rtf(benchmark, env):
 if __name__ == "__main__":
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m bench.bench_tts", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.bench_outetts", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
     e = setup(a.quick)

@@ -1,4 +1,5 @@
-"""Reference adapter over outetts 0.4.4's own audio path (`outetts/dac/interface.py`) and torchaudio's resampler.
+"""Reference adapter over outetts 0.4.4's own audio path (`outetts/dac/interface.py`) and torchaudio's resampler:
+the reference of impl/audio.py (parity/test_audio.py) and impl/dac/interface.py (parity/test_dac_interface.py).
 
 Thin: the official `DacInterface` (built with its own constructor on a local checkpoint: `dac.DAC.load`),
 its `convert_audio_tensor`, `encode` (loudness normalisation + 5 s windows), `decode` (2048-code chunks, 15 ms

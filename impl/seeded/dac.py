@@ -1,39 +1,28 @@
-"""Seeded DAC checkpoints at the real architectures, in the official key layout (no model hub is reachable).
+"""Seeded DAC checkpoints at the official architectures, in descript-audio-codec's key layout.
 
 `seeded_state_dict(config, seed)` gives numpy tensors named and shaped as descript-audio-codec's
 `DAC.state_dict()` (hook-style weight norm `weight_g`/`weight_v`, Snake `alpha` (1, C, 1)); the same values
-are written as safetensors here (`write_seeded_safetensors`, torch-free) and as the official `.pth` by
+are written as safetensors here (`write_seeded_safetensors`) and as the official `.pth` by
 `reference.dac.write_seeded_checkpoint`, so impl and reference load identical weights through their own loaders.
-Every tensor has its own RNG stream (seed, name), so regeneration is byte-identical and order-free.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zlib
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 
-from impl._cache import cache_root
+from impl._io import atomic_path
 from impl.dac.layers import Snake1d, WNConv1d, WNConvTranspose1d
-from impl.dac.model import CONFIGS, DAC, DACConfig, ResidualUnit
+from impl.dac.model import DAC, DACConfig, ResidualUnit, resolve_config
 from impl.dac.quantize import Codebook
-
+from impl.seeded import cache_dir
 
 # Bump when the values seeded_state_dict gives change: cached checkpoints carry it in their name.
 GENERATOR_VERSION = 2
-
-
-def resolve_config(config: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
-    """A config name from CONFIGS or a kwargs dict -> a kwargs dict (a copy)."""
-    if isinstance(config, str):
-        if config not in CONFIGS:
-            raise ValueError(f"unknown DAC config {config!r}; known: {sorted(CONFIGS)}")
-        return dict(CONFIGS[config])
-    return dict(config)
 
 
 def official_shapes(config: Union[str, Dict[str, Any]]) -> Dict[str, Tuple[Tuple[int, ...], str]]:
@@ -88,23 +77,15 @@ def write_seeded_safetensors(path: Union[str, Path], config: Union[str, Dict[str
     from safetensors.numpy import save_file
 
     kwargs = resolve_config(config)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(seeded_state_dict(kwargs, seed), str(tmp),
-              metadata={"kwargs": json.dumps(kwargs, sort_keys=True)})  # one key: safetensors' header
-    # stores metadata in a hash map, so several keys come out in a random order (not byte-identical)
-    os.replace(tmp, path)
-    return path
-
-
-def cache_dir() -> Path:
-    d = cache_root() / "checkpoints"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    with atomic_path(path) as tmp:
+        save_file(seeded_state_dict(kwargs, seed), tmp,
+                  metadata={"kwargs": json.dumps(kwargs, sort_keys=True)})  # one key: safetensors' header
+        # stores metadata in a hash map, so several keys come out in a random order (not byte-identical)
+    return Path(path)
 
 
 def seeded_checkpoint(config: Union[str, Dict[str, Any]] = "24khz_speech", seed: int = 0) -> Path:
-    """The embedded default: the seeded DAC for (config, seed), written once into cache_dir() and reused."""
+    """The seeded DAC for (config, seed), written once into cache_dir() and reused."""
     kwargs = resolve_config(config)
     key = hashlib.sha256(json.dumps([kwargs, seed, GENERATOR_VERSION], sort_keys=True).encode()).hexdigest()[:12]
     name = config if isinstance(config, str) else "custom"
