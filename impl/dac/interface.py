@@ -14,7 +14,6 @@ Where we differ from the official, on purpose (stated once here):
 from __future__ import annotations
 
 import math
-import os
 from typing import Optional
 
 import numpy as np
