@@ -243,8 +243,10 @@ def test_dac_conv_layouts_live_on_the_module_not_in_parameters():
 # output's S-term sum adds gamma_S * sum_j p_j |v_jd|. So
 #     |o - o64| <= 1.01 * (2 e_i + eps + 2 gamma_S + 2 u) * sum_j p_j |v_jd|.
 # eps: numpy's float32 exp is within 2.52 ulp = 5.04 u (numpy's documented SIMD bound), so 6 u for the gemm path;
-# MLX's CPU exp is within 3.5e-6 relative (measured, 59 u), so 64 u for the native path.
-EPS_EXP = {"gemm": 6 * U, "native": 64 * U}
+# MLX's CPU exp (mlx 0.32.4, simd exp) is within 64.9 u relative over every float32 input whose exp is a normal
+# float32 (all 2.2e9 of them checked against float64; it returns inf from x = 88.00001 on), so 65 u for the native
+# path.
+EPS_EXP = {"gemm": 6 * U, "native": 65 * U}
 
 
 def _attention64(q, k, v, scale, causal):
