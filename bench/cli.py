@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # defaults live in the clone, whatever the working directory
 MARGIN = 0.25  # a case regresses when slower than (1 + max(MARGIN, 3 * MAD/median)) x its recent median
 RECENT = 5
 
@@ -31,7 +31,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true",
                    help=f"exit 1 if a case is slower than its recent median by more than max({MARGIN:.0%}%, 3 MAD)")
     p.add_argument("--history", default=str(ROOT / "bench" / "history"), help="history folder")
-    p.add_argument("--out", default="out/bench", help="dashboard folder (index.html)")
+    p.add_argument("--out", default=str(ROOT / "out" / "bench"),
+                   help="dashboard folder (index.html; default: out/bench in the clone)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select cases")
     p.add_argument("--no-run", action="store_true", help="only redraw the dashboard from the history")
 

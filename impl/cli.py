@@ -2,34 +2,30 @@
 
 Each sub-command module defines `configure(parser)` and `run(args) -> int`; modules are imported only when their
 sub-command runs, so `voiceport --help` and the torch-free commands never import torch.
+
+This is the shipping CLI: it knows only `impl`. The development tree's commands (parity, fixtures, bench) are added
+by `parity/dev_cli.py`, which `./vp` runs, through the `commands` argument of `build_parser` and `main`.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 # name -> (module, one-line help)
-COMMANDS = {
-    "parity": ("parity.cli", "layer-by-layer parity report of impl vs the official packages (needs [reference])"),
-    "fixtures": ("parity.fixtures_cli", "golden fixtures: generate from the reference, verify sha256 and versions"),
+COMMANDS: Dict[str, Tuple[str, str]] = {
     "dac": ("impl.dac.cli", "DAC codec: encode audio to codes, decode codes to audio, write seeded checkpoints"),
     "tts": ("impl.outetts.cli", "text + speaker profile -> speech (OuteTTS 1.0 in MLX)"),
     "profile": ("impl.speaker.cli", "create / inspect OuteTTS v3 speaker profiles"),
-    "bench": ("bench.cli", "benchmarks: impl vs reference, history and dashboard"),
 }
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(module.rsplit(".", 1)[0]) is not None and \
-        importlib.util.find_spec(module) is not None
-
-
-def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None, commands: Dict[str, Tuple[str, str]] = COMMANDS,
+                 prog: str = "voiceport") -> argparse.ArgumentParser:
+    """The parser of `commands`; only the sub-command `only` (all when None) imports its module to configure."""
     parser = argparse.ArgumentParser(
-        prog="voiceport",
+        prog=prog,
         description="MLX port of OuteTTS 1.0 + DAC 24 kHz + speaker profiles, checked layer by layer "
                     "against the official PyTorch packages. Weights default to seeded random checkpoints at "
                     "the real architecture (no model hub is reachable); pass real checkpoints with the "
@@ -38,13 +34,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"voiceport {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_) in COMMANDS.items():
-        try:
-            present = _available(module)
-        except ModuleNotFoundError:
-            present = False
-        if not present:
-            continue
+    for name, (module, help_) in commands.items():
         p = sub.add_parser(name, help=help_, description=help_)
         if only is None or only == name:
             importlib.import_module(module).configure(p)
@@ -52,13 +42,14 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, commands: Dict[str, Tuple[str, str]] = COMMANDS,
+         prog: str = "voiceport") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from impl import cpu
 
     cpu.enable_fast_blas()  # Linux CPU: before any sub-command imports mlx (impl/cpu.py); elsewhere a no-op
     wanted = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only=wanted if wanted in COMMANDS else "")
+    parser = build_parser(only=wanted if wanted in commands else "", commands=commands, prog=prog)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help()
@@ -69,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError) as e:  # our input errors are ValueError subclasses
-        print(f"voiceport {args.command}: error: {e}", file=sys.stderr)
+        print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
         return 2
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Dict
 
+ROOT = Path(__file__).resolve().parents[1]  # defaults live in the clone, whatever the working directory
 # component -> (spec factory "module:function", kwargs for the full run, kwargs for --quick)
 COMPONENTS: Dict[str, tuple] = {
     "dac": ("parity.specs.dac:spec", {"config": "24khz_speech", "seconds": 1.0, "signal": "speech"},
@@ -20,14 +21,15 @@ EXTRA = {"toy": ("parity.toy:spec", {}, {})}  # the harness self-test, on reques
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("components", nargs="*", metavar="COMPONENT",
                    help=f"components to check (default: {' '.join(DEFAULT)}; also: toy)")
-    p.add_argument("--report", default="out/report", help="output folder for report.json and index.html")
+    p.add_argument("--report", default=str(ROOT / "out" / "report"),
+                   help="output folder for report.json and index.html (default: out/report in the clone)")
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs")
     p.add_argument("--quick", action="store_true", help="small configs / short inputs (minutes -> seconds)")
     p.add_argument("--no-isolated", action="store_true", help="skip the isolated (per-layer) comparison")
     p.add_argument("--bug", default=None, help="toy only: inject a bug into this layer (harness demo)")
-    p.add_argument("--fixtures", nargs="?", const="fixtures", default=None, metavar="DIR",
+    p.add_argument("--fixtures", nargs="?", const=str(ROOT / "fixtures"), default=None, metavar="DIR",
                    help="fixture mode: compare against recorded reference outputs (no torch needed) "
-                        "instead of running the reference live (default DIR: fixtures)")
+                        "instead of running the reference live (default DIR: fixtures/ in the clone)")
 
 
 def factory(ref: str):

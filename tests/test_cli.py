@@ -1,6 +1,8 @@
-"""The package surface: CLI help, torch-free impl, the README's commands."""
-import importlib
+"""The package surface: CLI help, layering (impl/cli.py knows no dev tree), missing extras, torch-free impl, the
+README's commands, pyproject vs requirements/base.txt."""
+import json
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,18 +10,45 @@ from pathlib import Path
 import impl
 import pytest
 
-from impl.cli import COMMANDS, build_parser, main
+from impl import cli
+from parity import dev_cli
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPING = ["dac", "tts", "profile"]
+DEV = ["parity", "fixtures", "bench"]
 
 
-def test_cli_help_lists_parity(capsys):
-    try:
-        main(["--help"])
-    except SystemExit as e:
-        assert e.code == 0
+def _commands(parser):
+    import argparse
+    return [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0].choices
+
+
+def test_cli_voiceport_help_lists_exactly_the_shipping_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "parity" in out and "seeded random" in out
+    assert "usage: voiceport" in out and "seeded random" in out
+    assert list(_commands(cli.build_parser(only=""))) == SHIPPING
+    listed = re.findall(r"^ {4}(\w+) ", out, re.M)
+    assert listed == SHIPPING, out
+
+
+def test_cli_vp_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        dev_cli.main(["--help"])
+    assert e.value.code == 0
+    listed = re.findall(r"^ {4}(\w+) ", capsys.readouterr().out, re.M)
+    assert sorted(listed) == sorted(SHIPPING + DEV)
+
+
+def test_cli_impl_imports_neither_parity_nor_bench():
+    """Layers point down: impl.cli, with every shipping command configured, imports no dev-tree package."""
+    code = ("import sys; import impl.cli as c; c.build_parser(only=None); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'parity', 'bench', 'reference', 'torch'}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]", res.stdout
 
 
 def _help_texts(parser, prog=()):
@@ -32,25 +61,78 @@ def _help_texts(parser, prog=()):
                 yield from _help_texts(sub, prog + (name,))
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("command", sorted(dev_cli.COMMANDS))
 def test_every_command_help_renders(command):
-    """`voiceport CMD [SUB] --help` formats for every command and sub-command (a stray % in a help string
-    made `bench --help` crash once)."""
-    parser = build_parser(only=command)
+    """`voiceport CMD [SUB] --help` / `./vp CMD [SUB] --help` formats for every command and sub-command (a stray %
+    in a help string made `bench --help` crash once)."""
+    parser, prog = (cli.build_parser(only=command), "voiceport") if command in cli.COMMANDS else \
+        (dev_cli.build_parser(only=command), "vp")
     texts = dict(_help_texts(parser))
     mine = {k: v for k, v in texts.items() if k[:1] == (command,)}
     assert mine, f"{command} is not registered"
     for path, text in mine.items():
-        assert "usage: voiceport" in text, path
+        assert f"usage: {prog} " in text, path
 
 
 def test_cli_no_command_is_usage_error(capsys):
-    assert main([]) == 2
+    assert cli.main([]) == 2
+    assert dev_cli.main([]) == 2
 
 
-def test_cli_unknown_parity_component_is_clear_error(capsys):
-    assert main(["parity", "nosuch", "--report", "/tmp/x"]) == 2
-    assert "unknown component" in capsys.readouterr().err
+def test_cli_unknown_parity_component_is_clear_error(tmp_path, capsys):
+    assert dev_cli.main(["parity", "nosuch", "--report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("vp parity: error: unknown component")
+
+
+def _voiceport(args, hide, cwd):
+    """The installed entry point (`sys.exit(impl.cli.main())`) with the module `hide` unimportable."""
+    code = (f"import sys; sys.modules[{hide!r}] = None; sys.argv = ['voiceport'] + {args!r}; "
+            "from impl.cli import main; sys.exit(main())")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tts_inputs(tmp_path_factory):
+    """A tiny seeded OuteTTS model folder, a tiny DAC, a synthetic speaker profile: (folder, argv before --text)."""
+    from impl.seeded.dac import write_seeded_safetensors
+    from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
+    from impl.seeded.speaker import synthetic_speaker
+    from parity.doubles import TINY
+
+    d = tmp_path_factory.mktemp("tts")
+    write_model_dir(d / "model", TINY_LM_CONFIG)
+    write_seeded_safetensors(d / "dac.safetensors", TINY, seed=0)
+    (d / "speaker.json").write_text(json.dumps(synthetic_speaker()))
+    return d, ["tts", "--speaker", "speaker.json", "--model", "model", "--codec", "dac.safetensors", "--quiet",
+               "--out", "out.wav"]
+
+
+@pytest.mark.parametrize("hide,text,extra,what", [
+    ("ftfy", "Hello there.", "tts", "text normalisation needs ftfy"),
+    ("MeCab", "こんにちは。", "ja", "Japanese/Chinese text needs MeCab"),
+])
+def test_cli_missing_extra_is_one_line_naming_it(tts_inputs, hide, text, extra, what):
+    folder, argv = tts_inputs
+    res = _voiceport(argv + ["--text", text], hide, folder)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"voiceport tts: error: {what}"), res.stderr
+    assert lines[0].endswith(f'pip install "voiceport[{extra}]"'), lines
+    assert not (folder / "out.wav").exists()
+
+
+def test_cli_missing_profile_extra_is_one_line_naming_it(librivox, tmp_path):
+    from impl.seeded.dac import write_seeded_safetensors
+    from parity.doubles import TINY
+
+    write_seeded_safetensors(tmp_path / "dac.safetensors", TINY, seed=0)
+    clip = librivox["0880"]
+    res = _voiceport(["profile", "create", clip.wav, "--text", clip.text, "--codec", "dac.safetensors", "--quiet",
+                      "-o", "s.json"], "pocketsphinx", tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines() == [
+        'voiceport profile: error: forced alignment (--text) needs pocketsphinx: pip install "voiceport[profile]"']
+    assert not (tmp_path / "s.json").exists()
 
 
 def test_impl_imports_without_torch():
@@ -61,6 +143,31 @@ def test_impl_imports_without_torch():
             f"[importlib.import_module(m) for m in {mods!r}]; print('ok', len({mods!r}))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0 and res.stdout.startswith("ok"), res.stderr[-2000:]
+
+
+def _requirements(lines):
+    """{name: 'specifier; marker'} with spaces and quote style normalised."""
+    out = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if line:
+            req = re.sub(r"\s+", "", line).replace('"', "'")
+            out[re.split(r"[=<>;\[]", req)[0] + ("[cpu]" if "[cpu]" in req else "")] = req
+    return out
+
+
+def test_pyproject_deps_and_extras_match_requirements_base():
+    """requirements/base.txt (what ./vp installs) = pyproject's dependencies + the tts, profile, ja extras."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        from pip._vendor import tomli as tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    shipped = project["dependencies"] + extras["tts"] + extras["profile"] + extras["ja"]
+    assert _requirements(shipped) == _requirements((ROOT / "requirements" / "base.txt").read_text().splitlines())
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert packages["include"] == ["impl", "impl.*"]
 
 
 def test_readme_first_commands_are_vp_and_ci_calls_the_test_one():

@@ -44,7 +44,7 @@ def normalize(text: str) -> str:
     try:
         import ftfy
     except ImportError:
-        raise TextError("text normalisation needs ftfy (as outetts): pip install ftfy") from None
+        raise TextError('text normalisation needs ftfy: pip install "voiceport[tts]"') from None
     if not isinstance(text, str):
         raise TextError(f"text must be a string, got {type(text).__name__}")
     text = ftfy.fix_text(text)
@@ -91,7 +91,7 @@ def _words(text: str) -> List[str]:
             import MeCab
         except ImportError:
             raise TextError("Japanese/Chinese text needs MeCab to be split into words as outetts does: "
-                            "pip install mecab-python3 unidic-lite") from None
+                            'pip install "voiceport[ja]"') from None
         return MeCab.Tagger("-Owakati").parse(text).strip().split()
     return text.split()
 

@@ -146,7 +146,7 @@ class ForcedAligner:
         try:
             from pocketsphinx import Decoder
         except ImportError:
-            raise AlignmentError("forced alignment needs pocketsphinx (pip install --no-deps pocketsphinx==5.1.1)"
+            raise AlignmentError('forced alignment (--text) needs pocketsphinx: pip install "voiceport[profile]"'
                                  ) from None
         return Decoder(samprate=cls.SAMPLE_RATE, lm=None, **cls.DECODER, **kwargs)
 

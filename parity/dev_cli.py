@@ -1,0 +1,32 @@
+"""`./vp COMMAND`: the development tree's command line, the shipping `voiceport` commands plus parity, fixtures, bench.
+
+The installed `voiceport` (impl/cli.py) knows only `impl`; the commands that need this clone (the official packages,
+fixtures/, bench/) are added here, on the same machinery. `./vp` runs `python -m parity.dev_cli` for every
+sub-command but setup, test and python.
+"""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+from impl import cli
+
+# name -> (module, one-line help); the shipping commands keep theirs
+COMMANDS = {
+    "parity": ("parity.cli", "layer-by-layer parity report of impl vs the official packages (needs [reference])"),
+    "fixtures": ("parity.fixtures_cli", "golden fixtures: generate from the reference, verify sha256 and versions"),
+    **cli.COMMANDS,
+    "bench": ("bench.cli", "benchmarks: impl vs reference, history and dashboard"),
+}
+
+
+def build_parser(only: Optional[str] = None):
+    return cli.build_parser(only, commands=COMMANDS, prog="vp")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return cli.main(argv, commands=COMMANDS, prog="vp")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
