@@ -145,11 +145,11 @@ def sha256(path: Path) -> str:
 def read_manifest(folder: Path) -> Dict[str, Any]:
     m = folder / "manifest.json"
     if not m.exists():
-        raise FixtureError(f"no fixtures at {folder} (manifest.json missing): run `voiceport fixtures generate`")
+        raise FixtureError(f"no fixtures at {folder} (manifest.json missing): run `./vp fixtures generate`")
     try:
         return json.loads(m.read_text())
     except json.JSONDecodeError as e:
-        raise FixtureError(f"{m} is not valid JSON ({e}): regenerate with `voiceport fixtures generate`") from e
+        raise FixtureError(f"{m} is not valid JSON ({e}): regenerate with `./vp fixtures generate`") from e
 
 
 def write_manifest(folder: Path, manifest: Dict[str, Any]) -> None:
@@ -175,7 +175,7 @@ def verify(folder: Path, check_versions: bool = True) -> List[str]:
             for pkg, ver in entry["versions"].items():
                 if pkg in installed and installed[pkg] != ver:
                     problems.append(f"{name}: generated with {pkg} {ver}, installed {installed[pkg]}: stale, "
-                                    f"regenerate with `voiceport fixtures generate`")
+                                    f"regenerate with `./vp fixtures generate`")
     return problems
 
 
@@ -186,9 +186,9 @@ def find(folder: Path, spec: Spec, seed: int) -> Tuple[Path, Dict[str, Any]]:
         if entry["spec"] == spec.name and entry["seed"] == seed:
             if entry["signature"] != spec_signature(spec):
                 raise FixtureError(f"fixture {name} was recorded for another layer map of spec {spec.name!r}: "
-                                   "stale, regenerate with `voiceport fixtures generate`")
+                                   "stale, regenerate with `./vp fixtures generate`")
             path = folder / name
             if not path.exists() or sha256(path) != entry["sha256"]:
-                raise FixtureError(f"fixture {name}: missing or sha256 mismatch: run `voiceport fixtures verify`")
+                raise FixtureError(f"fixture {name}: missing or sha256 mismatch: run `./vp fixtures verify`")
             return path, entry
     raise FixtureError(f"no fixture for spec {spec.name!r} seed {seed} in {folder}")

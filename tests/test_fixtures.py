@@ -3,7 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
-from impl.cli import main
+from parity.dev_cli import main
 from parity import fixtures as fx
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -37,7 +37,7 @@ def test_fixtures_corruption_and_version_drift_are_named(tmp_path, capsys):
 
 def test_fixtures_missing_manifest_is_clear(tmp_path, capsys):
     assert main(["fixtures", "verify", "--dir", str(tmp_path)]) == 2
-    assert "voiceport fixtures generate" in capsys.readouterr().err
+    assert "./vp fixtures generate" in capsys.readouterr().err
 
 
 def test_fixtures_parity_toy_fixture_mode(tmp_path):
