@@ -56,11 +56,11 @@ def test_harness_unknown_module_is_a_clear_error():
         run_spec(bad)
 
 
-def test_toy_bug_in_unknown_layer_is_a_clear_error(capsys):
+def test_toy_bug_in_unknown_layer_is_a_clear_error(capsys, tmp_path):
     """`voiceport parity toy --bug NAME` with a layer the toy lacks: exit 2 and the toy's layers, no traceback."""
-    from impl.cli import main
+    from parity.dev_cli import main
 
-    assert main(["parity", "toy", "--bug", "blocks.2", "--report", "/tmp/voiceport-toy-bad"]) == 2
+    assert main(["parity", "toy", "--bug", "blocks.2", "--report", str(tmp_path / "toy-bad")]) == 2
     err = capsys.readouterr().err
     assert "'blocks.2'" in err and "conv1, act, conv2, lin, conv3" in err
 
