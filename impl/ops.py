@@ -4,7 +4,8 @@
   the tests.
 - "gemm": the same maths as matrix products and vectorisable elementwise kernels, for MLX on CPU, whose dilated
   conv1d and strided conv_transpose1d kernels are 100-300x slower than torch and whose `mx.sin` is a scalar libm
-  loop (../shared/install-notes.md). A conv is a sum over taps k of `x[t*stride + k*dilation] @ W_k`:
+  loop (measured on the project machine, README "DAC codec"). A conv is a sum over taps k of
+  `x[t*stride + k*dilation] @ W_k`:
   * stride 1 (the dilated residual convs): one matmul per tap on a contiguous row slice of the padded input,
     accumulated in place with `mx.addmm` (the bias is the first accumulator); when the input is short next to the
     weight the taps are gathered first (im2col) into one matmul;

@@ -17,7 +17,7 @@ from parity.spec import Pair, Spec, Tol
 
 SIGNALS = ("speech", "noise", "silence", "sweep")
 # sense_and_sensibility_01_austen_64kb-0870.wav (LibriVox, public domain; via pocketsphinx 5.1.1 test data, as
-# ../shared/data/librivox holds it), first 6 s, resampled to 24 kHz
+# fixtures/data/librivox holds it), first 6 s, resampled to 24 kHz
 # (impl.audio.resample), 16-bit FLAC.
 SPEECH_CLIP = Path(__file__).resolve().parents[2] / "fixtures" / "data" / "speech-24k.flac"
 
@@ -36,7 +36,7 @@ def checkpoints(config: str = "24khz_speech", seed: int = 0):
 
 def speech(sr: int, n: int, offset_s: float = 0.5) -> np.ndarray:
     """n samples of real speech at `sr`, mono float32, from the clip committed in the repo (SPEECH_CLIP: 6 s of
-    LibriVox, public domain, so that fixture mode on a runner without ../shared/data reads the same input)."""
+    LibriVox, public domain, so that fixture mode on a torch-free runner reads the same input as live parity)."""
     import soundfile as sf
 
     from impl.audio import resample
