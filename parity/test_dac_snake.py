@@ -93,3 +93,27 @@ def test_dac_snake_special_values():
     assert (got[0, 0] == 0).all()
     np.testing.assert_allclose(got[0, 1], x[0, 1], rtol=0, atol=4e-7 * np.pi * 4)
     assert np.isnan(got[0, 2]).all() == np.isnan(_snake_torch(x, alpha)[0, 2]).all()
+
+
+def test_dac_snake_alpha_zero_and_tiny_match_upstream():
+    """Guards upstream's eps in 1/(alpha + 1e-9): at alpha = 0 (and -0) upstream returns x exactly (1e9 * sin(0)^2
+    = 0), where a port without the eps returns inf * 0 = NaN; at alpha = +-1e-12 and 1e-30 the eps keeps the
+    reciprocal near 1e9 (an eps of 1e-12 would give NaN at alpha = -1e-12). impl's Snake1d on both ops paths."""
+    from impl.dac.layers import Snake1d
+
+    alpha = np.array([0.0, -0.0, 1e-12, -1e-12, 1e-30], np.float32)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal((200, alpha.size)) * s for s in (1e-6, 1.0, 1e3)]).astype(np.float32)
+    x[:4] = [[0.0] * 5, [-1e3] * 5, [1e3] * 5, [1e-30] * 5]
+    x = x[None]
+    ref = _snake_torch(x, alpha)
+    snake = Snake1d(alpha.size)
+    snake.alpha = mx.array(alpha)
+    # Bound 0 (exact): for |alpha| <= 1e-12 both sides' added term is t <= 1/(1e-9 - 1e-12) (alpha x)^2 (1 + 8 u)
+    # <= 1.01e-15 x^2, below half an ulp of x (2^-24 |x|) for |x| < 3e7 (here |x| <= ~5e3): x + t rounds to x.
+    np.testing.assert_array_equal(ref, x)  # upstream itself: finite, x back
+    for p in ("native", "gemm"):
+        got = _run(p, lambda: snake(mx.array(x)))
+        bad = ~(got == ref)
+        assert not bad.any(), (f"{p} path, alpha = {alpha[np.nonzero(bad)[-1][0]]!r}: {int(bad.sum())} values "
+                               f"differ, e.g. {got[bad][:3]} vs upstream {ref[bad][:3]}")
