@@ -17,9 +17,47 @@ import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Sequence, Union
 
 PREFIX = ".voiceport-"  # temporary names: hidden, and recognisable if a killed process leaves one
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written: wrong extension, a directory, a missing or read-only folder."""
+
+
+def check_output(path: Union[str, os.PathLike], option: str, suffixes: Sequence[str] = (), kind: str = "file"
+                 ) -> Path:
+    """The output checks every command runs before any work; returns `path` as a Path.
+
+    Refused (OutputError naming `option` and `path`): an extension not in `suffixes` (any when empty; `kind`
+    names the file in that message: "unknown audio extension"), a path
+    that is a directory, a folder that does not exist or that this process cannot write (os.access W_OK: the
+    temporary file of atomic_path is created there). An existing file is fine: it is replaced atomically.
+    """
+    out = Path(path)
+    where = f"{option} {os.fspath(path)}"
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise OutputError(f"{where}: unknown {kind} extension {out.suffix!r} (use {' or '.join(suffixes)})")
+    if out.is_dir():
+        raise OutputError(f"{where}: is a directory (give a file name inside it)")
+    folder = out.parent.resolve()
+    if not folder.is_dir():
+        raise OutputError(f"{where}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{where}: folder {folder} is not writable")
+    return out
+
+
+def reason(e: BaseException, limit: int = 160) -> str:
+    """A library's exception as one short line for an error message: its type and the first line of its text, cut
+    at the first sentence when longer than `limit` (torch's zip reader appends a paragraph of advice)."""
+    lines = str(e).strip().splitlines()
+    msg = lines[0].strip() if lines else ""
+    if len(msg) > limit:
+        end = msg.find(". ")
+        msg = msg[:end] if 0 < end < limit else msg[: limit - 3].rstrip() + "..."
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
 def _fresh_name(folder: Path, suffix: str) -> Path:

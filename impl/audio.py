@@ -20,7 +20,7 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from impl._io import atomic_path
+from impl._io import atomic_path, reason
 
 
 class AudioError(ValueError):
@@ -32,6 +32,7 @@ class SilentAudioError(AudioError):
 
 
 MAX_CHANNELS = 8
+MAX_KERNEL = 1 << 24  # resample kernel elements (reduced new x orig rate): 8000..192000 Hz <-> 24 kHz need < 1e5
 
 
 # ------------------------------------------------------------------------------------------------ load, validate
@@ -44,15 +45,62 @@ def load_audio(path: Union[str, os.PathLike, "object"], max_seconds: Optional[fl
     """
     import soundfile as sf  # optional IO import, here only
 
+    named = isinstance(path, (str, os.PathLike))
+    if named and os.path.isdir(path):
+        raise AudioError(f"{os.fspath(path)}: is a directory, not an audio file")
+    if named and not os.path.exists(path):
+        raise AudioError(f"{os.fspath(path)}: cannot read audio: no such file")
+    if named and os.path.getsize(path) == 0:
+        raise AudioError(f"{os.fspath(path)}: cannot read audio: the file is empty (0 bytes)")
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)  # (L, C)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(f"cannot read audio {path!r}: {e}") from None
+        with sf.SoundFile(path) as f:
+            header_frames = (_wav_data_frames(path) if named and f.format in ("WAV", "WAVEX") else
+                             f.frames if f.format == "FLAC" else None)  # FLAC: STREAMINFO's total
+            data = f.read(dtype="float32", always_2d=True)  # (L, C)
+            sr = f.samplerate
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError, MemoryError) as e:
+        why = getattr(e, "error_string", None) or reason(e)  # libsndfile's own words, without the path again
+        raise AudioError(f"{path}: cannot read audio ({why})") from None
+    if header_frames is not None and 0 <= data.shape[0] < header_frames:
+        raise AudioError(f"{path}: truncated audio file: its header announces {header_frames} frames "
+                         f"({header_frames / max(sr, 1):.2f} s), the file holds {data.shape[0]} "
+                         f"({data.shape[0] / max(sr, 1):.2f} s)")
     x = np.ascontiguousarray(data.T)  # (C, L)
     if x.shape[0] == 1:
         x = x[0]
     check_audio(x, sr, max_seconds=max_seconds, name=str(path))
     return x, int(sr)
+
+
+def _wav_data_frames(path) -> Optional[int]:
+    """Frames a RIFF/RIFX WAV header announces (data chunk size // block align); None when it does not say
+    (RF64, a streaming size of 0 or 0xFFFFFFFF, no fmt/data chunk). libsndfile shortens its frame count to what
+    the file holds, so a file cut short reads without a word; this is the header's own figure."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX"):
+            return None
+        end = "<" if head[:4] == b"RIFF" else ">"
+        block_align = None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack(end + "I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(min(size, 16))
+                if len(fmt) < 14:
+                    return None
+                block_align = struct.unpack(end + "H", fmt[12:14])[0]
+                f.seek(size - len(fmt) + (size & 1), 1)
+            elif cid == b"data":
+                if not block_align or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block_align
+            else:
+                f.seek(size + (size & 1), 1)
 
 
 def save_audio(audio: np.ndarray, path, sr: int, subtype: Optional[str] = None) -> None:
@@ -146,6 +194,9 @@ def resample_kernel(orig_freq: int, new_freq: int, lowpass_filter_width: int = 6
     """
     gcd = math.gcd(orig_freq, new_freq)
     orig, new = orig_freq // gcd, new_freq // gcd
+    if new * orig > MAX_KERNEL:  # (new, ~orig) float64: 16001 -> 24000 Hz would take 3 GB, as torchaudio's does
+        raise AudioError(f"cannot resample {orig_freq} Hz to {new_freq} Hz: the rates reduce to {orig}:{new}, "
+                         f"whose kernel ({new} x {orig}+) is too large; resample to a common rate first")
     base_freq = min(orig, new) * rolloff
     width = math.ceil(lowpass_filter_width * orig / base_freq)
     idx = np.arange(-width, width + orig, dtype=np.float64)[None, :] / orig            # (1, K)

@@ -26,6 +26,7 @@ import mlx.nn as nn
 import numpy as np
 
 from impl import ops
+from impl._io import reason
 from impl.weights import CheckpointError, check_weights
 
 # Llama-OuteTTS-1.0-1B (Llama 3.2 1B with a 134,400-token vocabulary), HF config.json keys.
@@ -285,19 +286,36 @@ _DTYPES = {"float32": mx.float32, "fp32": mx.float32, "float16": mx.float16, "fp
 _QUANT = {"q8": 8, "q4": 4}
 
 
+def _read_json(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # IsADirectoryError, PermissionError, JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"{file}: not a readable JSON file ({reason(e)})") from None
+
+
+def _load_safetensors(file: Path) -> Dict[str, mx.array]:
+    try:
+        return dict(mx.load(str(file), format="safetensors"))
+    except (RuntimeError, ValueError, OSError) as e:  # MLX's reader: "invalid data offsets ... incomplete download"
+        raise CheckpointError(f"{file}: not a readable safetensors file ({reason(e)})") from None
+
+
 def _read_weights(path: Path) -> Dict[str, mx.array]:
     index = path / "model.safetensors.index.json"
     single = path / "model.safetensors"
     if single.exists():
-        return dict(mx.load(str(single)))
+        return _load_safetensors(single)
     if index.exists():
-        weight_map = json.loads(index.read_text())["weight_map"]
+        data = _read_json(index)
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"{index}: no 'weight_map' of tensor name -> shard file")
         weights: Dict[str, mx.array] = {}
         for shard in sorted(set(weight_map.values())):
             shard_path = path / shard
             if not shard_path.exists():
                 raise FileNotFoundError(f"{index} names shard {shard!r}, which is missing in {path}")
-            weights.update(mx.load(str(shard_path)))
+            weights.update(_load_safetensors(shard_path))
         absent = sorted(set(weight_map) - set(weights))
         if absent:
             raise CheckpointError(f"{index}: keys listed but absent from their shards: {absent}")
@@ -319,7 +337,11 @@ def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional
     config_path = path / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"no config.json in {path}")
-    args = ModelArgs.from_dict(json.loads(config_path.read_text()))
+    config = _read_json(config_path)
+    try:
+        args = ModelArgs.from_dict(config)
+    except (TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
+        raise CheckpointError(f"{config_path}: not a Llama config ({reason(e)})") from None
     if dtype is not None and dtype not in _DTYPES:
         raise ValueError(f"dtype {dtype!r} not one of {sorted(_DTYPES)}")
     if quantize is not None and quantize not in _QUANT:
@@ -330,7 +352,7 @@ def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional
     notes = [] if emb is None or emb.shape[0] == args.vocab_size else [
         f"config vocab_size {args.vocab_size} != model.embed_tokens.weight rows {emb.shape[0]} "
         "(config.json and the checkpoint disagree)"]
-    check_weights(model, weights, str(path), notes)
+    check_weights(model, weights, str(path), notes, name="Llama")
     if dtype is not None:
         weights = {k: v.astype(_DTYPES[dtype]) for k, v in weights.items()}
     model.load_weights(list(weights.items()), strict=True)

@@ -15,6 +15,12 @@ from pathlib import Path
 DEFAULT_NOTE = ("Default checkpoint: the embedded seeded DAC 24 kHz speech model (random weights at the real "
                 "architecture: codes are deterministic, audio is noise). Pass --checkpoint for the official "
                 "weights (.pth as descript-audio-codec saves it, or .safetensors).")
+SHORT_NOTE = "using the embedded seeded DAC 24 kHz checkpoint (random weights; --checkpoint for real ones)"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+class DacInputError(ValueError):
+    """A bad option value (seed, config name, input path)."""
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -27,31 +33,25 @@ def configure(p: argparse.ArgumentParser) -> None:
     d.add_argument("codes", help=".npy of int codes, (n_codebooks, T) or (1, n_codebooks, T)")
     d.add_argument("-o", "--out", required=True, help="output .wav/.flac/.ogg")
     for q in (e, d):
-        q.add_argument("--checkpoint", default=None, help="DAC checkpoint (.pth or .safetensors)")
+        q.add_argument("--checkpoint", default=None, help="DAC checkpoint (.pth or .safetensors); default: the "
+                                                          "embedded seeded 24 kHz speech checkpoint")
     s = sub.add_parser("seeded", help="write the seeded checkpoint of an official architecture (safetensors)")
     s.add_argument("-o", "--out", required=True, help="output .safetensors")
     s.add_argument("--config", default="24khz_speech", help="24khz_speech (default), 24khz, 44khz or 16khz")
-    s.add_argument("--seed", type=int, default=0)
-    c = sub.add_parser("convert", help="official .pth -> .safetensors (needs torch; the result loads without it)")
-    c.add_argument("pth")
-    c.add_argument("out")
+    s.add_argument("--seed", type=int, default=0, help="weights' seed, >= 0 (default 0)")
+    c = sub.add_parser("convert", help="official .pth -> .safetensors (needs torch; the result loads without it)",
+                       description="Convert an official descript-audio-codec .pth checkpoint to .safetensors "
+                                   "(same keys, kwargs in the metadata), checked by loading it strictly.")
+    c.add_argument("pth", help="official DAC checkpoint (.pth: state_dict + metadata.kwargs)")
+    c.add_argument("out", help="output .safetensors")
 
 
 def _codec(checkpoint):
     from impl.dac import load_codec
 
     if checkpoint is None:
-        print(f"voiceport dac: {DEFAULT_NOTE}", file=sys.stderr)
+        print(f"voiceport dac: {SHORT_NOTE}", file=sys.stderr)
     return load_codec(checkpoint)
-
-
-def _check_out(path: str, suffixes) -> Path:
-    out = Path(path)
-    if out.suffix.lower() not in suffixes:
-        raise ValueError(f"-o {path}: expected a {'/'.join(suffixes)} file")
-    if not out.parent.resolve().is_dir():
-        raise ValueError(f"-o {path}: folder {out.parent} does not exist")
-    return out
 
 
 def _save_npy(codes, out: Path) -> None:
@@ -64,15 +64,21 @@ def _save_npy(codes, out: Path) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
+    from impl import audio as A
+    from impl._io import check_output
+    from impl.dac.interface import load_codes
 
     if args.dac_command == "encode":
-        out = _check_out(args.out, (".npy",))
+        out = check_output(args.out, "-o", (".npy",), "codes")
         if not Path(args.audio).exists():
             raise FileNotFoundError(f"{args.audio}: no such audio file")
+        x, sr = A.load_audio(args.audio)  # every input error before the codec loads
         codec = _codec(args.checkpoint)
         t0 = time.perf_counter()
-        audio = codec.load_audio(args.audio)
+        try:
+            audio = codec.convert_audio(x, sr)
+        except A.AudioError as e:  # a rate that cannot be resampled: name the file
+            raise A.AudioError(f"{args.audio}: {e}") from None
         codes = codec.encode(audio)
         dt = time.perf_counter() - t0
         _save_npy(codes, out)
@@ -80,14 +86,10 @@ def run(args) -> int:
         print(f"{args.audio}: {secs:.2f} s -> codes {list(codes.shape)} in {dt:.2f} s "
               f"(RTF {dt / max(secs, 1e-9):.3f}) -> {out}", file=sys.stderr)
     elif args.dac_command == "decode":
-        out = _check_out(args.out, (".wav", ".flac", ".ogg"))
-        if not Path(args.codes).exists():
-            raise FileNotFoundError(f"{args.codes}: no such codes file")
-        try:
-            codes = np.load(args.codes, allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"{args.codes}: not a numpy .npy array ({e})") from None
+        out = check_output(args.out, "-o", AUDIO_SUFFIXES, "audio")
+        raw = load_codes(args.codes)
         codec = _codec(args.checkpoint)
+        codes = codec.check_codes(raw, where=args.codes)
         t0 = time.perf_counter()
         audio = codec.decode(codes)
         dt = time.perf_counter() - t0
@@ -96,13 +98,22 @@ def run(args) -> int:
         print(f"codes {list(codes.shape)} -> {secs:.2f} s of audio in {dt:.2f} s "
               f"(RTF {dt / max(secs, 1e-9):.3f}) -> {out}", file=sys.stderr)
     elif args.dac_command == "seeded":
+        from impl.dac.model import CONFIGS
         from impl.seeded.dac import write_seeded_safetensors
 
-        out = _check_out(args.out, (".safetensors",))
+        out = check_output(args.out, "-o", (".safetensors",), "checkpoint")
+        if args.config not in CONFIGS:
+            raise DacInputError(f"--config {args.config}: unknown DAC config; known: {', '.join(sorted(CONFIGS))}")
+        if args.seed < 0:
+            raise DacInputError(f"--seed {args.seed}: the seed must be >= 0")
         write_seeded_safetensors(out, args.config, args.seed)
         print(f"seeded DAC {args.config} (seed {args.seed}) -> {out}", file=sys.stderr)
     elif args.dac_command == "convert":
-        out = _check_out(args.out, (".safetensors",))
+        out = check_output(args.out, "output", (".safetensors",), "checkpoint")
+        if Path(args.pth).is_dir():
+            raise DacInputError(f"{args.pth}: is a directory, not a .pth checkpoint")
+        if not Path(args.pth).exists():
+            raise FileNotFoundError(f"{args.pth}: no such checkpoint")
         convert(args.pth, out)
         print(f"{args.pth} -> {out}", file=sys.stderr)
     return 0

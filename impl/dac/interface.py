@@ -14,11 +14,42 @@ Where we differ from the official, on purpose (stated once here):
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from impl import audio as A
+from impl._io import reason
+
+
+class CodesError(A.AudioError):
+    """Codes that cannot be decoded: an unreadable .npy, or a wrong shape, dtype, range or codebook count."""
+
+
+def load_codes(path) -> np.ndarray:
+    """A codes `.npy` (one array, as `voiceport dac encode` writes it) -> the array, not yet checked against a
+    model (`DacInterface.check_codes`). Every unreadable file raises CodesError naming it."""
+    p = Path(path)
+    if p.is_dir():
+        raise CodesError(f"{path}: is a directory, not a codes .npy file")
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: no such codes file")
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(6)
+        if not magic:
+            raise CodesError(f"{path}: the file is empty (0 bytes), not a codes .npy file")
+        if magic[:4] == b"PK\x03\x04":
+            raise CodesError(f"{path}: an .npz archive; codes are one array saved with numpy.save (.npy)")
+        if magic != b"\x93NUMPY":
+            raise CodesError(f"{path}: not a numpy .npy file (no .npy magic at its start)")
+        return np.load(p, allow_pickle=False)
+    except CodesError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- np.load on a bad header or cut data raises ValueError, EOFError,
+        # SyntaxError, tokenize.TokenError, MemoryError, ...: all mean the same thing here
+        raise CodesError(f"{path}: not a readable .npy array ({reason(e)})") from None
 
 
 def _hop_length(model) -> int:
@@ -132,19 +163,7 @@ class DacInterface:
         """
         import mlx.core as mx
 
-        c = np.asarray(codes)
-        if c.ndim == 3 and c.shape[0] == 1:
-            c = c[0]
-        if c.ndim != 2 or c.shape[-1] == 0:
-            raise A.AudioError(f"codes must be (n_codebooks, T) with T > 0, got shape {list(c.shape)}")
-        if not np.issubdtype(c.dtype, np.integer):
-            raise A.AudioError(f"codes must be integers, got {c.dtype}")
-        size = getattr(getattr(self.model, "config", None), "codebook_size", None)
-        if size is not None and (c.min() < 0 or c.max() >= size):
-            raise A.AudioError(f"codes must lie in [0, {size}), got [{c.min()}, {c.max()}]")
-        n_q = getattr(getattr(self.model, "config", None), "n_codebooks", None)
-        if n_q is not None and c.shape[0] > n_q:
-            raise A.AudioError(f"{c.shape[0]} codebooks given, the model has {n_q}")
+        c = self.check_codes(codes)
         recons = []
         for i in range(0, c.shape[-1], self.chunk_length):
             r = self.model.decode(mx.array(c[None, :, i: i + self.chunk_length].astype(np.int32)))  # (1, L_i)
@@ -152,6 +171,25 @@ class DacInterface:
             recons.append(apply_fade(r, self.sr))
         out = np.concatenate(recons)
         return A.loudness_normalize(out, self.sr, on_silence="keep")
+
+    def check_codes(self, codes, where: str = "codes") -> np.ndarray:
+        """Codes (n_codebooks, T) or (1, n_codebooks, T) -> (n_codebooks, T) integers in the model's codebooks,
+        at most its number of codebooks; CodesError (naming `where`) otherwise."""
+        c = np.asarray(codes)
+        if c.ndim == 3 and c.shape[0] == 1:
+            c = c[0]
+        if c.ndim != 2 or c.shape[-1] == 0:
+            raise CodesError(f"{where}: codes must be (n_codebooks, T) with T > 0, got shape {list(c.shape)}")
+        if not np.issubdtype(c.dtype, np.integer):
+            raise CodesError(f"{where}: codes must be integers, got {c.dtype}")
+        config = getattr(self.model, "config", None)
+        n_q = getattr(config, "n_codebooks", None)
+        if n_q is not None and c.shape[0] > n_q:
+            raise CodesError(f"{where}: {c.shape[0]} codebooks given (shape {list(c.shape)}), the model has {n_q}")
+        size = getattr(config, "codebook_size", None)
+        if size is not None and (c.min() < 0 or c.max() >= size):
+            raise CodesError(f"{where}: codes must lie in [0, {size}), got [{c.min()}, {c.max()}]")
+        return c
 
     # ------------------------------------------------------------------------------------------------- save
     def save_wav(self, audio: np.ndarray, path, subtype: Optional[str] = None) -> None:

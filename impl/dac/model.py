@@ -14,14 +14,15 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
 from impl.dac.layers import Snake1d, Tanh, WNConv1d, WNConvTranspose1d
-from impl.dac.quantize import ResidualVectorQuantize
+from impl.dac.quantize import Codebook, ResidualVectorQuantize
+from impl._io import reason
 from impl.weights import CheckpointError, check_weights
 
 # The official configs (descript-audio-codec 1.0.0 `dac/utils/__init__.py` model tags, read from their metadata).
@@ -273,9 +274,99 @@ def _transposed_modules(model: DAC) -> set:
     return {name for name, m in model.named_modules() if isinstance(m, WNConvTranspose1d)}
 
 
+def checkpoint_shapes(model: DAC, weights: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
+    """The official state_dict names and shapes `model` takes (before sanitize): per conv `weight_g` (rows, 1, 1)
+    and `weight_v` (or a plain `weight`, when the checkpoint stores the conv without weight norm), `bias`; Snake
+    `alpha` (1, C, 1); codebook `weight`. Checking these names the file's own tensors in an error."""
+    want: Dict[str, Tuple[int, ...]] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, (WNConv1d, WNConvTranspose1d)):
+            C_out, K, C_in = m.weight.shape
+            # torch Conv1d stores (C_out, C_in, K); ConvTranspose1d (C_in, C_out, K); weight norm's dim is 0
+            rows, cols = (C_out, C_in) if isinstance(m, WNConv1d) else (C_in, C_out)
+            if f"{name}.weight" in weights and not {f"{name}.weight_g", f"{name}.weight_v"} & set(weights):
+                want[f"{name}.weight"] = (rows, cols, K)
+            else:
+                want[f"{name}.weight_g"] = (rows, 1, 1)
+                want[f"{name}.weight_v"] = (rows, cols, K)
+            want[f"{name}.bias"] = (C_out,)
+        elif isinstance(m, Snake1d):
+            want[f"{name}.alpha"] = (1, m.alpha.shape[0], 1)
+        elif isinstance(m, Codebook):
+            want[f"{name}.weight"] = tuple(m.weight.shape)
+    return want
+
+
+def _kwargs(raw: Any, path: Path) -> Dict[str, Any]:
+    try:
+        kwargs = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    except ValueError as e:
+        raise CheckpointError(f"{path}: the DAC kwargs are not JSON ({reason(e)})") from None
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"{path}: the DAC kwargs must be an object of DAC arguments, got "
+                              f"{type(kwargs).__name__}")
+    return kwargs
+
+
+def _read_safetensors(path: Path) -> (Dict[str, Any], Dict[str, np.ndarray]):
+    from safetensors import SafetensorError, safe_open
+    from safetensors.numpy import load_file
+
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = f.metadata() or {}
+        if "kwargs" in meta:
+            kwargs = _kwargs(meta["kwargs"], path)
+        elif (path.parent / "config.json").is_file():
+            kwargs = _kwargs((path.parent / "config.json").read_text(), path.parent / "config.json")
+        else:
+            raise CheckpointError(f"{path}: no 'kwargs' metadata and no config.json beside it")
+        return kwargs, load_file(str(path))
+    except (SafetensorError, OSError, TypeError, ValueError, KeyError, MemoryError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({reason(e)}; truncated or "
+                              "corrupt?)") from None
+
+
+def _read_pth(path: Path) -> (Dict[str, Any], Dict[str, np.ndarray]):
+    try:
+        import torch
+    except ImportError as e:
+        raise CheckpointError(f"{path}: reading an official .pth checkpoint needs torch; convert it once with "
+                              f"`voiceport dac convert {path} OUT.safetensors` where torch is installed") from e
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes), not a PyTorch checkpoint")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04" and magic[:1] != b"\x80":  # torch.save's zip, or its legacy pickle (protocol 2)
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+    try:
+        blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 -- torch.load on a bad file raises EOFError, UnpicklingError, KeyError,
+        # RuntimeError (zip reader), ValueError, ...: all mean the same thing here
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason(e)}; truncated or "
+                              "corrupt?)") from None
+    if not isinstance(blob, dict) or "state_dict" not in blob or not isinstance(blob.get("metadata"), dict) \
+            or "kwargs" not in blob["metadata"]:
+        keys = sorted(map(str, blob)) if isinstance(blob, dict) else type(blob).__name__
+        raise CheckpointError(f"{path}: not an official DAC checkpoint (want keys 'state_dict' and "
+                              f"'metadata.kwargs', got {keys})")
+    state = blob["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: 'state_dict' is a {type(state).__name__}, not a dict of tensors")
+    bad = [str(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)
+           or not v.is_floating_point()]
+    if bad:
+        raise CheckpointError(f"{path}: 'state_dict' entries that are not float tensors: {', '.join(bad[:6])}")
+    weights = {k: v.detach().float().numpy() for k, v in state.items()}
+    return _kwargs(blob["metadata"]["kwargs"], path), weights
+
+
 def read_checkpoint(path: Union[str, Path]) -> (Dict[str, Any], Dict[str, np.ndarray]):
     """(kwargs, state_dict as numpy) from an official `.pth` (needs torch, imported here only) or from
-    `.safetensors` (kwargs in its metadata under "kwargs", or a `config.json` beside it)."""
+    `.safetensors` (kwargs in its metadata under "kwargs", or a `config.json` beside it). Anything unreadable
+    raises CheckpointError naming the file."""
     path = Path(path)
     if path.is_dir():
         hits = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.pth"))
@@ -285,37 +376,19 @@ def read_checkpoint(path: Union[str, Path]) -> (Dict[str, Any], Dict[str, np.nda
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such DAC checkpoint")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.numpy import load_file
-
-        with safe_open(str(path), "np") as f:
-            meta = f.metadata() or {}
-        if "kwargs" in meta:
-            kwargs = json.loads(meta["kwargs"])
-        elif (path.parent / "config.json").exists():
-            kwargs = json.loads((path.parent / "config.json").read_text())
-        else:
-            raise CheckpointError(f"{path}: no 'kwargs' metadata and no config.json beside it")
-        return kwargs, load_file(str(path))
-    try:
-        import torch
-    except ImportError as e:
-        raise CheckpointError(f"{path}: reading an official .pth checkpoint needs torch; convert it once with "
-                              f"`voiceport dac convert {path} OUT.safetensors` where torch is installed") from e
-    blob = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or "state_dict" not in blob or "kwargs" not in blob.get("metadata", {}):
-        keys = sorted(blob) if isinstance(blob, dict) else type(blob).__name__
-        raise CheckpointError(f"{path}: not an official DAC checkpoint (want keys 'state_dict' and "
-                              f"'metadata.kwargs', got {keys})")
-    weights = {k: v.detach().float().numpy() for k, v in blob["state_dict"].items()}
-    return dict(blob["metadata"]["kwargs"]), weights
+        return _read_safetensors(path)
+    return _read_pth(path)
 
 
 def from_state_dict(kwargs: Dict[str, Any], weights: Dict[str, np.ndarray], where: str = "state_dict") -> DAC:
-    """Build the DAC `kwargs` describe, fold the official state_dict's weight norm and load it strictly."""
-    model = DAC(DACConfig.from_dict(kwargs))
+    """Build the DAC `kwargs` describe, check the official state_dict's names and shapes (one CheckpointError
+    naming every bad tensor), fold its weight norm and load it strictly."""
+    try:
+        model = DAC(DACConfig.from_dict(kwargs))
+    except (TypeError, ValueError, KeyError, OverflowError, ZeroDivisionError) as e:
+        raise CheckpointError(f"{where}: its kwargs do not describe a DAC ({reason(e)})") from None
+    check_weights(model, weights, where, want=checkpoint_shapes(model, weights))
     params = sanitize(weights, _transposed_modules(model))
-    check_weights(model, params, where)
     model.load_weights([(k, mx.array(v)) for k, v in params.items()], strict=True)
     mx.eval(model.parameters())
     model.eval()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -18,11 +19,15 @@ import numpy as np
 DEFAULTS_NOTE = ("Without --model/--codec the embedded seeded checkpoints are used: the real architectures "
                  "(OuteTTS 1.0 1B LM, DAC 24 kHz) with RANDOM weights, generated once into $VOICEPORT_CACHE "
                  "(several GB, minutes). The pipeline is the real one; the audio is noise. A random LM rarely "
-                 "emits <|im_end|>: pass --max-new-tokens to bound the run.")
+                 "emits <|im_end|>: the default --max-new-tokens cap bounds each chunk.")
+CAP_HELP = ("cap on new tokens per text chunk (default: the chunk's expected length doubled: 2 x the speaker "
+            "profile's audio tokens per character x the chunk's characters + 64; outetts itself runs to "
+            "<|im_end|> or --max-length)")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 class TTSInputError(ValueError):
-    """Bad command-line input (output path, numbers)."""
+    """Bad command-line input (numbers, model folder)."""
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -35,9 +40,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "1B checkpoint (random weights)")
     p.add_argument("--codec", metavar="PATH", default=None,
                    help="DAC 24 kHz checkpoint; default: embedded seeded checkpoint (random weights)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="cap on new tokens per text chunk (default: until <|im_end|> or max length)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed, >= 0 (default 0)")
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N", help=CAP_HELP)
     p.add_argument("--max-length", type=int, default=8192,
                    help="prompt + generated tokens per chunk, as outetts' max_length (default 8192)")
     p.add_argument("--temperature", type=float, default=0.4, help="sampling temperature (outetts: 0.4)")
@@ -47,16 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "slower than fp32 through BLAS; the checkpoint's dtype on a GPU)")
     p.add_argument("--stream", action="store_true",
                    help="decode each text chunk as soon as it is generated (output written at the end)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _check_out(path: str) -> Path:
-    out = Path(path)
-    if out.suffix.lower() not in (".wav", ".flac", ".ogg"):
-        raise TTSInputError(f"--out {path}: unknown audio extension {out.suffix!r} (use .wav, .flac or .ogg)")
-    if not out.parent.resolve().is_dir():
-        raise TTSInputError(f"--out {path}: folder {out.parent} does not exist")
-    return out
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _load_codec(path: Optional[str]):
@@ -66,30 +61,40 @@ def _load_codec(path: Optional[str]):
     return load_codec(path)
 
 
-def _default_dtype() -> Optional[str]:
-    import mlx.core as mx
+def _check_numbers(args) -> None:
+    import math
 
-    return "float32" if mx.default_device() == mx.cpu else None
+    if args.seed < 0:
+        raise TTSInputError(f"--seed {args.seed}: the seed must be >= 0")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise TTSInputError(f"--max-new-tokens {args.max_new_tokens}: must be >= 1")
+    if args.max_length < 2:
+        raise TTSInputError(f"--max-length {args.max_length}: must be >= 2")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise TTSInputError(f"--temperature {args.temperature}: must be a finite number >= 0")
 
 
 def run(args) -> int:
+    from impl._io import check_output
     from impl.audio import save_audio
     from impl.outetts import generate as G
-    from impl.outetts.prompt import prompt_ids
     from impl.outetts.sampler import SamplerConfig
     from impl.outetts.text import chunk_text, TextError
     from impl.seeded import default_model
     from impl.speaker.profile import load_speaker
 
     # Every input error before any loading.
-    out = _check_out(args.out)
+    out = check_output(args.out, "--out", AUDIO_SUFFIXES, "audio")
     speaker = load_speaker(args.speaker)
     if not chunk_text(args.text):
         raise TextError("--text is empty: nothing to speak")
-    if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        raise TTSInputError("--max-new-tokens must be >= 1")
+    _check_numbers(args)
+    if args.model is not None and not Path(args.model).is_dir():
+        raise FileNotFoundError(f"--model {args.model}: no such model folder (config.json, safetensors, "
+                                "tokenizer.json)")
     sampler = SamplerConfig(temperature=0.0 if args.greedy else args.temperature)
-    config = G.GenerationConfig(sampler=sampler, max_length=args.max_length, max_new_tokens=args.max_new_tokens,
+    config = G.GenerationConfig(sampler=sampler, max_length=args.max_length,
+                                max_new_tokens=G.AUTO if args.max_new_tokens is None else args.max_new_tokens,
                                 seed=args.seed)
 
     t_load = time.perf_counter()
@@ -98,23 +103,29 @@ def run(args) -> int:
               file=sys.stderr)
     model_dir = default_model() if args.model is None else Path(args.model)
     codec = _load_codec(args.codec)
-    tts = G.load(model_dir, codec=codec, dtype=args.dtype or _default_dtype())
-    for chunk in chunk_text(args.text):  # prompt errors (profile too long) before generating
-        n = len(prompt_ids(tts.tokenizer, chunk, speaker))
-        if n >= config.max_length:
-            raise G.GenerationError(f"the prompt has {n} tokens, --max-length is {config.max_length}")
+    tts = G.load(model_dir, codec=codec, dtype=args.dtype or G.default_dtype())
+    try:
+        plans = tts.plan(args.text, speaker, config)  # prompt errors (profile too long) before generating
+    except G.GenerationError as e:
+        raise G.GenerationError(f"--max-length {args.max_length}: {e}") from None
     load_s = time.perf_counter() - t_load
 
-    bar = _progress(args.quiet)
+    progress = _Progress(args.quiet, plans)
+    caught = warnings.catch_warnings(record=True)  # library warnings become one "note:" line each, at the end
+    notes = caught.__enter__()
+    warnings.simplefilter("always")
     t0 = time.perf_counter()
-    n_tokens = n_prompt = n_chunks = 0
+    n_tokens = n_prompt = n_chunks = n_capped = 0
     pieces: List[np.ndarray] = []
     tokens: List[int] = []
     gen_s = prefill_s = 0.0
-    for r in tts.generate_chunks(args.text, speaker, config, on_token=bar.update1):
+    for r in tts.generate_chunks(args.text, speaker, config, on_token=progress.token, on_chunk=progress.chunk,
+                                 plans=plans):
+        progress.done(r)
         n_tokens += len(r.tokens)
         n_prompt += r.prompt_len
         n_chunks += 1
+        n_capped += bool(r.tokens) and len(r.tokens) >= r.budget and r.tokens[-1] not in tts.stop_ids
         gen_s += r.seconds
         prefill_s += r.prefill_seconds
         tokens += r.tokens
@@ -122,16 +133,18 @@ def run(args) -> int:
             codes = G.extract_codes(r.tokens, tts.tokenizer)
             if codes.shape[1]:
                 pieces.append(tts.decode(codes))
-    bar.close()
+    progress.close()
     if args.stream:
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
     else:
         codes = G.extract_codes(tokens, tts.tokenizer)
         audio = tts.decode(codes) if codes.shape[1] else np.zeros(0, np.float32)
     compute_s = time.perf_counter() - t0
+    caught.__exit__(None, None, None)
+    for msg in dict.fromkeys(str(w.message) for w in notes):
+        print(f"voiceport tts: note: {msg}", file=sys.stderr)
     if audio.size == 0:
-        raise G.GenerationError(f"the model produced no audio codes in {n_tokens} tokens: nothing written "
-                                "(random weights? try more --max-new-tokens)")
+        raise G.no_codes_error(n_tokens)
     save_audio(audio, out, G.SAMPLE_RATE)
     audio_s = audio.size / G.SAMPLE_RATE
     print(f"wrote {out} ({audio_s:.2f} s of audio, {G.SAMPLE_RATE} Hz)")
@@ -140,26 +153,63 @@ def run(args) -> int:
           f"(audio needs {G.TOKENS_PER_SECOND} tokens/s for real time); "
           f"prefill {n_prompt} prompt tokens in {prefill_s:.2f} s, decode {n_decode / max(decode_s, 1e-9):.1f} "
           f"tokens/s; load {load_s:.1f} s")
+    print(f"stopped: {n_chunks - n_capped} of {n_chunks} chunk(s) at <|im_end|>, {n_capped} at the cap "
+          f"({_caps(plans)})")
     print(f"RTF: {compute_s / audio_s:.3f} (compute {compute_s:.2f} s / audio {audio_s:.2f} s)")
     return 0
 
 
-class _Bar:
-    def __init__(self, bar: Any):
-        self.bar = bar
+def _caps(plans: List[Any]) -> str:
+    """The caps and their rule, in words: "257 new tokens: auto: 2 x 8.8 tokens/char (the profile's) x 11 chars
+    + 64"; several chunks: "212..398 new tokens: auto: 2 x 8.8 tokens/char (the profile's) x each chunk's chars
+    + 64"."""
+    import re
 
-    def update1(self, _tok: int) -> None:
+    if len(plans) == 1:
+        return f"{plans[0].budget} new tokens: {plans[0].rule}"
+    budgets = sorted(p.budget for p in plans)
+    rules = sorted({re.sub(r" x \d+ chars", " x each chunk's chars", p.rule) for p in plans})
+    return f"{budgets[0]}..{budgets[-1]} new tokens: {'; '.join(rules)}"
+
+
+class _Progress:
+    """stderr progress: a "prefill N tokens" line before each chunk's prefill, then one bar over all chunks with
+    the caps' sum as total (shrunk by what a chunk leaves unused when it stops early) and an ETA."""
+
+    def __init__(self, quiet: bool, plans: List[Any]):
+        self.quiet, self.plans, self.bar = quiet, plans, None
+        if not quiet:
+            auto = any(p.rule.startswith("auto") for p in plans)
+            print(f"{len(plans)} chunk(s), cap {_caps(plans)}" + ("; --max-new-tokens to change" if auto else ""),
+                  file=sys.stderr, flush=True)
+
+    def chunk(self, index: int, n_chunks: int, plan: Any) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        self.desc = f"chunk {index + 1}/{n_chunks}" if n_chunks > 1 else "generating"
+        tqdm.write(f"{self.desc}: prefill {len(plan.prompt)} prompt tokens ...", file=sys.stderr)
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.set_description_str(f"{self.desc} (prefill)")
+
+    def token(self, _tok: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:  # from the first token on: the prefill does not pollute the rate
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=sum(p.budget for p in self.plans), unit="tok", desc=self.desc, file=sys.stderr,
+                            dynamic_ncols=True)
+        elif self.bar.desc != self.desc:
+            self.bar.set_description_str(self.desc)
+        self.bar.update(1)
+
+    def done(self, result: Any) -> None:
+        if self.bar is not None and result.budget is not None:
+            self.bar.total -= result.budget - len(result.tokens)
+            self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _progress(quiet: bool) -> _Bar:
-    if quiet:
-        return _Bar(None)
-    from tqdm import tqdm
-
-    return _Bar(tqdm(unit="tok", desc="generating", file=sys.stderr, dynamic_ncols=True))

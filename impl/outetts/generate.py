@@ -6,11 +6,13 @@ and `version/v3/prompt_processor.py` (`extract_audio_from_tokens`):
   - the text is split by `chunk_text`; each chunk gets its own prompt (same speaker) and its own generation;
   - a generation stops at an EOS id (the model config's `eos_token_id`, `<|im_end|>` for OuteTTS) -- included
     in the output, as transformers returns it -- or when prompt + output reach `max_length` (8192, outetts'
-    GenerationConfig.max_length, transformers' MaxLengthCriteria); `max_new_tokens` is an extra cap of ours;
+    GenerationConfig.max_length, transformers' MaxLengthCriteria); `max_new_tokens` is an extra cap of ours
+    ("auto", the CLI's default: the chunk's expected length from the profile's tokens per character, doubled);
   - the tokens of all chunks are concatenated; c1 and c2 codes are collected separately in order and cut to the
     shorter list (outetts' parse, kept as is), then decoded at once.
 Beyond outetts: `stream()` yields the audio of each text chunk as soon as it is generated; a prompt that alone
-reaches `max_length` is an error (transformers would warn and still emit one token); frames holding code 1024
+reaches `max_length` is an error (transformers would warn and still emit one token); `generate` raises when no
+audio codes were produced (outetts returns empty audio); frames holding code 1024
 (a v3 token that is no DAC code: torch's embedding lookup would fail) are dropped before decoding, with a
 warning.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -29,27 +32,58 @@ import numpy as np
 
 from impl.outetts.prompt import prompt_ids
 from impl.outetts.sampler import Sampler, SamplerConfig
-from impl.outetts.text import TextError, chunk_text
+from impl.outetts.text import TextError, chunk_text, normalize
 from impl.outetts.tokenizer import Tokenizer
-from impl.outetts.tokens import CODEBOOK_SIZE
+from impl.outetts.tokens import CODEBOOK_SIZE, SPECIAL
+from impl.speaker.profile import validate_speaker
 
 SAMPLE_RATE = 24000
 FRAME_RATE = 75          # DAC 24 kHz: 320 samples per frame
 TOKENS_PER_SECOND = 150  # two code tokens per frame: what RTF and the progress bar count against
 
 
+AUTO = "auto"            # max_new_tokens: the chunk's expected length, doubled (auto_max_new_tokens)
+CAP_FACTOR = 2.0         # auto cap: twice the expected tokens...
+CAP_MARGIN = 64          # ... plus this many
+NO_SPEAKER_TOKENS_PER_CHAR = 12.0  # no profile: 75 frames/s x 2 tokens / ~14.5 characters/s + word markup
+
+
 class GenerationError(ValueError):
-    """A generation request that cannot run as asked (model/tokenizer mismatch, prompt longer than max_length)."""
+    """A generation request that cannot run as asked (model/tokenizer mismatch, prompt longer than max_length,
+    bad settings), or a generation that produced no audio codes."""
 
 
 @dataclass
 class GenerationConfig:
-    """outetts' GenerationConfig fields that shape the token stream, plus `max_new_tokens` and `seed`."""
+    """outetts' GenerationConfig fields that shape the token stream, plus `max_new_tokens` and `seed`.
+
+    max_new_tokens: None (outetts: until EOS or max_length), an int cap per chunk, or "auto" (the CLI's default:
+    `auto_max_new_tokens`, the chunk's expected length doubled, for models that may never emit EOS).
+    """
 
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     max_length: int = 8192
-    max_new_tokens: Optional[int] = None
+    max_new_tokens: Optional[Union[int, str]] = None
     seed: int = 0
+
+    def __post_init__(self):
+        m = self.max_new_tokens
+        if not (m is None or m == AUTO or (isinstance(m, int) and not isinstance(m, bool) and m >= 1)):
+            raise GenerationError(f"max_new_tokens must be None, {AUTO!r} or an integer >= 1, got {m!r}")
+        if not isinstance(self.max_length, int) or self.max_length < 2:
+            raise GenerationError(f"max_length must be an integer >= 2, got {self.max_length!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise GenerationError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+
+@dataclass
+class ChunkPlan:
+    """One text chunk before generation: its prompt ids and its new-token budget (`rule` says where from)."""
+
+    text: str
+    prompt: List[int]
+    budget: int
+    rule: str
 
 
 @dataclass
@@ -61,6 +95,34 @@ class ChunkResult:
     tokens: List[int]
     seconds: float
     prefill_seconds: float
+    budget: Optional[int] = None
+
+
+def auto_max_new_tokens(chunk: str, prompt: Sequence[int], speaker: Optional[Dict[str, Any]],
+                        audio_start_id: Optional[int]) -> Tuple[int, str]:
+    """The default cap on a chunk's new tokens and the rule, stated: the chunk's expected length, doubled.
+
+    The model writes the chunk's words in the profile's own format (word markup, then two code tokens per 75 Hz
+    frame), so the profile's audio part -- its prompt tokens after `<|audio_start|>` -- per character of its words
+    is the rate at which the chunk spends tokens: cap = 2 x tokens/char x the chunk's characters (spaces not
+    counted) + 64. Without a profile: 12 tokens/char (75 frames/s x 2 / ~14.5 characters/s + markup).
+    outetts has no such figure (it runs to EOS or max_length); a trained model stops well before the cap.
+    """
+    chars = sum(1 for ch in normalize(chunk) if not ch.isspace())
+    rate, source = NO_SPEAKER_TOKENS_PER_CHAR, "no profile"
+    if speaker is not None and audio_start_id is not None and audio_start_id in prompt:
+        audio_part = len(prompt) - list(prompt).index(audio_start_id) - 1
+        profile_chars = sum(len(w["word"].strip()) for w in speaker["words"])
+        if profile_chars:
+            rate, source = audio_part / profile_chars, "the profile's"
+    cap = int(math.ceil(CAP_FACTOR * rate * chars)) + CAP_MARGIN
+    return cap, f"{CAP_FACTOR:g} x {rate:.1f} tokens/char ({source}) x {chars} chars + {CAP_MARGIN}"
+
+
+def no_codes_error(n_tokens: int) -> GenerationError:
+    """What the CLI and `TTS.generate` raise when the tokens hold no complete (c1, c2) frame."""
+    return GenerationError(f"the model produced no audio codes in {n_tokens} tokens: nothing to decode "
+                           "(random weights? try a larger --max-new-tokens / max_new_tokens)")
 
 
 def extract_codes(tokens: Sequence[int], tokenizer: Tokenizer) -> np.ndarray:
@@ -163,27 +225,55 @@ class TTS:
 
     # ---------------------------------------------------------------------------------------------- tokens
 
-    def generate_ids(self, prompt: Sequence[int], config: GenerationConfig, sampler: Optional[Sampler] = None,
-                     on_token: Optional[Callable[[int], None]] = None) -> List[int]:
-        """New token ids after `prompt` (EOS included when reached), as transformers' `generate` returns them."""
+    def budget(self, prompt: Sequence[int], config: GenerationConfig, chunk: str = "",
+               speaker: Optional[Dict[str, Any]] = None) -> Tuple[int, str]:
+        """(new-token budget, its rule) for one prompt: max_length - prompt, capped by max_new_tokens."""
         if len(prompt) >= config.max_length:
             raise GenerationError(f"the prompt has {len(prompt)} tokens, max_length is {config.max_length}: "
                                   "use a shorter speaker profile or a larger max_length")
-        budget = config.max_length - len(prompt)
-        if config.max_new_tokens is not None:
-            budget = min(budget, config.max_new_tokens)
+        budget, rule = config.max_length - len(prompt), f"max_length {config.max_length} - prompt {len(prompt)}"
+        cap = config.max_new_tokens
+        if cap == AUTO:
+            cap, why = auto_max_new_tokens(chunk, prompt, speaker, self.tokenizer.added_id(SPECIAL.audio_start))
+            rule = f"auto: {why}" if cap < budget else rule
+        elif cap is not None:
+            rule = "max_new_tokens" if cap < budget else rule
+        return (budget if cap is None else min(budget, cap)), rule
+
+    def plan(self, text: str, speaker: Optional[Dict[str, Any]], config: GenerationConfig) -> List[ChunkPlan]:
+        """Every chunk's prompt and budget, before any generation: all input errors (empty text, bad profile,
+        a prompt that alone reaches max_length) come from here."""
+        chunks = chunk_text(text)
+        if not chunks:
+            raise TextError("text is empty: nothing to speak")
+        if speaker is not None:
+            speaker = validate_speaker(speaker)
+        plans = []
+        for chunk in chunks:
+            prompt = prompt_ids(self.tokenizer, chunk, speaker)
+            plans.append(ChunkPlan(chunk, prompt, *self.budget(prompt, config, chunk, speaker)))
+        return plans
+
+    def generate_ids(self, prompt: Sequence[int], config: GenerationConfig, sampler: Optional[Sampler] = None,
+                     on_token: Optional[Callable[[int], None]] = None, budget: Optional[int] = None) -> List[int]:
+        """New token ids after `prompt` (EOS included when reached), as transformers' `generate` returns them.
+        `budget` (from `plan`) replaces the one computed from `config` (max_new_tokens "auto" needs the chunk)."""
+        if budget is None:
+            budget = self.budget(prompt, config)[0]
         return decode_loop(self.lm, self.make_cache(), prompt, sampler or Sampler(config.sampler, config.seed),
                            budget, self.stop_ids, on_token)
 
     def generate_chunks(self, text: str, speaker: Optional[Dict[str, Any]], config: GenerationConfig,
-                        on_token: Optional[Callable[[int], None]] = None) -> Iterator[ChunkResult]:
-        """One ChunkResult per text chunk (outetts' chunked generation); one seeded sampler across chunks."""
-        chunks = chunk_text(text)
-        if not chunks:
-            raise TextError("text is empty: nothing to speak")
-        prompts = [prompt_ids(self.tokenizer, c, speaker) for c in chunks]  # all input errors before any work
+                        on_token: Optional[Callable[[int], None]] = None,
+                        on_chunk: Optional[Callable[[int, int, ChunkPlan], None]] = None,
+                        plans: Optional[List[ChunkPlan]] = None) -> Iterator[ChunkResult]:
+        """One ChunkResult per text chunk (outetts' chunked generation); one seeded sampler across chunks.
+
+        on_chunk(index, n_chunks, plan) is called before each chunk's prefill; `plans` (from `plan`) skips
+        planning again."""
+        plans = self.plan(text, speaker, config) if plans is None else plans  # all input errors before any work
         sampler = Sampler(config.sampler, config.seed)
-        for chunk, prompt in zip(chunks, prompts):
+        for n, p in enumerate(plans):
             first: List[float] = []
 
             def tap(tok: int) -> None:
@@ -192,9 +282,11 @@ class TTS:
                 if on_token is not None:
                     on_token(tok)
 
+            if on_chunk is not None:
+                on_chunk(n, len(plans), p)
             t0 = time.perf_counter()
-            tokens = self.generate_ids(prompt, config, sampler, tap)
-            yield ChunkResult(chunk, len(prompt), tokens, time.perf_counter() - t0, first[0] - t0)
+            tokens = self.generate_ids(p.prompt, config, sampler, tap, budget=p.budget)
+            yield ChunkResult(p.text, len(p.prompt), tokens, time.perf_counter() - t0, first[0] - t0, p.budget)
 
     # ----------------------------------------------------------------------------------------------- audio
 
@@ -211,9 +303,13 @@ class TTS:
     def generate(self, text: str, speaker: Optional[Dict[str, Any]] = None,
                  config: Optional[GenerationConfig] = None,
                  on_token: Optional[Callable[[int], None]] = None) -> Tuple[np.ndarray, List[int]]:
-        """(audio, all generated tokens): outetts' chunked generation, codes of all chunks decoded at once."""
+        """(audio, all generated tokens): outetts' chunked generation, codes of all chunks decoded at once.
+        Raises GenerationError (as the CLI) when the tokens hold no audio codes."""
         tokens = self.generate_tokens(text, speaker, config, on_token)
-        return self.decode(extract_codes(tokens, self.tokenizer)), tokens
+        audio = self.decode(extract_codes(tokens, self.tokenizer))
+        if audio.size == 0:
+            raise no_codes_error(len(tokens))
+        return audio, tokens
 
     def generate_tokens(self, text: str, speaker: Optional[Dict[str, Any]] = None,
                         config: Optional[GenerationConfig] = None,
@@ -246,13 +342,25 @@ def stop_ids_from_config(model_dir: Union[str, Path], tokenizer: Tokenizer) -> L
     return [tokenizer.eos_id]
 
 
-def load(model_dir: Union[str, Path], codec: Any = None, dtype: Optional[str] = None) -> TTS:
-    """A TTS from an HF-format model folder (config.json, safetensors, tokenizer.json) and a loaded codec."""
+def default_dtype() -> Optional[str]:
+    """The LM compute dtype the CLI and `load` pick: float32 on the CPU (MLX's bf16/fp16 matmuls there are far
+    slower than fp32 through BLAS), None (the checkpoint's own) on a GPU."""
+    return "float32" if mx.default_device() == mx.cpu else None
+
+
+def load(model_dir: Union[str, Path], codec: Any = None, dtype: Optional[str] = AUTO) -> TTS:
+    """A TTS from an HF-format model folder (config.json, safetensors, tokenizer.json) and a loaded codec.
+
+    Args:
+        model_dir: the folder (`impl.seeded.default_model()` is the embedded seeded one).
+        codec: an `impl.dac.load_codec()` (needed to decode audio).
+        dtype: "auto" (default: `default_dtype()`, as the CLI), None (the checkpoint's), or a dtype name.
+    """
     from impl import llama
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model folder {model_dir} does not exist")
     tokenizer = Tokenizer(model_dir)
-    lm = llama.load(model_dir, dtype=dtype)
+    lm = llama.load(model_dir, dtype=default_dtype() if dtype == AUTO else dtype)
     return TTS(lm, tokenizer, stop_ids=stop_ids_from_config(model_dir, tokenizer), codec=codec)

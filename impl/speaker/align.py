@@ -63,18 +63,31 @@ class GivenWords:
     whisper's result, {'segments': [{'words': [...]}, ...]})."""
 
     def __init__(self, words):
+        source = None
         if isinstance(words, (str, os.PathLike)):
+            source = words
             try:
                 with open(words, encoding="utf-8") as f:
                     words = json.load(f)
+            except IsADirectoryError:
+                raise AlignmentError(f"cannot read word timestamps from {words}: is a directory, not a .json "
+                                     "file") from None
             except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise AlignmentError(f"cannot read word timestamps from {words}: {e}") from None
         if isinstance(words, dict) and "segments" in words:
-            words = [w for seg in words["segments"] for w in seg.get("words", [])]
+            try:
+                words = [w for seg in words["segments"] for w in seg.get("words", [])]
+            except (AttributeError, TypeError) as e:
+                raise AlignmentError(f"{source or 'words'}: whisper's word timestamps must be {{'segments': "
+                                     f"[{{'words': [...]}}, ...]}}: {e!r}") from None
+        if source is not None and not words:
+            raise AlignmentError(f"{source}: the words file is empty ({json.dumps(words)}): give "
+                                 "[{\"word\": ..., \"start\": s, \"end\": s}, ...]")
         try:
             self.words = [Word(str(w["word"]).strip(), float(w["start"]), float(w["end"])) for w in words]
         except (KeyError, TypeError, ValueError) as e:
-            raise AlignmentError(f"word timestamps must be a list of objects with word/start/end: {e!r}") from None
+            raise AlignmentError(f"{source or 'words'}: word timestamps must be a list of objects with "
+                                 f"word/start/end: {e!r}") from None
 
     def until(self, seconds: float) -> "GivenWords":
         """The words that end by `seconds` (audio cut with --trim)."""

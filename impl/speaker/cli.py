@@ -13,7 +13,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 DEFAULTS_NOTE = ("Without --codec the embedded seeded DAC 24 kHz checkpoint is used (the real architecture with "
                  "RANDOM weights, generated once into $VOICEPORT_CACHE): words, timings and features are real, the "
@@ -57,14 +56,15 @@ def _aligner(args):
 
 
 def _check_out(path: str) -> str:
-    out = path if path.endswith(".json") else path + ".json"
-    folder = Path(out).resolve().parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"-o {path}: folder {folder} does not exist")
+    from impl._io import check_output
+
+    out = path if path.endswith(".json") else path + ".json"  # as outetts' save_speaker
+    check_output(out, "-o", (".json",), "profile")
     return out
 
 
 def create(args) -> int:
+    from impl.audio import AudioError
     from impl.dac import load_codec
     from impl.speaker.profile import ProfileError, create_profile, save_profile
 
@@ -76,6 +76,8 @@ def create(args) -> int:
 
     # Every input error before any loading.
     out = _check_out(args.out)
+    if os.path.isdir(args.audio):
+        raise AudioError(f"{args.audio}: is a directory, not an audio file")
     if not os.path.isfile(args.audio):
         raise FileNotFoundError(f"{args.audio}: no such audio file")
     if args.text is not None and not args.text.strip():

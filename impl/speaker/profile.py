@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from impl import audio as A
-from impl._io import atomic_path
+from impl._io import atomic_path, reason
 from impl.outetts.text import normalize
 from impl.outetts.tokens import CODEBOOK_SIZE, FEATURE_NAMES
 from impl.speaker.align import Aligner, Word, check_words
@@ -62,6 +62,9 @@ def validate_speaker(speaker: Any, where: str = "speaker") -> Dict[str, Any]:
     """Check a profile dict against the v3 schema; returns a deep copy (callers may not mutate the original)."""
     if not isinstance(speaker, dict):
         _fail(where, f"a speaker profile is a JSON object, got {type(speaker).__name__}")
+    if not {"interface_version", "text", "words"} & set(speaker):
+        _fail(where, f"not an OuteTTS speaker profile (no 'interface_version', 'text' or 'words' field; got "
+                     f"{', '.join(map(repr, list(speaker)[:5])) or 'an empty object'})")
     version = speaker.get("interface_version", 2)
     if version != INTERFACE_VERSION:
         _fail(where, f"speaker interface version mismatch: {version!r} != {INTERFACE_VERSION} "
@@ -105,8 +108,12 @@ def load_speaker(path: Union[str, os.PathLike]) -> Dict[str, Any]:
             data = json.load(f)
     except FileNotFoundError:
         raise SpeakerError(f"{path}: speaker file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SpeakerError(f"{path}: not a JSON file ({e})") from None
+    except IsADirectoryError:
+        raise SpeakerError(f"{path}: is a directory, not a speaker profile (.json)") from None
+    except OSError as e:  # PermissionError and the like
+        raise SpeakerError(f"{path}: cannot read the speaker file ({reason(e)})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise SpeakerError(f"{path}: not a JSON file ({reason(e)})") from None
     return validate_speaker(data, str(path))
 
 
@@ -186,7 +193,10 @@ def create_profile(audio_path, codec, aligner: Aligner, text: Optional[str] = No
         if hasattr(aligner, "until"):  # given words: keep those inside the cut
             aligner = aligner.until(x.shape[-1] / sr0)
         step(f"trimmed to the first {MAX_SECONDS:.0f} s")
-    audio = codec.convert_audio(x, sr0)  # (L,) float32 mono at codec.sr, un-normalised
+    try:
+        audio = codec.convert_audio(x, sr0)  # (L,) float32 mono at codec.sr, un-normalised
+    except A.AudioError as e:  # a rate that cannot be resampled: name the file
+        raise A.AudioError(f"{audio_path}: {e}") from None
     sr = codec.sr
     if float(np.max(np.abs(audio))) < 1e-4:
         raise ProfileError("the audio is silent (peak below -80 dBFS): no speech to make a profile from")

@@ -1,0 +1,670 @@
+"""The bad-input catalogue (issue 16): every entry point, through the real CLI entry point `impl.cli.main(argv)`.
+
+Each case builds its inputs in a fresh folder and gives the argv and the fragments the error line must hold (the
+file or option named, and the problem). For every case: exit 2, exactly one line on stderr starting
+`voiceport <cmd>: error:`, no traceback, and the folder byte-for-byte as before (no output, no temporary file left,
+an existing output file with the same bytes and mtime). Tiny checkpoints only (the TINY DAC, the tiny seeded LM):
+no case loads the 1B LM or the real DAC.
+
+Then hypothesis: corrupted bytes (cut at a drawn offset, drawn bytes flipped) of every input format -- wav, codes
+.npy, safetensors (DAC and LM checkpoints), .pth (`dac convert` and `--checkpoint`), speaker .json -- never a
+traceback: exit 0, or exit 2 with one line and nothing written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from impl.cli import main
+from parity.doubles import TINY
+
+OLD = b"an earlier output: must survive a failed run\n"
+OLD_MTIME = 1_600_000_000  # an old mtime: a rewrite of the existing output would change it
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory, librivox):
+    """Shared, read-only inputs: tiny DAC (.safetensors and official .pth), tiny OuteTTS folder, a speaker, a wav,
+    valid codes. Cases copy what they corrupt into their own folder."""
+    from reference import dac as ref
+
+    from impl.seeded.dac import write_seeded_safetensors
+    from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
+    from impl.seeded.speaker import synthetic_speaker
+
+    d = tmp_path_factory.mktemp("fx")
+    x, sr = sf.read(librivox["0880"].wav, dtype="int16")  # 3 s, 16 kHz mono PCM_16
+    sf.write(d / "clip.wav", x, sr, subtype="PCM_16")
+    sf.write(d / "short.wav", x[sr: sr + sr // 5], sr, subtype="PCM_16")  # 0.2 s of speech
+    np.save(d / "codes.npy", np.random.default_rng(0).integers(0, 1024, (2, 8)).astype(np.int32))
+    (d / "speaker.json").write_text(json.dumps(synthetic_speaker(0, "Hi there.")))
+    return Fx(d=d, clip=d / "clip.wav", short=d / "short.wav", codes=d / "codes.npy",
+              speaker=d / "speaker.json", dac=write_seeded_safetensors(d / "tiny.safetensors", TINY, 0),
+              pth=ref.write_seeded_checkpoint(d / "tiny.pth", TINY, 0),
+              model=write_model_dir(d / "model", TINY_LM_CONFIG), text=librivox["0880"].text)
+
+
+@dataclass(frozen=True)
+class Fx:
+    d: Path
+    clip: Path
+    short: Path
+    codes: Path
+    speaker: Path
+    dac: Path
+    pth: Path
+    model: Path
+    text: str
+
+
+@dataclass
+class Ctx:
+    """What a case builder gets: its own empty folder, the shared inputs, and pytest's monkeypatch."""
+
+    d: Path
+    fx: Fx
+    monkeypatch: pytest.MonkeyPatch
+
+    def file(self, name: str, data=b"") -> str:
+        p = self.d / name
+        p.write_bytes(data if isinstance(data, bytes) else data.encode())
+        return str(p)
+
+    def folder(self, name: str) -> str:
+        (self.d / name).mkdir()
+        return str(self.d / name)
+
+    def cut(self, src: Path, name: str, keep: float = 0.5) -> str:
+        b = Path(src).read_bytes()
+        return self.file(name, b[: int(len(b) * keep)])
+
+    def read_only(self, name: str) -> str:
+        """A folder this process may not write. We run as root, where chmod 0o555 does not stop a write, so the
+        check's `os.access(folder, W_OK)` is answered False for this folder by a monkeypatch (the chmod stays, for
+        a non-root run); the folder is really writable, so a command that skipped the check would write into it
+        and the snapshot comparison would fail."""
+        folder = self.d / name
+        folder.mkdir()
+        real = os.access
+
+        def access(path, mode, *a, **k):
+            if Path(path).resolve() == folder.resolve() and mode & os.W_OK:
+                return False
+            return real(path, mode, *a, **k)
+
+        self.monkeypatch.setattr(os, "access", access)
+        return str(folder)
+
+    def dac_state(self, edit: Callable[[dict], None], name: str = "bad.safetensors") -> str:
+        """The tiny DAC as safetensors with `edit` applied to its official state dict."""
+        from safetensors import safe_open
+        from safetensors.numpy import load_file, save_file
+
+        w = load_file(str(self.fx.dac))
+        with safe_open(str(self.fx.dac), "np") as f:
+            meta = f.metadata()
+        edit(w)
+        save_file(w, str(self.d / name), metadata=meta)
+        return str(self.d / name)
+
+    def model_copy(self, edit: Callable[[Path], None]) -> str:
+        import shutil
+
+        dst = self.d / "model"
+        shutil.copytree(self.fx.model, dst)
+        edit(dst)
+        return str(dst)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    build: Callable[[Ctx], Tuple[List[str], Optional[str]]]  # -> (argv, output path or None)
+    frags: Sequence[str]  # every one must be in the error line
+    usage: bool = False  # an argparse error: see test_bad_input
+
+
+def _codes(c: Ctx, name: str, arr) -> str:
+    np.save(c.d / name, arr)
+    return str(c.d / name)
+
+
+def enc(c: Ctx, audio: str, out: str = "out.npy", ckpt: Optional[str] = None):
+    out = str(c.d / out) if not os.path.isabs(out) else out
+    return ["dac", "encode", audio, "-o", out, "--checkpoint", ckpt or str(c.fx.dac)], out
+
+
+def dec(c: Ctx, codes: str, out: str = "out.wav", ckpt: Optional[str] = None):
+    out = str(c.d / out) if not os.path.isabs(out) else out
+    return ["dac", "decode", codes, "-o", out, "--checkpoint", ckpt or str(c.fx.dac)], out
+
+
+def tts(c: Ctx, *extra: str, text: str = "Hello there.", speaker: Optional[str] = None, out: str = "out.wav",
+        model: Optional[str] = None, codec: Optional[str] = None):
+    out = str(c.d / out) if not os.path.isabs(out) else out
+    argv = ["tts", "--text", text, "--speaker", speaker or str(c.fx.speaker), "--out", out,
+            "--model", model or str(c.fx.model), "--codec", codec or str(c.fx.dac), "--quiet", *extra]
+    return argv, out
+
+
+def create(c: Ctx, *extra: str, audio: Optional[str] = None, out: str = "spk.json", codec: Optional[str] = None):
+    out = str(c.d / out) if not os.path.isabs(out) else out
+    how = [] if any(e in ("--words", "--text") for e in extra) else ["--text", c.fx.text]
+    argv = ["profile", "create", audio or str(c.fx.clip), *how, *extra, "-o", out, "--codec", codec or str(c.fx.dac),
+            "--quiet"]
+    return argv, out
+
+
+def _pop(key: str):
+    return lambda w: w.pop(key)
+
+
+def _reshape(key: str, shape):
+    return lambda w: w.__setitem__(key, np.zeros(shape, np.float32))
+
+
+CODEBOOK = "quantizer.quantizers.0.codebook.weight"  # (1024, 8) in TINY
+CONV = "encoder.block.0.weight_g"                   # the first conv's weight norm g
+
+CASES: List[Case] = [
+    # -------------------------------------------------------------- dac encode: the audio
+    Case("encode truncated wav", lambda c: enc(c, c.cut(c.fx.clip, "half.wav")),
+         ["half.wav", "truncated", "47840 frames", "2.99 s", "1.49 s"]),
+    Case("encode 0-byte wav", lambda c: enc(c, c.file("empty.wav")), ["empty.wav", "empty (0 bytes)"]),
+    Case("encode text as wav", lambda c: enc(c, c.file("notes.wav", "hello\n")),
+         ["notes.wav", "cannot read audio", "Format not recognised"]),
+    Case("encode directory as audio", lambda c: enc(c, c.folder("clips")), ["clips", "is a directory"]),
+    Case("encode missing audio", lambda c: enc(c, str(c.d / "nope.wav")), ["nope.wav", "no such audio file"]),
+    Case("encode header only wav", lambda c: enc(c, c.cut(c.fx.clip, "head.wav", keep=44 / 95724)),
+         ["head.wav"]),
+    Case("encode odd sample rate", lambda c: enc(c, _resampled(c, 16001)),
+         ["16001 Hz", "resample to a common rate"]),
+    # -------------------------------------------------------------- dac encode: the output
+    Case("encode out is a directory", lambda c: enc(c, str(c.fx.short), out=c.folder("codes.npy")),
+         ["-o", "codes.npy", "is a directory"]),
+    Case("encode out read-only folder", lambda c: enc(c, str(c.fx.short), out=c.read_only("ro") + "/x.npy"),
+         ["-o", "x.npy", "not writable"]),
+    Case("encode out missing folder", lambda c: enc(c, str(c.fx.short), out=str(c.d / "no" / "x.npy")),
+         ["-o", "x.npy", "does not exist"]),
+    Case("encode out wrong extension", lambda c: enc(c, str(c.fx.short), out="x.wav"),
+         ["-o", "x.wav", "unknown codes extension", ".npy"]),
+    # -------------------------------------------------------------- dac encode: the checkpoint
+    Case("checkpoint truncated safetensors", lambda c: enc(c, str(c.fx.short), ckpt=c.cut(c.fx.dac, "t.safetensors")),
+         ["t.safetensors", "not a readable safetensors", "truncated or corrupt"]),
+    Case("checkpoint text as .pth", lambda c: enc(c, str(c.fx.short), ckpt=c.file("w.pth", "just some text\n")),
+         ["w.pth", "not a PyTorch checkpoint", "neither a zip archive nor a pickle"]),
+    Case("checkpoint 0-byte .pth", lambda c: enc(c, str(c.fx.short), ckpt=c.file("z.pth")),
+         ["z.pth", "empty (0 bytes)"]),
+    Case("checkpoint truncated .pth", lambda c: enc(c, str(c.fx.short), ckpt=c.cut(c.fx.pth, "cut.pth")),
+         ["cut.pth", "not a readable PyTorch checkpoint"]),
+    Case("checkpoint mis-shaped tensor",
+         lambda c: enc(c, str(c.fx.short), ckpt=c.dac_state(_reshape(CODEBOOK, (1024, 4)))),
+         ["bad.safetensors", "1 mis-shaped", CODEBOOK, "checkpoint [1024, 4] != model [1024, 8]"]),
+    Case("checkpoint mis-shaped weight_v",
+         lambda c: enc(c, str(c.fx.short), ckpt=c.dac_state(_reshape("encoder.block.0.weight_v", (64, 1, 3)))),
+         ["bad.safetensors", "encoder.block.0.weight_v: checkpoint [64, 1, 3] != model [8, 1, 7]"]),
+    Case("checkpoint missing weight_g", lambda c: enc(c, str(c.fx.short), ckpt=c.dac_state(_pop(CONV))),
+         ["bad.safetensors", f"1 missing: {CONV}"]),
+    Case("checkpoint unexpected key", lambda c: enc(
+        c, str(c.fx.short), ckpt=c.dac_state(lambda w: w.__setitem__("decoder.extra.bias", np.zeros(3, np.float32)))),
+        ["bad.safetensors", "1 unexpected: decoder.extra.bias"]),
+    Case("checkpoint without kwargs", lambda c: enc(c, str(c.fx.short), ckpt=_no_kwargs(c)),
+         ["nokw.safetensors", "no 'kwargs' metadata"]),
+    Case("checkpoint kwargs not a DAC", lambda c: enc(c, str(c.fx.short), ckpt=_bad_kwargs(c)),
+         ["kw.safetensors", "kwargs do not describe a DAC"]),
+    Case("checkpoint missing file", lambda c: enc(c, str(c.fx.short), ckpt=str(c.d / "nope.pth")),
+         ["nope.pth", "no such DAC checkpoint"]),
+    Case("checkpoint empty folder", lambda c: enc(c, str(c.fx.short), ckpt=c.folder("ckpts")),
+         ["ckpts", "no .safetensors or .pth"]),
+    Case("checkpoint a pickle of something else", lambda c: enc(c, str(c.fx.short), ckpt=_torch_save(c, [1, 2])),
+         ["other.pth", "not an official DAC checkpoint"]),
+    # -------------------------------------------------------------- dac decode: the codes
+    Case("codes 0-byte npy", lambda c: dec(c, c.file("c.npy")), ["c.npy", "empty (0 bytes)"]),
+    Case("codes text file", lambda c: dec(c, c.file("c.npy", "1 2 3\n")), ["c.npy", "not a numpy .npy file"]),
+    Case("codes npz archive", lambda c: dec(c, _npz(c)), ["c.npz", ".npz archive"]),
+    Case("codes truncated npy", lambda c: dec(c, c.cut(c.fx.codes, "cut.npy", keep=0.8)),
+         ["cut.npy", "not a readable .npy array"]),
+    Case("codes object array", lambda c: dec(c, _codes(c, "o.npy", np.array([{"a": 1}], dtype=object))),
+         ["o.npy", "not a readable .npy array"]),
+    Case("codes out of range", lambda c: dec(c, _codes(c, "r.npy", np.full((2, 4), 5000, np.int32))),
+         ["r.npy", "[0, 1024)", "5000"]),
+    Case("codes negative", lambda c: dec(c, _codes(c, "n.npy", np.full((2, 4), -1, np.int32))),
+         ["n.npy", "[0, 1024)"]),
+    Case("codes wrong codebook count", lambda c: dec(c, _codes(c, "k.npy", np.zeros((9, 4), np.int32))),
+         ["k.npy", "9 codebooks given", "the model has 2"]),
+    Case("codes float", lambda c: dec(c, _codes(c, "f.npy", np.zeros((2, 4), np.float32))),
+         ["f.npy", "integers", "float32"]),
+    Case("codes 1-D", lambda c: dec(c, _codes(c, "v.npy", np.zeros(8, np.int32))), ["v.npy", "(n_codebooks, T)"]),
+    Case("codes no frames", lambda c: dec(c, _codes(c, "e.npy", np.zeros((2, 0), np.int32))), ["e.npy", "T > 0"]),
+    Case("codes directory", lambda c: dec(c, c.folder("codes")), ["codes", "is a directory"]),
+    Case("codes missing", lambda c: dec(c, str(c.d / "nope.npy")), ["nope.npy", "no such codes file"]),
+    # -------------------------------------------------------------- dac decode: the output
+    Case("decode out is a directory", lambda c: dec(c, str(c.fx.codes), out=c.folder("y.wav")),
+         ["-o", "y.wav", "is a directory"]),
+    Case("decode out read-only folder", lambda c: dec(c, str(c.fx.codes), out=c.read_only("ro") + "/y.wav"),
+         ["-o", "y.wav", "not writable"]),
+    Case("decode out unknown extension", lambda c: dec(c, str(c.fx.codes), out="y.mp3"),
+         ["-o", "y.mp3", "unknown audio extension"]),
+    # -------------------------------------------------------------- dac seeded / convert
+    Case("seeded negative seed", lambda c: (["dac", "seeded", "-o", str(c.d / "s.safetensors"), "--seed", "-1"],
+                                            str(c.d / "s.safetensors")), ["--seed -1", ">= 0"]),
+    Case("seeded unknown config", lambda c: (["dac", "seeded", "-o", str(c.d / "s.safetensors"), "--config",
+                                              "99khz"], str(c.d / "s.safetensors")), ["--config 99khz", "unknown"]),
+    Case("seeded read-only folder", lambda c: (["dac", "seeded", "-o", c.read_only("ro") + "/s.safetensors",
+                                                "--config", "16khz"], None), ["s.safetensors", "not writable"]),
+    Case("seeded out is a directory", lambda c: (["dac", "seeded", "-o", c.folder("s.safetensors")], None),
+         ["s.safetensors", "is a directory"]),
+    Case("convert 0-byte pth", lambda c: (["dac", "convert", c.file("z.pth"), str(c.d / "o.safetensors")],
+                                          str(c.d / "o.safetensors")), ["z.pth", "empty (0 bytes)"]),
+    Case("convert text as pth", lambda c: (["dac", "convert", c.file("t.pth", "hello\n"),
+                                            str(c.d / "o.safetensors")], str(c.d / "o.safetensors")),
+         ["t.pth", "not a PyTorch checkpoint"]),
+    Case("convert truncated pth", lambda c: (["dac", "convert", c.cut(c.fx.pth, "cut.pth"),
+                                              str(c.d / "o.safetensors")], str(c.d / "o.safetensors")),
+         ["cut.pth", "not a readable PyTorch checkpoint"]),
+    Case("convert read-only folder", lambda c: (["dac", "convert", str(c.fx.pth),
+                                                 c.read_only("ro") + "/o.safetensors"], None),
+         ["o.safetensors", "not writable"]),
+    Case("convert out extension", lambda c: (["dac", "convert", str(c.fx.pth), str(c.d / "o.pth")],
+                                             str(c.d / "o.pth")), ["o.pth", "unknown checkpoint extension"]),
+    Case("convert directory as pth", lambda c: (["dac", "convert", c.folder("w.pth"), str(c.d / "o.safetensors")],
+                                                str(c.d / "o.safetensors")), ["w.pth", "is a directory"]),
+    Case("convert missing pth", lambda c: (["dac", "convert", str(c.d / "nope.pth"), str(c.d / "o.safetensors")],
+                                           str(c.d / "o.safetensors")), ["nope.pth", "no such checkpoint"]),
+    # -------------------------------------------------------------- tts
+    Case("tts empty text", lambda c: tts(c, text="   "), ["--text", "empty"]),
+    Case("tts speaker is a directory", lambda c: tts(c, speaker=c.folder("spk")), ["spk", "is a directory"]),
+    Case("tts speaker not a profile", lambda c: tts(c, speaker=c.file("s.json", '{"name": "me"}')),
+         ["s.json", "not an OuteTTS speaker profile", "'name'"]),
+    Case("tts speaker a list", lambda c: tts(c, speaker=c.file("s.json", "[]")), ["s.json", "JSON object"]),
+    Case("tts speaker not JSON", lambda c: tts(c, speaker=c.file("s.json", "{")), ["s.json", "not a JSON file"]),
+    Case("tts speaker binary", lambda c: tts(c, speaker=c.file("s.json", b"\xff\xfe\x00garbage")),
+         ["s.json", "not a JSON file"]),
+    Case("tts speaker codes out of range", lambda c: tts(c, speaker=_speaker(c, lambda s: s["words"][0]["c1"]
+                                                                              .__setitem__(0, 4096))),
+         ["s.json", "words[0].c1 holds 4096"]),
+    Case("tts speaker missing", lambda c: tts(c, speaker=str(c.d / "nope.json")), ["nope.json", "not found"]),
+    Case("tts negative seed", lambda c: tts(c, "--seed", "-1"), ["--seed -1", ">= 0"]),
+    Case("tts negative max-new-tokens", lambda c: tts(c, "--max-new-tokens", "-5"), ["--max-new-tokens -5", ">= 1"]),
+    Case("tts zero max-new-tokens", lambda c: tts(c, "--max-new-tokens", "0"), ["--max-new-tokens 0", ">= 1"]),
+    Case("tts non-numeric max-new-tokens", lambda c: tts(c, "--max-new-tokens", "lots"),
+         ["--max-new-tokens", "invalid int value: 'lots'"], usage=True),
+    Case("tts bad dtype", lambda c: tts(c, "--dtype", "int8"), ["--dtype", "invalid choice: 'int8'"], usage=True),
+    Case("tts negative temperature", lambda c: tts(c, "--temperature", "-1"), ["--temperature -1.0", ">= 0"]),
+    Case("tts nan temperature", lambda c: tts(c, "--temperature", "nan"), ["--temperature nan", "finite"]),
+    Case("tts max-length below the prompt", lambda c: tts(c, "--max-length", "20"),
+         ["--max-length 20", "the prompt has"]),
+    Case("tts out unknown extension", lambda c: tts(c, out="x.mp3"), ["--out", "x.mp3", "unknown audio extension"]),
+    Case("tts out is a directory", lambda c: tts(c, out=c.folder("x.wav")), ["--out", "x.wav", "is a directory"]),
+    Case("tts out read-only folder", lambda c: tts(c, out=c.read_only("ro") + "/x.wav"), ["x.wav", "not writable"]),
+    Case("tts out missing folder", lambda c: tts(c, out=str(c.d / "no" / "x.wav")), ["x.wav", "does not exist"]),
+    Case("tts model missing", lambda c: tts(c, model=str(c.d / "nomodel")), ["--model", "nomodel", "no such model"]),
+    Case("tts model truncated safetensors", lambda c: tts(c, model=c.model_copy(_cut_lm)),
+         ["model.safetensors", "not a readable safetensors"]),
+    Case("tts model mis-shaped tensor", lambda c: tts(c, model=c.model_copy(_misshape_lm)),
+         ["model.layers.0.mlp.up_proj.weight: checkpoint [64, 128] != model [128, 64]"]),
+    Case("tts model config not JSON", lambda c: tts(c, model=c.model_copy(lambda d: (d / "config.json")
+                                                                          .write_text("{oops"))),
+         ["config.json", "not a readable JSON file"]),
+    Case("tts codec text as .pth", lambda c: tts(c, codec=c.file("codec.pth", "hello\n")),
+         ["codec.pth", "not a PyTorch checkpoint"]),
+    # -------------------------------------------------------------- profile create / show
+    Case("profile words empty list", lambda c: create(c, "--words", c.file("w.json", "[]")),
+         ["w.json", "the words file is empty"]),
+    Case("profile words segments not a list", lambda c: create(c, "--words", c.file("w.json", '{"segments": 5}')),
+         ["w.json", "'segments'", "TypeError"]),
+    Case("profile words without times", lambda c: create(c, "--words", c.file("w.json", '[{"word": "he"}]')),
+         ["w.json", "word/start/end", "'start'"]),
+    Case("profile words not JSON", lambda c: create(c, "--words", c.file("w.json", "nope")),
+         ["w.json", "cannot read word timestamps"]),
+    Case("profile words directory", lambda c: create(c, "--words", c.folder("words")), ["words", "is a directory"]),
+    Case("profile truncated wav", lambda c: create(c, audio=c.cut(c.fx.clip, "half.wav")),
+         ["half.wav", "truncated", "1.49 s"]),
+    Case("profile directory as audio", lambda c: create(c, audio=c.folder("a.wav")), ["a.wav", "is a directory"]),
+    Case("profile out is a directory", lambda c: create(c, out=c.folder("spk.json")), ["spk.json", "is a directory"]),
+    Case("profile out read-only folder", lambda c: create(c, out=c.read_only("ro") + "/spk.json"),
+         ["spk.json", "not writable"]),
+    Case("profile out missing folder", lambda c: create(c, out=str(c.d / "no" / "spk.json")),
+         ["spk.json", "does not exist"]),
+    Case("profile codec truncated safetensors", lambda c: create(c, codec=c.cut(c.fx.dac, "t.safetensors")),
+         ["t.safetensors", "not a readable safetensors"]),
+    Case("profile empty text", lambda c: create(c, "--text", " "), ["--text is empty"]),
+    Case("profile show directory", lambda c: (["profile", "show", c.folder("p")], None), ["p", "is a directory"]),
+    Case("profile show not a profile", lambda c: (["profile", "show", c.file("p.json", '{"text": "hi"}')], None),
+         ["p.json", "interface version"]),
+    Case("profile show truncated", lambda c: (["profile", "show", c.cut(c.fx.speaker, "p.json")], None),
+         ["p.json", "not a JSON file"]),
+    Case("profile show missing", lambda c: (["profile", "show", str(c.d / "nope.json")], None),
+         ["nope.json", "not found"]),
+    Case("profile show c1/c2 lengths differ", lambda c: (["profile", "show", _speaker(
+        c, lambda s: s["words"][1]["c2"].pop())], None), ["s.json", "words[1]", "equal length"]),
+]
+
+
+def _resampled(c: Ctx, sr: int) -> str:
+    x, _ = sf.read(c.fx.short, dtype="int16")
+    sf.write(c.d / "odd.wav", x, sr, subtype="PCM_16")
+    return str(c.d / "odd.wav")
+
+
+def _no_kwargs(c: Ctx) -> str:
+    from safetensors.numpy import load_file, save_file
+
+    save_file(load_file(str(c.fx.dac)), str(c.d / "nokw.safetensors"))
+    return str(c.d / "nokw.safetensors")
+
+
+def _bad_kwargs(c: Ctx) -> str:
+    from safetensors.numpy import load_file, save_file
+
+    save_file(load_file(str(c.fx.dac)), str(c.d / "kw.safetensors"),
+              metadata={"kwargs": json.dumps({"encoder_rates": "fast", "sample_rate": 24000})})
+    return str(c.d / "kw.safetensors")
+
+
+def _torch_save(c: Ctx, obj) -> str:
+    import torch
+
+    torch.save(obj, str(c.d / "other.pth"))
+    return str(c.d / "other.pth")
+
+
+def _npz(c: Ctx) -> str:
+    np.savez(c.d / "c.npz", codes=np.zeros((2, 4), np.int32))
+    return str(c.d / "c.npz")
+
+
+def _speaker(c: Ctx, edit) -> str:
+    s = json.loads(c.fx.speaker.read_text())
+    edit(s)
+    return c.file("s.json", json.dumps(s))
+
+
+def _cut_lm(d: Path) -> None:
+    b = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(b[: len(b) // 2])
+
+
+def _misshape_lm(d: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    w = load_file(str(d / "model.safetensors"))
+    w["model.layers.0.mlp.up_proj.weight"] = np.zeros((64, 128), np.float32)
+    save_file(w, str(d / "model.safetensors"), metadata={"format": "pt"})
+
+
+# ------------------------------------------------------------------------------------------------ the runner
+
+def snapshot(folder: Path) -> dict:
+    """Every entry under `folder`: path -> (kind, bytes, mtime_ns) (folders: kind only)."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(root, name), folder)] = ("dir",)
+        for name in files:
+            p = os.path.join(root, name)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, folder)] = ("file", f.read(), os.stat(p).st_mtime_ns)
+    return out
+
+
+def run_cli(argv: List[str], capsys) -> Tuple[int, str, str]:
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse
+        rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_error_line(err: str, command: str, usage: bool = False) -> str:
+    """The single `voiceport <command>: error:` line of `err` (with `usage`, argparse's usage lines may precede
+    it: impl/cli.py's parser prints them)."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    if usage:
+        assert lines and lines[0].startswith("usage: voiceport"), err
+        lines = lines[-1:]
+    assert len(lines) == 1, f"{len(lines)} lines on stderr:\n{err}"
+    assert lines[0].startswith(f"voiceport {command}: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case, fx, tmp_path, capsys, monkeypatch):
+    d = tmp_path / "case"
+    d.mkdir()
+    argv, out = case.build(Ctx(d, fx, monkeypatch))
+    if out is not None and Path(out).parent.is_dir() and not Path(out).exists():  # an earlier output to keep
+        Path(out).write_bytes(OLD)
+        os.utime(out, (OLD_MTIME, OLD_MTIME))
+    before = snapshot(d)
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2, err
+    line = one_error_line(err, argv[0], case.usage)
+    for frag in case.frags:
+        assert frag in line, f"{frag!r} not in {line!r}"
+    assert snapshot(d) == before, "the failed run changed its folder (an output, a temporary file left)"
+
+
+def test_bad_input_catalogue_size():
+    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+
+
+def test_bad_input_read_only_check_can_fail(fx, tmp_path, monkeypatch, capsys):
+    """The read-only cases prove something: without the monkeypatched os.access the same folder is written (we run
+    as root, or the folder is writable anyway), so the error comes from the check, not from the file system."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    rc, _, err = run_cli(["dac", "encode", str(fx.short), "-o", str(ro / "x.npy"), "--checkpoint", str(fx.dac)],
+                         capsys)
+    assert rc == 0, err
+    assert (ro / "x.npy").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ hypothesis
+
+@st.composite
+def corruption(draw, size: int, hot: Sequence[Tuple[int, int]] = ()):
+    """("cut", n) keeps the first n bytes; ("flip", [(offset, xor), ...]) flips drawn bytes. Offsets are drawn over
+    the whole file or, half the time, inside a `hot` range (headers, where a flip changes the structure)."""
+    ranges = [(0, size - 1)] + [(a, min(b, size - 1)) for a, b in hot]
+    offset = st.one_of(*[st.integers(a, b) for a, b in ranges])
+    if draw(st.booleans()):
+        return "cut", draw(offset)
+    return "flip", draw(st.lists(st.tuples(offset, st.integers(1, 255)), min_size=1, max_size=8))
+
+
+def corrupt(data: bytes, how) -> bytes:
+    kind, arg = how
+    if kind == "cut":
+        return data[:arg]
+    b = bytearray(data)
+    for off, xor in arg:
+        b[off] ^= xor
+    return bytes(b)
+
+
+def check_never_a_traceback(argv: List[str], folder: Path, out: Optional[Path], capsys) -> None:
+    before = {p for p in os.listdir(folder)}
+    rc, _, err = run_cli(argv, capsys)
+    event(f"exit {rc}")  # --hypothesis-show-statistics: how many corruptions were refused, how many ran
+    assert rc in (0, 2), (rc, err)
+    assert "Traceback" not in err, err
+    if rc == 2:
+        one_error_line(err, argv[0])
+        assert set(os.listdir(folder)) == before, "a failed run left a file"
+        if out is not None:
+            assert not out.exists()
+
+
+def _header_len(path: Path) -> int:
+    return 8 + int.from_bytes(path.read_bytes()[:8], "little")
+
+
+CORRUPT = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                         HealthCheck.too_slow])
+
+
+def _fuzz(fx, capsys, src: Path, name: str, how, argv_of: Callable[[Path, Path], Tuple[List[str], Optional[Path]]]):
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        bad = d / name
+        bad.write_bytes(corrupt(src.read_bytes(), how))
+        argv, out = argv_of(bad, d)
+        check_never_a_traceback(argv, d, out, capsys)
+
+
+@pytest.fixture(scope="module")
+def sizes(fx):
+    return {p: Path(p).stat().st_size for p in (fx.short, fx.codes, fx.dac, fx.pth, fx.speaker,
+                                                fx.model / "model.safetensors")}
+
+
+@CORRUPT
+@given(data=st.data())
+def test_bad_input_corrupted_wav(fx, sizes, capsys, data):
+    how = data.draw(corruption(sizes[fx.short], hot=[(0, 64)]))
+    _fuzz(fx, capsys, fx.short, "c.wav", how,
+          lambda bad, d: (["dac", "encode", str(bad), "-o", str(d / "o.npy"), "--checkpoint", str(fx.dac)],
+                          d / "o.npy"))
+
+
+@CORRUPT
+@given(data=st.data())
+def test_bad_input_corrupted_codes_npy(fx, sizes, capsys, data):
+    how = data.draw(corruption(sizes[fx.codes], hot=[(0, 128)]))
+    _fuzz(fx, capsys, fx.codes, "c.npy", how,
+          lambda bad, d: (["dac", "decode", str(bad), "-o", str(d / "o.wav"), "--checkpoint", str(fx.dac)],
+                          d / "o.wav"))
+
+
+@CORRUPT
+@given(data=st.data())
+def test_bad_input_corrupted_dac_safetensors(fx, sizes, capsys, data):
+    how = data.draw(corruption(sizes[fx.dac], hot=[(0, _header_len(fx.dac))]))
+    _fuzz(fx, capsys, fx.dac, "c.safetensors", how,
+          lambda bad, d: (["dac", "encode", str(fx.short), "-o", str(d / "o.npy"), "--checkpoint", str(bad)],
+                          d / "o.npy"))
+
+
+@CORRUPT
+@given(data=st.data())
+def test_bad_input_corrupted_lm_safetensors(fx, sizes, capsys, data):
+    src = fx.model / "model.safetensors"
+    how = data.draw(corruption(sizes[src], hot=[(0, _header_len(src))]))
+    with tempfile.TemporaryDirectory() as tmp:
+        import shutil
+
+        d = Path(tmp)
+        model = d / "model"
+        shutil.copytree(fx.model, model)
+        (model / "model.safetensors").write_bytes(corrupt(src.read_bytes(), how))
+        argv = ["tts", "--text", "Hi.", "--speaker", str(fx.speaker), "--out", str(d / "o.wav"), "--model",
+                str(model), "--codec", str(fx.dac), "--max-new-tokens", "8", "--quiet"]
+        check_never_a_traceback(argv, d, d / "o.wav", capsys)
+
+
+@CORRUPT
+@given(data=st.data())
+def test_bad_input_corrupted_pth_convert(fx, sizes, capsys, data):
+    n = sizes[fx.pth]
+    how = data.draw(corruption(n, hot=[(0, 1024), (n - 1024, n - 1)]))  # the pickle up front, the zip index last
+    _fuzz(fx, capsys, fx.pth, "c.pth", how,
+          lambda bad, d: (["dac", "convert", str(bad), str(d / "o.safetensors")], d / "o.safetensors"))
+
+
+@CORRUPT
+@given(data=st.data())
+def test_bad_input_corrupted_pth_checkpoint(fx, sizes, capsys, data):
+    n = sizes[fx.pth]
+    how = data.draw(corruption(n, hot=[(0, 1024), (n - 1024, n - 1)]))
+    _fuzz(fx, capsys, fx.pth, "c.pth", how,
+          lambda bad, d: (["dac", "encode", str(fx.short), "-o", str(d / "o.npy"), "--checkpoint", str(bad)],
+                          d / "o.npy"))
+
+
+@CORRUPT
+@given(data=st.data())
+def test_bad_input_corrupted_speaker_json(fx, sizes, capsys, data):
+    how = data.draw(corruption(sizes[fx.speaker]))
+    _fuzz(fx, capsys, fx.speaker, "s.json", how, lambda bad, d: (["profile", "show", str(bad)], None))
+
+
+# ------------------------------------------------------------------------------------------------ tts that never stops
+
+def test_bad_input_tts_default_cap_bounds_a_model_that_never_stops(fx, tmp_path, capsys):
+    """No --max-new-tokens on random weights (which rarely emit <|im_end|>): each chunk stops at the stated cap,
+    2 x the profile's audio tokens per character x the chunk's characters + 64; "prefill N prompt tokens" comes
+    first, then a bar whose total is the cap."""
+    import math
+
+    from impl.outetts import generate as G
+    from impl.outetts.tokens import SPECIAL
+    from impl.speaker.profile import load_speaker
+
+    text = "Hello there."
+    rc, out, err = run_cli(["tts", "--text", text, "--speaker", str(fx.speaker), "--model", str(fx.model), "--codec",
+                            str(fx.dac), "--out", str(tmp_path / "o.wav")], capsys)
+    assert rc == 0, err
+    tts, speaker = G.load(fx.model), load_speaker(fx.speaker)
+    (plan,) = tts.plan(text, speaker, G.GenerationConfig(max_new_tokens=G.AUTO))
+    audio_part = len(plan.prompt) - plan.prompt.index(tts.tokenizer.added_id(SPECIAL.audio_start)) - 1
+    rate = audio_part / sum(len(w["word"]) for w in speaker["words"])
+    assert plan.budget == math.ceil(2 * rate * len("Hellothere.")) + 64
+    rule = f"{plan.budget} new tokens: auto: 2 x {rate:.1f} tokens/char (the profile's) x 11 chars + 64"
+    assert f"cap {rule}; --max-new-tokens to change" in err
+    assert f"prefill {len(plan.prompt)} prompt tokens" in err
+    assert f"/{plan.budget} [" in err  # tqdm's n/total
+    assert err.index("prefill") < err.index(f"/{plan.budget} [")
+    n = int(out.split("tokens: ")[1].split()[0])
+    assert 0 < n <= plan.budget
+    assert rule in out.split("stopped: ")[1]
+
+
+def test_bad_input_tts_api_generate_raises_when_no_codes(fx):
+    """`TTS.generate` raises the CLI's error when the tokens hold no audio codes (it returned a (0,) array)."""
+    import mlx.core as mx
+
+    from impl.outetts import generate as G
+    from impl.outetts.sampler import SamplerConfig
+    from impl.outetts.tokenizer import Tokenizer
+
+    tok = Tokenizer(fx.model)
+    row = np.zeros(tok.vocab_size, np.float32)
+    row[tok.encode("a")[0]] = 100.0  # a text token, never a code
+
+    def lm(ids, cache):
+        return mx.broadcast_to(mx.array(row), (1, ids.shape[1], tok.vocab_size))
+
+    tts = G.TTS(lm, tok, make_cache=lambda: None, vocab_size=tok.vocab_size, codec=object())
+    with pytest.raises(G.GenerationError, match="produced no audio codes in 5 tokens"):
+        tts.generate("Hi.", None, G.GenerationConfig(sampler=SamplerConfig(temperature=0), max_new_tokens=5))
+
+
+def test_bad_input_tts_api_load_picks_the_cli_dtype(tmp_path):
+    """`load()` without dtype computes as the CLI does: float32 on the CPU (a bf16 checkpoint is upcast), the
+    checkpoint's dtype on a GPU."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    from impl.outetts import generate as G
+    from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
+
+    write_model_dir(tmp_path / "m", TINY_LM_CONFIG, dtype="bfloat16")
+    want = mx.float32 if mx.default_device() == mx.cpu else mx.bfloat16
+    assert G.default_dtype() == ("float32" if want == mx.float32 else None)
+    assert {v.dtype for _, v in tree_flatten(G.load(tmp_path / "m").lm.parameters())} == {want}
+    assert {v.dtype for _, v in tree_flatten(G.load(tmp_path / "m", dtype=None).lm.parameters())} == {mx.bfloat16}
