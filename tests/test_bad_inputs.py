@@ -107,6 +107,22 @@ class Ctx:
         self.monkeypatch.setattr(os, "access", access)
         return str(folder)
 
+    def unreadable(self, src: Path, name: str) -> str:
+        """A copy of `src` this process may not read. As root, chmod 0o000 does not stop a read, so Python's `open`
+        raises PermissionError for this path through a monkeypatch (readers that open files through Python)."""
+        import builtins
+
+        p = self.file(name, Path(src).read_bytes())
+        real = builtins.open
+
+        def guarded(file, *a, **k):
+            if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) == os.path.abspath(p):
+                raise PermissionError(13, "Permission denied", str(file))
+            return real(file, *a, **k)
+
+        self.monkeypatch.setattr(builtins, "open", guarded)
+        return p
+
     def dac_state(self, edit: Callable[[dict], None], name: str = "bad.safetensors") -> str:
         """The tiny DAC as safetensors with `edit` applied to its official state dict."""
         from safetensors import safe_open
@@ -209,6 +225,8 @@ CASES: List[Case] = [
          ["z.pth", "empty (0 bytes)"]),
     Case("checkpoint truncated .pth", lambda c: enc(c, str(c.fx.short), ckpt=c.cut(c.fx.pth, "cut.pth")),
          ["cut.pth", "not a readable PyTorch checkpoint"]),
+    Case("checkpoint unreadable .pth", lambda c: enc(c, str(c.fx.short), ckpt=c.unreadable(c.fx.pth, "u.pth")),
+         ["u.pth", "cannot read the checkpoint", "Permission denied"]),
     Case("checkpoint mis-shaped tensor",
          lambda c: enc(c, str(c.fx.short), ckpt=c.dac_state(_reshape(CODEBOOK, (1024, 4)))),
          ["bad.safetensors", "1 mis-shaped", CODEBOOK, "checkpoint [1024, 4] != model [1024, 8]"]),
@@ -248,6 +266,7 @@ CASES: List[Case] = [
          ["f.npy", "integers", "float32"]),
     Case("codes 1-D", lambda c: dec(c, _codes(c, "v.npy", np.zeros(8, np.int32))), ["v.npy", "(n_codebooks, T)"]),
     Case("codes no frames", lambda c: dec(c, _codes(c, "e.npy", np.zeros((2, 0), np.int32))), ["e.npy", "T > 0"]),
+    Case("codes unreadable", lambda c: dec(c, c.unreadable(c.fx.codes, "u.npy")), ["u.npy", "Permission denied"]),
     Case("codes directory", lambda c: dec(c, c.folder("codes")), ["codes", "is a directory"]),
     Case("codes missing", lambda c: dec(c, str(c.d / "nope.npy")), ["nope.npy", "no such codes file"]),
     # -------------------------------------------------------------- dac decode: the output
@@ -346,6 +365,8 @@ CASES: List[Case] = [
          ["p.json", "interface version"]),
     Case("profile show truncated", lambda c: (["profile", "show", c.cut(c.fx.speaker, "p.json")], None),
          ["p.json", "not a JSON file"]),
+    Case("profile show unreadable", lambda c: (["profile", "show", c.unreadable(c.fx.speaker, "u.json")], None),
+         ["u.json", "cannot read the speaker file", "Permission denied"]),
     Case("profile show missing", lambda c: (["profile", "show", str(c.d / "nope.json")], None),
          ["nope.json", "not found"]),
     Case("profile show c1/c2 lengths differ", lambda c: (["profile", "show", _speaker(
@@ -415,8 +436,8 @@ def snapshot(folder: Path) -> dict:
             out[os.path.relpath(os.path.join(root, name), folder)] = ("dir",)
         for name in files:
             p = os.path.join(root, name)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, folder)] = ("file", f.read(), os.stat(p).st_mtime_ns)
+            data = Path(p).read_bytes()  # io.open: untouched by Ctx.unreadable's patch of builtins.open
+            out[os.path.relpath(p, folder)] = ("file", data, os.stat(p).st_mtime_ns)
     return out
 
 

@@ -335,10 +335,13 @@ def _read_pth(path: Path) -> (Dict[str, Any], Dict[str, np.ndarray]):
     except ImportError as e:
         raise CheckpointError(f"{path}: reading an official .pth checkpoint needs torch; convert it once with "
                               f"`voiceport dac convert {path} OUT.safetensors` where torch is installed") from e
-    if path.stat().st_size == 0:
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:  # PermissionError and the like
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({reason(e)})") from None
+    if not magic:
         raise CheckpointError(f"{path}: the file is empty (0 bytes), not a PyTorch checkpoint")
-    with open(path, "rb") as f:
-        magic = f.read(4)
     if magic != b"PK\x03\x04" and magic[:1] != b"\x80":  # torch.save's zip, or its legacy pickle (protocol 2)
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)")
     try:

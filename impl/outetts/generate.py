@@ -348,16 +348,20 @@ def default_dtype() -> Optional[str]:
     return "float32" if mx.default_device() == mx.cpu else None
 
 
-def load(model_dir: Union[str, Path], codec: Any = None, dtype: Optional[str] = AUTO) -> TTS:
+def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype: Optional[str] = AUTO) -> TTS:
     """A TTS from an HF-format model folder (config.json, safetensors, tokenizer.json) and a loaded codec.
 
     Args:
-        model_dir: the folder (`impl.seeded.default_model()` is the embedded seeded one).
-        codec: an `impl.dac.load_codec()` (needed to decode audio).
+        model_dir: the folder; None: the embedded seeded one, as the CLI (`impl.seeded.default_model()`).
+        codec: an `impl.dac.load_codec()` (needed to decode audio; `load_codec()` is the embedded one).
         dtype: "auto" (default: `default_dtype()`, as the CLI), None (the checkpoint's), or a dtype name.
     """
     from impl import llama
 
+    if model_dir is None:
+        from impl.seeded import default_model
+
+        model_dir = default_model()
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model folder {model_dir} does not exist")
