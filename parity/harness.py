@@ -153,6 +153,8 @@ class Row:
     floor: float = float("nan")  # |ref32 - ref64|
     limit: float = float("nan")
     mismatches: Optional[int] = None
+    kl: Optional[float] = None  # kl rows: KL(ref64 || impl), the verdict's quantity (limit is on it)
+    kl_floor: Optional[float] = None
     iso_max_abs: Optional[float] = None
     iso_floor: Optional[float] = None
     iso_limit: Optional[float] = None
@@ -206,7 +208,11 @@ def compare(impl: np.ndarray, ref64: np.ndarray, ref32: Optional[np.ndarray], to
         out.update(limit=lim, ok=finite and (1.0 - cos) <= lim)
     elif tol.kind == "kl":
         kl = kl_divergence(b, a)
-        out.update(kl=kl, limit=tol.atol, ok=finite and kl <= tol.atol)
+        kl_floor = kl_divergence(b, ref32) if ref32 is not None else 0.0
+        kl_min = 0.5 * (tol.min_rel * scale) ** 2  # an error at fp32 resolution of the largest logit
+        lim = tol.k ** 2 * max(kl_floor, kl_min) + tol.atol
+        # max_abs stays |impl - ref64|; the verdict is on KL, reported in max_rel's place for the section's worst
+        out.update(kl=kl, kl_floor=kl_floor, limit=lim, ok=finite and kl <= lim)
     else:
         raise SpecError(f"unknown tolerance kind {tol.kind!r}")
     if not finite:

@@ -10,7 +10,7 @@ A spec says *what* to compare; `parity.harness` does the running, capturing and 
         run_impl=lambda model, inputs: {...},             # numpy/mlx outputs by name
         run_ref=lambda model, inputs: {...},              # numpy/torch outputs by name
         pairs=[Pair("decoder.model.{i}", "decoder.model.{i}", over=range(1, 5), layout="ncl")],
-        outputs={"codes": Tol.exact(), "audio": Tol.floor(k=10)},
+        outputs={"codes": Tol.exact(), "audio": Tol.floor(k=10, why=FLOOR_WHY)},
     )
 
 Module paths are dotted; integer parts index lists (`decoder.model.1.block.0`). A pattern part `{expr}` is
@@ -33,17 +33,28 @@ class SpecError(ValueError):
 FP32_EPS = float(np.finfo(np.float32).eps)
 
 
+# Why 10 x the floor (the default k): the port and the fp32 reference are both fp32 computations of the same
+# formula; they differ from the fp64 truth by rounding that depends on summation order and kernel choice, whose
+# size is the reference's own measured error (the floor) times a small factor. 10 leaves that factor room while a
+# porting bug (a wrong constant, offset or order) is orders of magnitude above it (tests/test_harness.py).
+FLOOR_WHY = "10 x the measured fp32 noise floor (|ref32 - ref64| at that tensor): both sides are fp32 roundings"
+KL_WHY = ("KL is quadratic in the logit error: an impl within k x the fp32 floor in max|d| is within k^2 x the "
+          "floor's KL(ref64 || ref32)")
+
+
 @dataclass(frozen=True)
 class Tol:
-    """Tolerance policy for one compared tensor.
+    """Tolerance policy for one compared tensor. Every kind but `exact` carries `why`: its derivation (floor x k,
+    an error bound) or stated reason; a Tol without one is a SpecError at construction (tests/test_harness.py).
 
     kind:
       exact   -- integers (codes, token ids): every element equal; mismatches are counted.
       floor   -- floats: max|impl - ref64| <= k * floor + atol, where floor = max|ref32 - ref64| for that tensor
                  (the measured fp32 noise floor), never below `min_rel * max|ref64|` (fp32 cannot be exacter).
-      allclose-- floats, fixed atol/rtol: only with a stated `reason` (e.g. fp16 paths with no fp64 twin).
+      allclose-- floats, fixed atol/rtol: only with a stated reason (e.g. fp16 paths with no fp64 twin).
       cosine  -- floats: cosine(impl, ref64) >= 1 - k * (1 - cosine(ref32, ref64)) - atol.
-      kl      -- logits on the last axis: KL(ref64 || impl) <= atol.
+      kl      -- logits on the last axis: KL(ref64 || impl) <= k^2 * max(KL(ref64 || ref32), kl_min) + atol, where
+                 kl_min = (min_rel * max|ref64|)^2 / 2, the KL of an error at fp32 resolution.
     """
 
     kind: str = "floor"
@@ -51,25 +62,34 @@ class Tol:
     atol: float = 0.0
     rtol: float = 0.0
     min_rel: float = FP32_EPS
-    reason: str = ""
+    why: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("exact", "floor", "allclose", "cosine", "kl"):
+            raise SpecError(f"unknown tolerance kind {self.kind!r}")
+        if self.kind != "exact" and not self.why.strip():
+            raise SpecError(f"a {self.kind} tolerance needs why=: its derivation (floor x k, a written error bound) "
+                            "or stated reason")
+
+    @property
+    def reason(self) -> str:  # the name before `why`
+        return self.why
 
     @staticmethod
     def exact() -> "Tol":
-        return Tol(kind="exact", k=0.0)
+        return Tol(kind="exact", k=0.0, why="exact: integers")
 
     @staticmethod
-    def floor(k: float = 10.0, reason: str = "") -> "Tol":
-        return Tol(kind="floor", k=k, reason=reason)
+    def floor(k: float = 10.0, why: str = "") -> "Tol":
+        return Tol(kind="floor", k=k, why=why)
 
     @staticmethod
-    def allclose(atol: float, rtol: float, reason: str) -> "Tol":
-        if not reason:
-            raise SpecError("a fixed allclose tolerance needs a stated reason")
-        return Tol(kind="allclose", atol=atol, rtol=rtol, reason=reason)
+    def allclose(atol: float, rtol: float, why: str) -> "Tol":
+        return Tol(kind="allclose", atol=atol, rtol=rtol, why=why)
 
     @staticmethod
-    def kl(max_kl: float, reason: str = "") -> "Tol":
-        return Tol(kind="kl", atol=max_kl, reason=reason)
+    def kl(k: float = 10.0, why: str = "", atol: float = 0.0) -> "Tol":
+        return Tol(kind="kl", k=k, atol=atol, why=why)
 
     def describe(self) -> str:
         if self.kind == "exact":
@@ -79,8 +99,11 @@ class Tol:
         if self.kind == "allclose":
             return f"atol {self.atol:g} rtol {self.rtol:g}"
         if self.kind == "kl":
-            return f"KL <= {self.atol:g}"
+            return f"KL <= {self.k:g}^2 x floor KL" + (f" + {self.atol:g}" if self.atol else "")
         return f"{self.kind} k={self.k:g}"
+
+
+DEFAULT_TOL = Tol.floor(10.0, why=FLOOR_WHY)
 
 
 def to_impl_layout(x: np.ndarray, layout: str) -> np.ndarray:
@@ -106,7 +129,7 @@ class Pair:
     impl: str
     ref: str
     over: Optional[Sequence[int]] = None
-    tol: Tol = field(default_factory=Tol)
+    tol: Tol = DEFAULT_TOL
     layout: str = "ncl"
     select_ref: Optional[Callable[[Any], Any]] = None
     select_impl: Optional[Callable[[Any], Any]] = None

@@ -22,7 +22,7 @@ RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 
 
 def _assert_floor(got, r32, r64, what, k=10.0):
-    res = compare(got, r64, r32, Tol.floor(k))
+    res = compare(got, r64, r32, Tol.floor(k, why="k x the fp32 floor: both sides are fp32 roundings of one formula"))
     assert res["ok"], (f"{what}: {res.get('note', '')} max|impl-ref64|={res.get('max_abs'):.3g} "
                        f"> limit {res.get('limit'):.3g} (floor {res.get('floor'):.3g})")
     return res

@@ -33,7 +33,7 @@ def ours_torch(tiny_ckpt):
 
 
 def _assert_floor(got, r32, r64, what, k=10.0):
-    res = compare(got, r64, r32, Tol.floor(k))
+    res = compare(got, r64, r32, Tol.floor(k, why="k x the fp32 floor: both sides are fp32 roundings of one formula"))
     assert res["ok"], (f"{what}: {res.get('note', '')} max|impl-ref64|={res.get('max_abs', float('nan')):.3g} "
                        f"> limit {res.get('limit', float('nan')):.3g} (floor {res.get('floor', float('nan')):.3g})")
 

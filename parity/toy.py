@@ -11,7 +11,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from parity.spec import Pair, Spec, Tol
+from parity.spec import FLOOR_WHY, Pair, Spec, Tol
 
 CHANNELS = (3, 16, 16, 16, 4)
 
@@ -125,6 +125,6 @@ def spec(bug: Optional[str] = None, pairs=None) -> Spec:
         run_impl=run_impl,
         run_ref=run_ref,
         pairs=default_pairs if pairs is None else pairs,
-        outputs={"y": Tol.floor(k=10)},
+        outputs={"y": Tol.floor(k=10, why=FLOOR_WHY)},
         description="harness self-test: conv/linear toy, impl in MLX, reference in torch",
     )

@@ -7,7 +7,7 @@ import pytest
 from parity import toy
 from parity.harness import compare, run_spec
 from parity.report import write_report
-from parity.spec import Pair, SpecError, Tol, resolve
+from parity.spec import FLOOR_WHY, Pair, SpecError, Tol, resolve
 
 
 def test_harness_clean_toy_passes():
@@ -86,9 +86,9 @@ def test_harness_compare_exact_counts_mismatches_and_nan_fails():
     res = compare(np.array([1, 2, 0, 4]), a, a, Tol.exact())
     assert not res["ok"] and res["mismatches"] == 1
     x = np.ones(8)
-    res = compare(np.array([np.nan] + [1.0] * 7), x, x, Tol.floor())
+    res = compare(np.array([np.nan] + [1.0] * 7), x, x, Tol.floor(why=FLOOR_WHY))
     assert not res["ok"]
-    res = compare(np.ones((2, 3)), np.ones((3, 2)), None, Tol.floor())
+    res = compare(np.ones((2, 3)), np.ones((3, 2)), None, Tol.floor(why=FLOOR_WHY))
     assert not res["ok"] and "shape" in res["note"]
 
 
@@ -155,3 +155,53 @@ def test_harness_fixture_regeneration_is_byte_identical(tmp_path):
     a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
     assert [k for k in a if not np.array_equal(a[k], b[k])] == []
     assert sha256(tmp_path / "a.safetensors") == sha256(tmp_path / "b.safetensors")
+
+
+def test_harness_tolerance_without_why_is_an_error():
+    """Every tolerance but exact states its derivation or reason (why=); without one it cannot be built."""
+    for make in (lambda: Tol.floor(), lambda: Tol.floor(k=3, why="  "), lambda: Tol.kl(10), lambda: Tol(),
+                 lambda: Tol.allclose(1e-3, 0, why=""), lambda: Tol(kind="cosine", k=2)):
+        with pytest.raises(SpecError, match="why="):
+            make()
+    assert Tol.exact().kind == "exact" and Tol.floor(why=FLOOR_WHY).k == 10
+
+
+def test_harness_every_tol_call_states_why():
+    """Static check over parity/ and tests/: every Tol(...) / Tol.floor|kl|allclose(...) call passes why= (a
+    Tol built in a branch no test reaches would otherwise escape the construction check)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    missing = []
+    for path in sorted([*root.glob("parity/**/*.py"), *root.glob("tests/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and \
+                f.value.id == "Tol" else ("Tol" if isinstance(f, ast.Name) and f.id == "Tol" else None)
+            if name is None or name == "exact":
+                continue
+            if path.name == "test_harness.py" and node.lineno < _this_test_line():
+                continue  # the negative cases above
+            kw = {k.arg for k in node.keywords}
+            if "why" not in kw and not (name == "Tol" and any(k.arg == "kind" for k in node.keywords) and
+                                        _kind(node) == "exact"):
+                missing.append(f"{path.relative_to(root)}:{node.lineno} Tol.{name}")
+    assert not missing, "tolerances without why=: " + ", ".join(missing)
+
+
+def _kind(node):
+    import ast
+
+    for k in node.keywords:
+        if k.arg == "kind" and isinstance(k.value, ast.Constant):
+            return k.value.value
+    return None
+
+
+def _this_test_line():
+    import inspect
+
+    return inspect.getsourcelines(test_harness_every_tol_call_states_why)[1]

@@ -13,7 +13,7 @@ from typing import Dict
 
 import numpy as np
 
-from parity.spec import Pair, Spec, Tol
+from parity.spec import FLOOR_WHY, Pair, Spec, Tol
 
 SIGNALS = ("speech", "noise", "silence", "sweep")
 # sense_and_sensibility_01_austen_64kb-0870.wav (LibriVox, public domain; via pocketsphinx 5.1.1 test data, as
@@ -130,7 +130,7 @@ def spec(config: str = "24khz_speech", seconds: float = 1.0, signal: str = "spee
         run_impl=run_impl,
         run_ref=run_ref,
         pairs=pairs,
-        outputs={"codes": Tol.exact(), "audio": Tol.floor()},
+        outputs={"codes": Tol.exact(), "audio": Tol.floor(why=FLOOR_WHY)},
         output_layout={"codes": "same", "audio": "same"},
         description=f"DAC {config} (seeded weights {seed}), {n} samples ({n / sr:.2f} s) of {signal}; "
                     f"upstream forward: encoder -> quantizer -> decoder on the quantized latent",

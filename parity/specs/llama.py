@@ -11,7 +11,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from parity.spec import Pair, Spec, Tol
+from parity.spec import FLOOR_WHY, KL_WHY, Pair, Spec, Tol
 
 def _configs() -> Dict[str, Dict[str, Any]]:
     """"small": the real architecture scaled down, same structure (GQA 2:1, llama3 rope, tied embeddings).
@@ -127,7 +127,7 @@ def spec(config: str = "small", seq_len: int = 32, seed: int = 0) -> Spec:
         run_impl=run_impl,
         run_ref=run_ref,
         pairs=pairs,
-        outputs={"logits": Tol.floor(), "logits_tf": Tol.kl(1e-4)},
+        outputs={"logits": Tol.floor(why=FLOOR_WHY), "logits_tf": Tol.kl(10, why=KL_WHY)},
         description=f"OuteTTS LM backbone (Llama, {config} config, seeded weights {seed}), seq {seq_len}, "
                     f"batch {batch}; logits_tf = teacher-forced through impl's KV cache",
     )
