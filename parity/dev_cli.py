@@ -25,6 +25,11 @@ def build_parser(only: Optional[str] = None):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["parity", "mutate"]:  # the mutation self-test rides under `parity` (parity/mutate.py)
+        from parity import mutate
+
+        return mutate.main(argv[2:])
     return cli.main(argv, commands=COMMANDS, prog="vp")
 
 

@@ -1,0 +1,628 @@
+"""`./vp parity mutate`: the mutation self-test -- does every check fail when the port is wrong?
+
+A catalogue of one-line porting bugs (`CATALOGUE`), each an exact `old -> new` text replacement in one file of
+`impl/`, is applied one at a time to a temporary copy of the repository (HEAD by default, without .git and out/;
+the copy's `./vp` finds the same environment, keyed by the requirement files' hash: checked before the run).
+For each bug:
+  1. the fast tests most likely to catch it, with `-x`, in the order listed (the first failing test id is the
+     "caught by"); when none fails, the whole fast suite with `-x` (`--no-fallback` skips that);
+  2. the parity report (`./vp parity COMPONENTS --quick --report DIR`), whose report.json names the failed
+     sections (or components).
+The table says, per bug, which test and which report section caught it. A bug marked `inert` cannot change any
+output (the reason is stated): it is expected to pass every check, and the run shows whether it does.
+
+Every `old` text must occur exactly once in its file, else the run stops naming it (`check_catalogue`, also
+run by tests/test_mutate.py), so the catalogue cannot rot silently as impl/ changes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class MutationError(ValueError):
+    """A catalogue entry that no longer applies (its old text is absent or not unique), or a bad request."""
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One porting bug: replace `old` (found exactly once in `file`) by `new`.
+
+    tests: pytest node ids or files to run first (likely catchers first); report: parity components to run
+    (empty: the report's default set); inert: why the bug cannot change any output (empty: it can)."""
+
+    name: str
+    file: str
+    old: str
+    new: str
+    what: str
+    tests: Tuple[str, ...]
+    report: Tuple[str, ...] = ()
+    inert: str = ""
+
+
+M = Mutation
+T_DAC = "parity/test_dac.py"
+T_DACI = "parity/test_dac_interface.py"
+T_AUDIO = "parity/test_audio.py"
+T_SPK = "parity/test_speaker.py"
+T_LLAMA = "parity/test_llama.py"
+T_GEN = "parity/test_outetts_generate.py"
+T_SAMP = "parity/test_outetts_sampler.py"
+T_PROMPT = "parity/test_outetts_prompt.py"
+T_OPS = "tests/test_ops.py"
+T_SNAKE = "parity/test_dac_snake.py"
+T_CONTRACTS = "parity/test_contracts.py"
+
+CATALOGUE: List[Mutation] = [
+    # ---- the issue's own list
+    M("dac-decode-one-short", "impl/dac/model.py",
+      "return self.decoder(self.quantizer.from_codes(codes))[:, :, 0]",
+      "return self.decoder(self.quantizer.from_codes(codes))[:, :-1, 0]",
+      "DAC.decode returns one sample fewer",
+      (f"{T_DAC}::test_dac_decode_output_length_matches_official", T_DACI), ("dac",)),
+    M("penalty-window-63", "impl/outetts/generate.py",
+      "window = mx.concatenate([window, y[:, None].astype(mx.int32)], axis=1)[:, -R:] if R else window",
+      "window = mx.concatenate([window, y[:, None].astype(mx.int32)], axis=1)[:, -R + 1:] if R else window",
+      "repetition-penalty window of 63 ids in the decode loop (outetts: 64)",
+      (f"{T_GEN}::test_outetts_generate_penalty_window_in_loop_matches_outetts", T_GEN), ("generate", "sampler")),
+    M("feature-bucket-int", "impl/speaker/features.py",
+      "return {k: round(v * 100) for k, v in feats.items()}",
+      "return {k: int(v * 100) for k, v in feats.items()}",
+      "feature (pitch/energy/centroid) bucket by int() instead of round()",
+      (f"{T_SPK}::test_speaker_features_within_one_bucket_of_outetts", T_SPK, T_CONTRACTS), ("speaker",)),
+    M("loudness-target-2db", "impl/audio.py",
+      "def loudness_normalize(x: np.ndarray, sr: int, target_lufs: float = -18.0, peak_db: float = -1.0,",
+      "def loudness_normalize(x: np.ndarray, sr: int, target_lufs: float = -16.0, peak_db: float = -1.0,",
+      "loudness target -16 LUFS instead of outetts' -18",
+      (f"{T_AUDIO}::test_audio_loudness_normalize_matches_outetts", T_AUDIO, T_DACI, T_SPK), ("audio", "dac")),
+    M("rmsnorm-eps-1e-6", "impl/llama.py",
+      "self.input_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)",
+      "self.input_layernorm = nn.RMSNorm(args.hidden_size, eps=1e-6)",
+      "RMSNorm eps 1e-6 (the HF default) instead of the config's 1e-5",
+      (f"{T_LLAMA}::test_llama_small_layers_parity", T_LLAMA), ("llama",)),
+    M("snake-eps-dropped", "impl/ops.py",
+      "return _axpy(x, _sin2(u), mx.reciprocal(alpha + 1e-9))",
+      "return _axpy(x, _sin2(u), mx.reciprocal(alpha))",
+      "Snake without upstream's 1e-9 (alpha = 0 gives NaN instead of x)",
+      (f"{T_SNAKE}::test_dac_snake_alpha_zero_and_tiny_match_upstream", T_SNAKE), ("dac",)),
+    # ---- DAC codec
+    M("encoder-stride-pad-floor", "impl/dac/model.py",
+      "WNConv1d(dim // 2, dim, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2))]",
+      "WNConv1d(dim // 2, dim, kernel_size=2 * stride, stride=stride, padding=stride // 2)]",
+      "encoder downsampling conv padding stride // 2 instead of ceil(stride / 2)",
+      (f"{T_DAC}::test_dac_encode_frames_match_official", T_DAC), ("dac",)),
+    M("decoder-convT-pad-floor", "impl/dac/model.py",
+      "padding=math.ceil(stride / 2)),",
+      "padding=stride // 2),",
+      "decoder transposed-conv padding stride // 2 instead of ceil(stride / 2)",
+      (f"{T_DAC}::test_dac_decode_output_length_matches_official", T_DAC), ("dac",)),
+    M("convT-crop-shift", "impl/ops.py",
+      "y = full[:, padding: padding + L_out, :]",
+      "y = full[:, padding + 1: padding + 1 + L_out, :]",
+      "transposed conv (gemm path) cropped one sample late",
+      (f"{T_OPS}::test_conv_transpose1d_gemm_matches_native_torch_float64", T_DAC), ("dac",)),
+    M("conv1d-tap-dilation-dropped", "impl/ops.py",
+      "xs = xp[:, k * dilation: k * dilation + L_out, :]",
+      "xs = xp[:, k: k + L_out, :]",
+      "dilated conv (gemm path, per-tap branch) reads taps without the dilation",
+      (f"{T_OPS}::test_conv1d_gemm_matches_native_torch_float64", T_DAC), ("dac",)),
+    M("weight-norm-dim", "impl/dac/model.py",
+      "norm = np.sqrt(np.sum(v64 * v64, axis=tuple(range(1, v.ndim)), keepdims=True))",
+      "norm = np.sqrt(np.sum(v64 * v64, axis=tuple(range(0, v.ndim - 1)), keepdims=True))",
+      "weight norm folded over the wrong axes (dim=-1 instead of dim=0)",
+      (f"{T_DAC}::test_dac_speech_layers_parity", T_DAC), ("dac",)),
+    M("dac-codebook-order", "impl/dac/quantize.py",
+      "z_q = z_q + q.out_proj(q.decode_code(codes[:, i, :]))",
+      "z_q = z_q + q.out_proj(q.decode_code(codes[:, -1 - i, :]))",
+      "decode looks up codebook i with the codes of codebook n-1-i",
+      (f"{T_DAC}::test_dac_speech_decode_within_floor", T_DAC, T_DACI), ("dac",)),
+    M("rvq-residual-from-input", "impl/dac/quantize.py",
+      "residual = residual - z_q_i",
+      "residual = z - z_q_i",
+      "RVQ residual taken from the input instead of the running residual (same result for 2 codebooks)",
+      (f"{T_DAC}::test_dac_other_official_configs_codes_exact", T_DAC), ("dac",)),
+    M("fade-out-reversed", "impl/dac/interface.py",
+      "x[..., total - n: total] *= fade_ramp(1.0, 0.0, n)",
+      "x[..., total - n: total] *= fade_ramp(0.0, 1.0, n)",
+      "decode chunk fade-out ramp reversed (a fade in at both ends)",
+      (f"{T_DACI}::test_dac_interface_apply_fade_equals_outetts", T_DACI), ("dac",)),
+    M("l2norm-eps", "impl/dac/quantize.py",
+      "return x / mx.maximum(mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True)), 1e-12)",
+      "return x / mx.maximum(mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True)), 1e-6)",
+      "codebook l2-normalisation floor 1e-6 instead of torch's 1e-12",
+      (T_DAC,), ("dac",),
+      inert="the floor only acts on vectors of norm < 1e-6; DAC's projected latents and codebook rows are "
+            "never that small (a zero latent gives the same argmax either way)"),
+    # ---- audio path
+    M("resample-rolloff", "impl/audio.py",
+      "def resample(x: np.ndarray, orig_sr: int, new_sr: int, lowpass_filter_width: int = 6, rolloff: float = 0.99",
+      "def resample(x: np.ndarray, orig_sr: int, new_sr: int, lowpass_filter_width: int = 6, rolloff: float = 0.95",
+      "resampler rolloff 0.95 instead of torchaudio's 0.99",
+      (f"{T_AUDIO}::test_audio_resample_matches_torchaudio", T_AUDIO), ("audio",)),
+    M("resample-window-power", "impl/audio.py",
+      "window = np.cos(t * math.pi / lowpass_filter_width / 2) ** 2",
+      "window = np.cos(t * math.pi / lowpass_filter_width / 2)",
+      "resampler window cos instead of cos^2 (not hann)",
+      (f"{T_AUDIO}::test_audio_resample_kernel_equals_torchaudio", T_AUDIO), ("audio",)),
+    M("loudness-block-overlap", "impl/audio.py",
+      "step = 1.0 - 0.75",
+      "step = 1.0 - 0.5",
+      "loudness blocks at 50 % overlap instead of BS.1770's 75 %",
+      (f"{T_AUDIO}::test_audio_loudness_normalize_matches_outetts", T_AUDIO), ("audio", "dac")),
+    # ---- speaker profile
+    M("slice-start-round", "impl/speaker/profile.py",
+      "start = max(0, int(w.start * TPS) - MAX_EXTENSION)",
+      "start = max(0, round(w.start * TPS) - MAX_EXTENSION)",
+      "first word's code slice starts at round() instead of outetts' int() frame",
+      (f"{T_SPK}::test_speaker_slicing_equals_outetts", T_SPK), ("speaker",)),
+    M("duration-round-1", "impl/speaker/profile.py",
+      "\"duration\": round(len(word_c1) / TPS, 2)",
+      "\"duration\": round(len(word_c1) / TPS, 1)",
+      "word duration rounded to 1 decimal instead of 2",
+      (f"{T_SPK}::test_speaker_slicing_equals_outetts", T_SPK), ("speaker",)),
+    # ---- LM
+    M("rope-theta-default", "impl/llama.py",
+      "inv = (1.0 / (np.float32(args.rope_theta) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))))",
+      "inv = (1.0 / (np.float32(10000.0) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))))",
+      "rope base 10000 (Llama 2's) instead of the config's 500000",
+      (f"{T_LLAMA}::test_llama_rope_inv_freq_equals_transformers_llama3", T_LLAMA), ("llama",)),
+    M("llama3-wavelen-swap", "impl/llama.py",
+      "low_wavelen, high_wavelen = old / low, old / high",
+      "low_wavelen, high_wavelen = old / high, old / low",
+      "llama3 rope scaling with the low/high wavelength bounds swapped",
+      (f"{T_LLAMA}::test_llama_rope_inv_freq_equals_transformers_llama3", T_LLAMA), ("llama",)),
+    M("llama3-boundary-ge", "impl/llama.py",
+      "scaled = np.where(wavelen > low_wavelen, inv / factor, inv)",
+      "scaled = np.where(wavelen >= low_wavelen, inv / factor, inv)",
+      "llama3 scaling: >= instead of > at the low-frequency bound",
+      (f"{T_LLAMA}::test_llama_rope_inv_freq_equals_transformers_llama3",), ("llama",),
+      inert="differs only for a frequency whose wavelength equals 8192 exactly in float32; none of the 1B's 32 "
+            "(nearest 1497 away) or the small config's 8 does"),
+    M("rope-interleaved-q", "impl/llama.py",
+      "q = mx.fast.rope(q, self.head_dim, traditional=False,",
+      "q = mx.fast.rope(q, self.head_dim, traditional=True,",
+      "rope on q in the interleaved (GPT-J) layout instead of HF's rotate-half",
+      (f"{T_LLAMA}::test_llama_small_layers_parity", T_LLAMA), ("llama",)),
+    M("gqa-head-order", "impl/ops.py",
+      "qg = (q[b] * scale).reshape(KV, G, L, D)",
+      "qg = (q[b] * scale).reshape(G, KV, L, D).swapaxes(0, 1)",
+      "GQA: query heads grouped by tile (h % KV) instead of repeat (h // G) in the CPU prefill attention",
+      (f"{T_OPS}::test_attention_gemm_matches_native_float64", T_LLAMA), ("llama",)),
+    M("attention-scale-hidden", "impl/llama.py",
+      "self.scale = hd ** -0.5",
+      "self.scale = args.hidden_size ** -0.5",
+      "attention scale 1/sqrt(hidden_size) instead of 1/sqrt(head_dim)",
+      (f"{T_LLAMA}::test_llama_small_layers_parity", T_LLAMA), ("llama",)),
+    M("kv-cache-extra-slot", "impl/llama.py",
+      "return self.keys[..., :self.offset, :], self.values[..., :self.offset, :]",
+      "return self.keys[..., :self.offset + 1, :], self.values[..., :self.offset + 1, :]",
+      "KV cache returns one slot too many (a zero key/value, off by one)",
+      (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", T_LLAMA), ("llama",)),
+    M("rope-offset-plus-one", "impl/llama.py",
+      "offset = 0 if cache is None else cache.offset",
+      "offset = 0 if cache is None else cache.offset + 1",
+      "rope positions start at 1 on the cached path",
+      (f"{T_LLAMA}::test_llama_cache_chunks_equal_full_forward",), ("llama",),
+      inert="every query and key moves by the same 1 position and rope scores depend on position differences "
+            "only: no change beyond float rounding"),
+    M("tied-head-inverted", "impl/llama.py",
+      "if args.tie_word_embeddings:",
+      "if not args.tie_word_embeddings:",
+      "sanitize drops lm_head.weight of untied models (keeps it for tied ones)",
+      (f"{T_LLAMA}::test_llama_untied_head_and_bad_options", T_LLAMA), ("llama",)),
+    # ---- sampler and generation
+    M("temperature-after-top-p", "impl/outetts/sampler.py",
+      "scores = top_p_filter(scores, config.top_p)",
+      "scores = top_p_filter(scores * config.temperature, config.top_p) / config.temperature",
+      "top-p computed on the untempered logits (temperature applied after top-p)",
+      (f"{T_SAMP}::test_outetts_sampler_order_matches_transformers", T_SAMP), ("sampler",)),
+    M("top-k-one-short", "impl/outetts/sampler.py",
+      "ids = mx.argpartition(scores, kth=V - k, axis=-1)[..., V - k:]",
+      "ids = mx.argpartition(scores, kth=V - k, axis=-1)[..., V - k + 1:]",
+      "top-k keeps k - 1 candidates",
+      (f"{T_SAMP}::test_outetts_sampler_distribution", T_SAMP), ("sampler",)),
+    M("min-p-absolute", "impl/outetts/sampler.py",
+      "threshold = min_p * mx.max(probs, axis=-1, keepdims=True)",
+      "threshold = min_p",
+      "min-p as an absolute threshold instead of relative to the top probability",
+      (f"{T_SAMP}::test_outetts_sampler_distribution", T_SAMP), ("sampler",)),
+    M("penalty-inverted", "impl/outetts/sampler.py",
+      "picked = mx.where(picked <= 0, picked * penalty, picked / penalty)",
+      "picked = mx.where(picked <= 0, picked / penalty, picked * penalty)",
+      "repetition penalty rewards repeated tokens (multiply/divide swapped)",
+      (f"{T_SAMP}::test_outetts_sampler_distribution", T_SAMP), ("sampler",)),
+    M("penalty-zero-branch", "impl/outetts/sampler.py",
+      "picked = mx.where(picked <= 0, picked * penalty, picked / penalty)",
+      "picked = mx.where(picked < 0, picked * penalty, picked / penalty)",
+      "repetition penalty branch at < 0 instead of <= 0",
+      (T_SAMP,), ("sampler",),
+      inert="the branches differ only at a logit of exactly 0, where 0 * p == 0 / p == 0"),
+    M("extract-codes-order", "impl/outetts/generate.py",
+      "return np.stack([c1[:n], c2[:n]]).astype(np.int64)",
+      "return np.stack([c2[:n], c1[:n]]).astype(np.int64)",
+      "generated c1/c2 codes parsed into the wrong codebooks",
+      (f"{T_GEN}::test_outetts_generate_codes_parse_matches", T_GEN), ("generate",)),
+    # ---- prompt
+    M("prompt-features-time-order", "impl/outetts/prompt.py",
+      "out = [SPECIAL.word_start, word, SPECIAL.features, SPECIAL.time.format(w[\"duration\"])]",
+      "out = [SPECIAL.word_start, word, SPECIAL.time.format(w[\"duration\"]), SPECIAL.features]",
+      "prompt word line with the duration token before <|features|>",
+      (f"{T_PROMPT}::test_outetts_prompt_ids_exact", T_PROMPT), ("prompt",)),
+    M("prompt-code-order", "impl/outetts/prompt.py",
+      "out += [SPECIAL.c1.format(a), SPECIAL.c2.format(b)]",
+      "out += [SPECIAL.c2.format(b), SPECIAL.c1.format(a)]",
+      "prompt codes interleaved c2 before c1",
+      (f"{T_PROMPT}::test_outetts_prompt_ids_exact", T_PROMPT), ("prompt",)),
+]
+
+
+# ------------------------------------------------------------------------------------------------ catalogue
+
+def check_catalogue(root: Path = ROOT, catalogue: Sequence[Mutation] = CATALOGUE) -> List[str]:
+    """Problems with the catalogue against the tree at `root` (empty: every entry applies): unique names, files
+    under impl/, `old != new`, each `old` found exactly once in its file."""
+    problems, seen = [], set()
+    for m in catalogue:
+        if m.name in seen:
+            problems.append(f"{m.name}: duplicate name")
+        seen.add(m.name)
+        if not m.file.startswith("impl/"):
+            problems.append(f"{m.name}: {m.file} is not under impl/")
+        if m.old == m.new:
+            problems.append(f"{m.name}: old and new text are the same")
+        path = root / m.file
+        if not path.is_file():
+            problems.append(f"{m.name}: {m.file} does not exist")
+            continue
+        n = path.read_text(encoding="utf-8").count(m.old)
+        if n != 1:
+            problems.append(f"{m.name}: old text found {n} times in {m.file} (want exactly 1): {m.old!r}")
+    return problems
+
+
+def apply(root: Path, m: Mutation) -> str:
+    """Apply `m` to the tree at `root`; returns the file's original text (restore with `restore`)."""
+    path = root / m.file
+    text = path.read_text(encoding="utf-8")
+    n = text.count(m.old)
+    if n != 1:
+        raise MutationError(f"{m.name}: old text found {n} times in {m.file} (want exactly 1): {m.old!r}")
+    path.write_text(text.replace(m.old, m.new), encoding="utf-8")
+    return text
+
+
+def restore(root: Path, m: Mutation, original: str) -> None:
+    (root / m.file).write_text(original, encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------------ the copy
+
+def copy_tree(dst: Path, worktree: bool = False) -> str:
+    """The repository's files into `dst` (no .git, no out/): HEAD's (`git archive`), or with `worktree` the
+    working tree's tracked and untracked-not-ignored files. Returns a description of the source."""
+    dst.mkdir(parents=True, exist_ok=True)
+    if not worktree:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
+        return f"HEAD {sha}"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    n = 0
+    for f in files:
+        src = ROOT / f
+        if not f or f.startswith(("out/", ".git/")) or not src.is_file():
+            continue
+        (dst / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / f)
+        n += 1
+    return f"working tree ({n} files)"
+
+
+def venv_of(copy: Path) -> Tuple[str, bool]:
+    """(environment path, whether it is complete) that `copy/vp` would use: the launcher's own key computation
+    (its lines up to `VPY=`, which only set variables) run in the copy."""
+    lines = (copy / "vp").read_text().splitlines()
+    head = []
+    for line in lines:
+        head.append(line)
+        if line.startswith("VPY="):
+            break
+    script = "\n".join(head) + '\necho "$VENV"\n'
+    r = subprocess.run(["bash", "-c", script], cwd=copy, capture_output=True, text=True)
+    venv = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else ""
+    return venv, bool(venv) and (Path(venv) / ".complete").is_file()
+
+
+def _env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # a restored file is never shadowed by the mutant's bytecode
+    return env
+
+
+# ------------------------------------------------------------------------------------------------ the checks
+
+_FAILED = re.compile(r"^(FAILED|ERROR) (\S+)", re.M)
+
+
+def first_failure(output: str) -> Optional[str]:
+    """The first `FAILED id` / `ERROR id` of pytest's short summary (-ra), without the ' - message' tail."""
+    hit = _FAILED.search(output)
+    return hit.group(2) if hit else None
+
+
+@dataclass
+class Check:
+    """One check's outcome: caught (what failed), seconds, and what ran."""
+
+    caught: Optional[str] = None
+    seconds: float = 0.0
+    ran: List[str] = field(default_factory=list)
+    note: str = ""
+
+
+def run_tests(copy: Path, targets: Sequence[str], log, timeout: float) -> Tuple[Optional[str], float, str]:
+    """pytest -x over `targets` (in order) in the copy -> (first failing test id or None, seconds, note)."""
+    cmd = ["nice", "-n", "10", str(copy / "vp"), "test", "-x", "-q", "-p", "no:cacheprovider",
+           "--hypothesis-profile=ci", "--ignore=tests/test_mutate.py", *targets]
+    t0 = time.time()
+    try:
+        r = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=timeout, env=_env())
+    except subprocess.TimeoutExpired:
+        return f"timeout after {timeout:.0f} s", time.time() - t0, "timeout"
+    dt = time.time() - t0
+    out = r.stdout + r.stderr
+    log.write(f"$ {' '.join(cmd)}\n{out}\n")
+    if r.returncode == 0:
+        return None, dt, ""
+    if r.returncode == 5:  # no tests collected: a bad target in the catalogue, not a catch
+        raise MutationError(f"no tests collected for {list(targets)} (rc 5)")
+    return first_failure(out) or f"pytest exit {r.returncode}", dt, ""
+
+
+def fast_test_files(copy: Path, skip: Sequence[str]) -> List[str]:
+    """Every fast-suite test file of the copy, parity/ first, minus `skip` (files already run)."""
+    done = {s.split("::")[0] for s in skip}
+    files = sorted(str(p.relative_to(copy)) for d in ("parity", "tests") for p in (copy / d).glob("test_*.py"))
+    return [f for f in files if f not in done and f != "tests/test_mutate.py"]
+
+
+def known_components(copy: Path) -> List[str]:
+    """The parity components the copy's `./vp parity` knows (its COMPONENTS table), default ones first."""
+    code = ("from parity import cli; import json; print(json.dumps([list(getattr(cli, 'DEFAULT', [])), "
+            "list(cli.COMPONENTS)]))")
+    r = subprocess.run([str(copy / "vp"), "python", "-c", code], cwd=copy, capture_output=True, text=True, env=_env())
+    if r.returncode != 0:
+        return []
+    default, comps = json.loads(r.stdout.strip().splitlines()[-1])
+    return list(dict.fromkeys(list(default) + list(comps)))
+
+
+def failed_sections(report_json: Path) -> Tuple[Optional[bool], List[str]]:
+    """(passed, failed section names) of a report.json: {"sections": [{"name", "passed"}], "passed"} or the
+    older {"ok", "components": [{"spec", "rows": [{"ok"}]}]}."""
+    data = json.loads(report_json.read_text())
+    if "sections" in data:
+        bad = [str(s.get("name")) for s in data["sections"] if not s.get("passed", False)]
+        return bool(data.get("passed", not bad)), bad
+    bad = []
+    for c in data.get("components", []):
+        ok = c.get("ok")
+        if ok is None:
+            ok = all(r.get("ok", True) for r in c.get("rows", []))
+        if not ok:
+            bad.append(str(c.get("spec")))
+    bad += [f"{k} (not run)" for k in data.get("not_run", {})]
+    return bool(data.get("ok", not bad)), bad
+
+
+def run_report(copy: Path, components: Sequence[str], quick: bool, out: Path, log, timeout: float
+               ) -> Tuple[Optional[str], float]:
+    """`./vp parity COMPONENTS [--quick] --report out` in the copy -> (what failed or None, seconds)."""
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = ["nice", "-n", "10", str(copy / "vp"), "parity", *components, "--report", str(out)]
+    if quick:
+        cmd.append("--quick")
+    t0 = time.time()
+    try:
+        r = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=timeout, env=_env())
+    except subprocess.TimeoutExpired:
+        return f"timeout after {timeout:.0f} s", time.time() - t0
+    dt = time.time() - t0
+    log.write(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}\n")
+    rj = out / "report.json"
+    if not rj.is_file():
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"report error (exit {r.returncode}: {tail[:100]})", dt
+    passed, bad = failed_sections(rj)
+    if bad:
+        return ", ".join(bad), dt
+    if not passed or r.returncode != 0:
+        return f"report exit {r.returncode}", dt
+    return None, dt
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+@dataclass
+class Result:
+    name: str
+    file: str
+    what: str
+    inert: str
+    tests: Check
+    report: Check
+
+    @property
+    def verdict(self) -> str:
+        caught_t, caught_r = bool(self.tests.caught), bool(self.report.caught)
+        if self.inert:
+            return "inert, passes all" if not (caught_t or caught_r) else "inert, but flagged"
+        if caught_t and caught_r:
+            return "caught by both"
+        return "MISSED by report" if caught_t else ("MISSED by tests" if caught_r else "MISSED by both")
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s:.0f} s"
+
+
+def run_one(copy: Path, m: Mutation, components: List[str], args, log) -> Result:
+    original = apply(copy, m)
+    try:
+        tests = Check()
+        caught, dt, _ = run_tests(copy, m.tests, log, args.timeout)
+        tests.caught, tests.seconds, tests.ran = caught, dt, list(m.tests)
+        if caught is None and args.fallback and not m.inert:
+            rest = fast_test_files(copy, m.tests)
+            caught, dt2, _ = run_tests(copy, rest, log, args.timeout)
+            tests.caught, tests.seconds, tests.note = caught, dt + dt2, "whole fast suite"
+        report = Check()
+        if args.report != "none":
+            want = [c for c in m.report if c in components] if components else list(m.report)
+            report.ran = want
+            report.caught, report.seconds = run_report(copy, want, args.report == "quick",
+                                                       Path(args.out) / "reports" / m.name, log, args.timeout)
+            if not want:
+                report.note = "default components"
+    finally:
+        restore(copy, m, original)
+    return Result(m.name, m.file, m.what, m.inert, tests, report)
+
+
+def table(results: Sequence[Result]) -> str:
+    """The markdown table: bug -> caught by which test / which report section."""
+    rows = ["| # | bug | file | caught by (fast test, first failing) | caught by (report section) | verdict |",
+            "|---|---|---|---|---|---|"]
+    for i, r in enumerate(results, 1):
+        what = r.what + (f" — *inert: {r.inert}*" if r.inert else "")
+        t = f"`{r.tests.caught}`" if r.tests.caught else "—"
+        rep = r.report.caught if r.report.caught else ("not run" if not r.report.ran and r.report.seconds == 0
+                                                       and not r.report.note else "—")
+        rows.append(f"| {i} | **{r.name}**: {what} | `{r.file}` | {t} | {rep} | {r.verdict} |")
+    return "\n".join(rows)
+
+
+def totals(results: Sequence[Result]) -> str:
+    live = [r for r in results if not r.inert]
+    inert = [r for r in results if r.inert]
+    t = sum(1 for r in live if r.tests.caught)
+    rp = sum(1 for r in live if r.report.caught)
+    both = sum(1 for r in live if r.tests.caught and r.report.caught)
+    quiet = sum(1 for r in inert if not (r.tests.caught or r.report.caught))
+    return (f"{len(results)} mutations: {len(live)} can change an output -- caught by a fast test {t}/{len(live)}, "
+            f"by the report {rp}/{len(live)}, by both {both}/{len(live)}; {len(inert)} inert, "
+            f"{quiet}/{len(inert)} passed every check as expected")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="vp parity mutate", description=__doc__.split("\n\n")[0])
+    p.add_argument("names", nargs="*", help="mutations to run (default: the whole catalogue); see --list")
+    p.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    p.add_argument("--check", action="store_true", help="check that every mutation still applies, and exit")
+    p.add_argument("--report", choices=("quick", "full", "none"), default="quick",
+                   help="parity report per mutation: --quick configs (default), full configs, or none")
+    p.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="do not run the whole fast suite when the listed tests catch nothing")
+    p.add_argument("--worktree", action="store_true",
+                   help="copy the working tree (tracked + untracked files) instead of HEAD")
+    p.add_argument("--out", default=str(ROOT / "out" / "mutate"),
+                   help="folder for the log, results.json, table.md and the per-mutation reports")
+    p.add_argument("--timeout", type=float, default=1200, help="seconds per test or report run (default 1200)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary copy (its path is printed)")
+    args = p.parse_args(argv)
+
+    if args.list:
+        for m in CATALOGUE:
+            print(f"{m.name:30s} {m.file:28s} {m.what}" + (" [inert]" if m.inert else ""))
+        return 0
+    problems = check_catalogue(ROOT)
+    if args.check or problems:
+        for line in problems:
+            print(f"vp parity mutate: error: {line}", file=sys.stderr)
+        if not problems:
+            print(f"catalogue OK: {len(CATALOGUE)} mutations apply to {ROOT / 'impl'}")
+        return 2 if problems else 0
+    by_name = {m.name: m for m in CATALOGUE}
+    unknown = [n for n in args.names if n not in by_name]
+    if unknown:
+        print(f"vp parity mutate: error: unknown mutation(s) {unknown}; see --list", file=sys.stderr)
+        return 2
+    chosen = [by_name[n] for n in args.names] if args.names else list(CATALOGUE)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="vp-mutate-"))
+    copy = tmp / "repo"
+    t_start = time.time()
+    results: List[Result] = []
+    try:
+        source = copy_tree(copy, args.worktree)
+        venv, ready = venv_of(copy)
+        if not ready:
+            print(f"vp parity mutate: error: the copy's environment {venv or '(unknown)'} is not built (the copy's "
+                  "requirement files differ from an installed environment's); run ./vp setup first",
+                  file=sys.stderr)
+            return 2
+        problems = check_catalogue(copy, chosen)
+        if problems:
+            for line in problems:
+                print(f"vp parity mutate: error: {line} (in the copy of {source})", file=sys.stderr)
+            return 2
+        components = known_components(copy) if args.report != "none" else []
+        print(f"[mutate] {len(chosen)} mutations on a copy of {source} at {copy}; environment {venv} (reused); "
+              f"report: {args.report} ({', '.join(components) or 'default'}); log {out / 'mutate.log'}",
+              flush=True)
+        with open(out / "mutate.log", "w") as log:
+            for i, m in enumerate(chosen, 1):
+                print(f"[mutate] {i}/{len(chosen)} {m.name} ({m.file}) ...", flush=True)
+                r = run_one(copy, m, components, args, log)
+                log.flush()
+                results.append(r)
+                print(f"[mutate] {i}/{len(chosen)} {m.name}: tests {r.tests.caught or 'pass'} "
+                      f"({_fmt_s(r.tests.seconds)}); report {r.report.caught or 'pass'} "
+                      f"({_fmt_s(r.report.seconds)}) -> {r.verdict}; {_fmt_s(time.time() - t_start)} elapsed",
+                      flush=True)
+                caught_t = sum(1 for x in results if x.tests.caught and not x.inert)
+                caught_r = sum(1 for x in results if x.report.caught and not x.inert)
+                live = sum(1 for x in results if not x.inert)
+                print(f"[mutate] so far: tests {caught_t}/{live}, report {caught_r}/{live} of the live ones",
+                      flush=True)
+    finally:
+        if args.keep:
+            print(f"[mutate] copy kept at {copy}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    elapsed = time.time() - t_start
+    md = table(results)
+    summary = totals(results)
+    (out / "table.md").write_text(f"{md}\n\n{summary}; run time {elapsed / 60:.1f} min\n")
+    (out / "results.json").write_text(json.dumps(
+        {"seconds": elapsed, "summary": summary, "results": [asdict(r) | {"verdict": r.verdict} for r in results]},
+        indent=2))
+    print()
+    print(md)
+    print()
+    print(f"{summary}; run time {elapsed / 60:.1f} min ({out / 'table.md'})")
+    missed = [r for r in results if not r.inert and not (r.tests.caught and r.report.caught)]
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
