@@ -21,10 +21,38 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors, exit 2: `voiceport tts: error: argument --seed: invalid int value: 'x'
+    (voiceport tts --help)`, no usage block; `--help` prints the full help. Sub-parsers (add_subparsers) are of
+    this class too, so every command and action of the CLI answers this way."""
+
+    def error(self, message: str):
+        for action in self._actions:  # "required: ACTION" -> "required: ACTION: one of encode, decode, ..."
+            if isinstance(action, argparse._SubParsersAction) and message.endswith(f"required: {action.metavar}"):
+                message += f": one of {', '.join(action.choices)}"
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports an unknown option from the top-level parser ("voiceport: error: unrecognized ...");
+        # the sub-command it was given to names the command instead.
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            _chosen(self, ns).error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns
+
+
+def _chosen(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> argparse.ArgumentParser:
+    """The deepest sub-parser that `ns` went through (`voiceport dac encode` -> the encode parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None) in action.choices:
+            return _chosen(action.choices[getattr(ns, action.dest)], ns)
+    return parser
+
+
 def build_parser(only: Optional[str] = None, commands: Dict[str, Tuple[str, str]] = COMMANDS,
                  prog: str = "voiceport") -> argparse.ArgumentParser:
     """The parser of `commands`; only the sub-command `only` (all when None) imports its module to configure."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog,
         description="MLX port of OuteTTS 1.0 + DAC 24 kHz + speaker profiles, checked layer by layer "
                     "against the official PyTorch packages. Weights default to seeded random checkpoints at "

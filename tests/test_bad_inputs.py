@@ -149,7 +149,8 @@ class Case:
     id: str
     build: Callable[[Ctx], Tuple[List[str], Optional[str]]]  # -> (argv, output path or None)
     frags: Sequence[str]  # every one must be in the error line
-    usage: bool = False  # an argparse error: see test_bad_input
+    where: Optional[str] = None  # the line's start before ": error: " (default `voiceport <argv[0]>`); argparse's
+    # errors name the action too: "voiceport dac encode"
 
 
 def _codes(c: Ctx, name: str, arr) -> str:
@@ -319,8 +320,8 @@ CASES: List[Case] = [
     Case("tts negative max-new-tokens", lambda c: tts(c, "--max-new-tokens", "-5"), ["--max-new-tokens -5", ">= 1"]),
     Case("tts zero max-new-tokens", lambda c: tts(c, "--max-new-tokens", "0"), ["--max-new-tokens 0", ">= 1"]),
     Case("tts non-numeric max-new-tokens", lambda c: tts(c, "--max-new-tokens", "lots"),
-         ["--max-new-tokens", "invalid int value: 'lots'"], usage=True),
-    Case("tts bad dtype", lambda c: tts(c, "--dtype", "int8"), ["--dtype", "invalid choice: 'int8'"], usage=True),
+         ["argument --max-new-tokens: invalid int value: 'lots'"]),
+    Case("tts bad dtype", lambda c: tts(c, "--dtype", "int8"), ["argument --dtype: invalid choice: 'int8'"]),
     Case("tts negative temperature", lambda c: tts(c, "--temperature", "-1"), ["--temperature -1.0", ">= 0"]),
     Case("tts nan temperature", lambda c: tts(c, "--temperature", "nan"), ["--temperature nan", "finite"]),
     Case("tts max-length below the prompt", lambda c: tts(c, "--max-length", "20"),
@@ -372,6 +373,78 @@ CASES: List[Case] = [
     Case("profile show c1/c2 lengths differ", lambda c: (["profile", "show", _speaker(
         c, lambda s: s["words"][1]["c2"].pop())], None), ["s.json", "words[1]", "equal length"]),
 ]
+
+
+# argparse's own errors (missing required argument, unknown option, bad choice, bad number), for every command and
+# action: one line naming the command, the action and the option, ending "(voiceport CMD --help)".
+HELP = "--help)"
+USAGE: List[Case] = [
+    Case("usage unknown command", lambda c: (["speak", "--text", "hi"], None),
+         ["argument COMMAND: invalid choice: 'speak'", "'dac', 'tts', 'profile'", "(voiceport --help)"],
+         where="voiceport"),
+    Case("usage dac without action", lambda c: (["dac"], None),
+         ["required: ACTION: one of encode, decode, seeded, convert", "(voiceport dac --help)"]),
+    Case("usage dac unknown action", lambda c: (["dac", "compress", str(c.fx.short)], None),
+         ["argument ACTION: invalid choice: 'compress'", HELP]),
+    Case("usage encode without -o", lambda c: (["dac", "encode", str(c.fx.short)], None),
+         ["required: -o/--out", "(voiceport dac encode --help)"], where="voiceport dac encode"),
+    Case("usage encode without audio", lambda c: (["dac", "encode", "-o", str(c.d / "c.npy")], str(c.d / "c.npy")),
+         ["required: AUDIO", HELP], where="voiceport dac encode"),
+    Case("usage encode -o without value", lambda c: (["dac", "encode", str(c.fx.short), "-o"], None),
+         ["argument -o/--out: expected one argument", HELP], where="voiceport dac encode"),
+    Case("usage encode unknown option", lambda c: (["dac", "encode", str(c.fx.short), "-o", str(c.d / "c.npy"),
+                                                    "--bitrate", "6"], str(c.d / "c.npy")),
+         ["unrecognized arguments: --bitrate 6", HELP], where="voiceport dac encode"),
+    Case("usage decode without codes", lambda c: (["dac", "decode", "-o", str(c.d / "y.wav")], str(c.d / "y.wav")),
+         ["required: CODES", HELP], where="voiceport dac decode"),
+    Case("usage decode unknown option", lambda c: (["dac", "decode", str(c.fx.codes), "-o", str(c.d / "y.wav"),
+                                                    "--rate", "16000"], str(c.d / "y.wav")),
+         ["unrecognized arguments: --rate 16000", HELP], where="voiceport dac decode"),
+    Case("usage seeded without -o", lambda c: (["dac", "seeded", "--config", "16khz"], None),
+         ["required: -o/--out", HELP], where="voiceport dac seeded"),
+    Case("usage seeded non-numeric seed", lambda c: (["dac", "seeded", "-o", str(c.d / "s.safetensors"), "--seed",
+                                                      "one"], str(c.d / "s.safetensors")),
+         ["argument --seed: invalid int value: 'one'", HELP], where="voiceport dac seeded"),
+    Case("usage convert without output", lambda c: (["dac", "convert", str(c.fx.pth)], None),
+         ["required: OUT", HELP], where="voiceport dac convert"),
+    Case("usage convert extra argument", lambda c: (["dac", "convert", str(c.fx.pth), str(c.d / "o.safetensors"),
+                                                     str(c.d / "p.safetensors")], str(c.d / "o.safetensors")),
+         ["unrecognized arguments: ", "p.safetensors", HELP], where="voiceport dac convert"),
+    Case("usage tts without --speaker", lambda c: (["tts", "--text", "Hi.", "--out", str(c.d / "o.wav")],
+                                                   str(c.d / "o.wav")),
+         ["required: --speaker", "(voiceport tts --help)"]),
+    Case("usage tts without --text", lambda c: (["tts", "--speaker", str(c.fx.speaker), "--out", str(c.d / "o.wav")],
+                                                str(c.d / "o.wav")), ["required: --text", HELP]),
+    Case("usage tts unknown option", lambda c: tts(c, "--voice", "alice"),
+         ["unrecognized arguments: --voice alice", HELP]),
+    Case("usage tts non-numeric seed", lambda c: tts(c, "--seed", "1.5"),
+         ["argument --seed: invalid int value: '1.5'", HELP]),
+    Case("usage tts non-numeric temperature", lambda c: tts(c, "--temperature", "warm"),
+         ["argument --temperature: invalid float value: 'warm'", HELP]),
+    Case("usage tts non-numeric max-length", lambda c: tts(c, "--max-length", "8k"),
+         ["argument --max-length: invalid int value: '8k'", HELP]),
+    Case("usage tts --text without value", lambda c: (["tts", "--speaker", str(c.fx.speaker), "--out",
+                                                       str(c.d / "o.wav"), "--text"], str(c.d / "o.wav")),
+         ["argument --text: expected one argument", HELP]),
+    Case("usage profile without action", lambda c: (["profile"], None),
+         ["required: ACTION: one of create, show", "(voiceport profile --help)"]),
+    Case("usage profile unknown action", lambda c: (["profile", "delete", str(c.fx.speaker)], None),
+         ["argument ACTION: invalid choice: 'delete'", "'create', 'show'"]),
+    Case("usage create without -o", lambda c: (["profile", "create", str(c.fx.clip), "--text", "hi"], None),
+         ["required: -o/--out", "(voiceport profile create --help)"], where="voiceport profile create"),
+    Case("usage create without audio", lambda c: (["profile", "create", "--text", "hi", "-o", str(c.d / "s.json")],
+                                                  str(c.d / "s.json")),
+         ["required: AUDIO", HELP], where="voiceport profile create"),
+    Case("usage create --text and --words", lambda c: create(c, "--text", "hi", "--words", str(c.d / "w.json")),
+         ["argument --words: not allowed with argument --text", HELP], where="voiceport profile create"),
+    Case("usage create unknown option", lambda c: create(c, "--language", "en"),
+         ["unrecognized arguments: --language en", HELP], where="voiceport profile create"),
+    Case("usage show without file", lambda c: (["profile", "show"], None), ["required: FILE", HELP],
+         where="voiceport profile show"),
+    Case("usage show unknown option", lambda c: (["profile", "show", str(c.fx.speaker), "--json"], None),
+         ["unrecognized arguments: --json", HELP], where="voiceport profile show"),
+]
+CASES += USAGE
 
 
 def _resampled(c: Ctx, sr: int) -> str:
@@ -450,16 +523,12 @@ def run_cli(argv: List[str], capsys) -> Tuple[int, str, str]:
     return rc, out, err
 
 
-def one_error_line(err: str, command: str, usage: bool = False) -> str:
-    """The single `voiceport <command>: error:` line of `err` (with `usage`, argparse's usage lines may precede
-    it: impl/cli.py's parser prints them)."""
+def one_error_line(err: str, command: str, where: Optional[str] = None) -> str:
+    """The single `voiceport <command>: error:` line of `err` (`where`: the expected start before ": error: ")."""
     assert "Traceback" not in err, err
     lines = err.strip().splitlines()
-    if usage:
-        assert lines and lines[0].startswith("usage: voiceport"), err
-        lines = lines[-1:]
     assert len(lines) == 1, f"{len(lines)} lines on stderr:\n{err}"
-    assert lines[0].startswith(f"voiceport {command}: error: "), lines[0]
+    assert lines[0].startswith(f"{where or f'voiceport {command}'}: error: "), lines[0]
     return lines[0]
 
 
@@ -474,7 +543,7 @@ def test_bad_input(case, fx, tmp_path, capsys, monkeypatch):
     before = snapshot(d)
     rc, _, err = run_cli(argv, capsys)
     assert rc == 2, err
-    line = one_error_line(err, argv[0], case.usage)
+    line = one_error_line(err, argv[0], case.where)
     for frag in case.frags:
         assert frag in line, f"{frag!r} not in {line!r}"
     assert snapshot(d) == before, "the failed run changed its folder (an output, a temporary file left)"

@@ -74,6 +74,70 @@ def test_every_command_help_renders(command):
         assert f"usage: {prog} " in text, path
 
 
+def _arguments(parser, prog=()):
+    """(command path, action) for every argument of a parser and its sub-commands (help and sub-command actions
+    left out)."""
+    import argparse
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _arguments(sub, prog + (name,))
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield prog, action
+
+
+UNDOCUMENTED = {("fixtures", "generate", "--seed")}  # parity/fixtures_cli.py: not this module's to change
+
+
+@pytest.mark.parametrize("command", sorted(dev_cli.COMMANDS))
+def test_cli_help_explains_every_argument(command, capsys):
+    """`CMD [ACTION] --help` exits 0 and prints every option and positional of that command with its help text."""
+    parser = dev_cli.build_parser(only=command)
+    args = [(path, a) for path, a in _arguments(parser) if path[:1] == (command,)]
+    assert args, command
+    for path, action in args:
+        name = (action.option_strings or [action.metavar or action.dest])[0]
+        if path + (name,) in UNDOCUMENTED:
+            continue
+        assert action.help and len(action.help) > 8, f"{' '.join(path)} {name}: no help"
+        with pytest.raises(SystemExit) as e:
+            dev_cli.main([*path, "--help"])
+        assert e.value.code == 0
+        out = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+        assert name in out and " ".join(action.help.split()).replace("%%", "%")[:40] in out, (path, name, out)
+
+
+def test_cli_undocumented_arguments_are_still_undocumented():
+    """UNDOCUMENTED shrinks: an entry whose argument gained a help text fails here, to be removed."""
+    parser = dev_cli.build_parser(only=None)
+    for path, action in _arguments(parser):
+        name = (action.option_strings or [action.metavar or action.dest])[0]
+        if path + (name,) in UNDOCUMENTED:
+            assert not action.help, f"{path + (name,)} has a help text now: remove it from UNDOCUMENTED"
+
+
+@pytest.mark.parametrize("main,argv,line", [
+    (cli.main, ["tts", "--seed", "x"], "voiceport tts: error: argument --seed: invalid int value: 'x' "
+                                       "(voiceport tts --help)"),
+    (cli.main, ["dac", "encode", "a.wav"], "voiceport dac encode: error: the following arguments are required: "
+                                           "-o/--out (voiceport dac encode --help)"),
+    (dev_cli.main, ["parity", "--seed"], "vp parity: error: argument --seed: expected one argument (vp parity --help)"),
+    (dev_cli.main, ["fixtures", "verify", "--sha"], "vp fixtures verify: error: unrecognized arguments: --sha "
+                                                   "(vp fixtures verify --help)"),
+    (dev_cli.main, ["bench", "--quick", "1"], "vp bench: error: unrecognized arguments: 1 (vp bench --help)"),
+    (dev_cli.main, ["fixtures"], "vp fixtures: error: the following arguments are required: ACTION: one of "
+                                 "generate, verify (vp fixtures --help)"),
+])
+def test_cli_usage_error_is_one_line(main, argv, line, capsys):
+    """argparse errors of the shipping and the development commands: one line naming the command and action, exit
+    2, no usage block (the catalogue in test_bad_inputs.py has one per command and kind)."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [line] and out == ""
+
+
 def test_cli_no_command_is_usage_error(capsys):
     assert cli.main([]) == 2
     assert dev_cli.main([]) == 2

@@ -26,24 +26,35 @@ class DacInputError(ValueError):
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = "DAC codec in MLX. " + DEFAULT_NOTE
     sub = p.add_subparsers(dest="dac_command", metavar="ACTION", required=True)
-    e = sub.add_parser("encode", help="audio file -> codes .npy (int32, (n_codebooks, T))")
-    e.add_argument("audio", help="wav/flac/ogg, any sample rate and channel count (downmixed, resampled)")
-    e.add_argument("-o", "--out", required=True, help="output .npy")
-    d = sub.add_parser("decode", help="codes .npy -> audio file at the model rate")
-    d.add_argument("codes", help=".npy of int codes, (n_codebooks, T) or (1, n_codebooks, T)")
-    d.add_argument("-o", "--out", required=True, help="output .wav/.flac/.ogg")
+    e = sub.add_parser("encode", help="audio file -> codes .npy (int32, (n_codebooks, T))",
+                       description="Encode audio to DAC codes as outetts does: downmix to mono, resample to the "
+                                   "model rate, normalise to -18 LUFS, encode in 5 s windows; codes saved as .npy "
+                                   "(int32, (n_codebooks, T), 75 frames/s at 24 kHz).")
+    e.add_argument("audio", metavar="AUDIO",
+                   help="wav/flac/ogg, any sample rate and channel count (downmixed, resampled)")
+    e.add_argument("-o", "--out", required=True, metavar="CODES.npy", help="output codes (.npy)")
+    d = sub.add_parser("decode", help="codes .npy -> audio file at the model rate",
+                       description="Decode DAC codes to audio at the model rate, in 2048-code chunks with 15 ms "
+                                   "fades (outetts' DacInterface).")
+    d.add_argument("codes", metavar="CODES", help=".npy of int codes, (n_codebooks, T) or (1, n_codebooks, T), "
+                                                  "as `dac encode` writes them")
+    d.add_argument("-o", "--out", required=True, metavar="AUDIO", help="output audio (.wav, .flac or .ogg)")
     for q in (e, d):
-        q.add_argument("--checkpoint", default=None, help="DAC checkpoint (.pth or .safetensors); default: the "
+        q.add_argument("--checkpoint", default=None, metavar="PATH", help="DAC checkpoint (.pth or .safetensors); default: the "
                                                           "embedded seeded 24 kHz speech checkpoint")
-    s = sub.add_parser("seeded", help="write the seeded checkpoint of an official architecture (safetensors)")
-    s.add_argument("-o", "--out", required=True, help="output .safetensors")
-    s.add_argument("--config", default="24khz_speech", help="24khz_speech (default), 24khz, 44khz or 16khz")
-    s.add_argument("--seed", type=int, default=0, help="weights' seed, >= 0 (default 0)")
+    s = sub.add_parser("seeded", help="write the seeded checkpoint of an official architecture (safetensors)",
+                       description="Write a checkpoint with seeded random weights at an official DAC architecture "
+                                   "(safetensors, the official key layout): the same bytes for the same seed.")
+    s.add_argument("-o", "--out", required=True, metavar="FILE", help="output checkpoint (.safetensors)")
+    s.add_argument("--config", default="24khz_speech", metavar="NAME",
+                   help="official architecture: 24khz_speech (default, OuteTTS 1.0's codec), 24khz, 44khz or 16khz")
+    s.add_argument("--seed", type=int, default=0, metavar="N", help="weights' seed, >= 0 (default 0)")
     c = sub.add_parser("convert", help="official .pth -> .safetensors (needs torch; the result loads without it)",
                        description="Convert an official descript-audio-codec .pth checkpoint to .safetensors "
                                    "(same keys, kwargs in the metadata), checked by loading it strictly.")
-    c.add_argument("pth", help="official DAC checkpoint (.pth: state_dict + metadata.kwargs)")
-    c.add_argument("out", help="output .safetensors")
+    c.add_argument("pth", metavar="PTH", help="official DAC checkpoint to read (.pth as descript-audio-codec saves "
+                                              "it: state_dict + metadata.kwargs)")
+    c.add_argument("out", metavar="OUT", help="checkpoint to write (.safetensors); loads with --checkpoint")
 
 
 def _codec(checkpoint):

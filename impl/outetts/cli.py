@@ -40,11 +40,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "1B checkpoint (random weights)")
     p.add_argument("--codec", metavar="PATH", default=None,
                    help="DAC 24 kHz checkpoint; default: embedded seeded checkpoint (random weights)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed, >= 0 (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="sampling seed, >= 0 (default 0)")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N", help=CAP_HELP)
-    p.add_argument("--max-length", type=int, default=8192,
+    p.add_argument("--max-length", type=int, default=8192, metavar="N",
                    help="prompt + generated tokens per chunk, as outetts' max_length (default 8192)")
-    p.add_argument("--temperature", type=float, default=0.4, help="sampling temperature (outetts: 0.4)")
+    p.add_argument("--temperature", type=float, default=0.4, metavar="T", help="sampling temperature (outetts: 0.4)")
     p.add_argument("--greedy", action="store_true", help="argmax decoding (after the repetition penalty)")
     p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                    help="LM compute dtype (default: float32 on CPU, where MLX's bf16/fp16 matmuls are far "

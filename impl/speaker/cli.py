@@ -42,7 +42,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                        "instead of refusing it")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
     s = sub.add_parser("show", help="summary of a profile", description="Validate a v3 profile and summarise it.")
-    s.add_argument("profile", metavar="FILE")
+    s.add_argument("profile", metavar="FILE", help="speaker profile (.json) as `profile create` or outetts writes it")
 
 
 def _aligner(args):
