@@ -1,0 +1,357 @@
+"""Seeded Spark-TTS BiCodec checkpoints in the official folder layout: `BiCodec/config.yaml` + `model.safetensors`.
+
+`official_shapes(config)` lists every tensor of the official `BiCodec.state_dict()` (sparktts at SparkAudio/Spark-TTS
+2f1ea90: hook-style weight norm `weight_g`/`weight_v`, BatchNorm running statistics, the persistent mel buffers
+`mel_transformer.spectrogram.window` / `mel_transformer.mel_scale.fb`, the VQ's `cluster_size`, the training-only
+postnet) walked from upstream's constructors, so that `BiCodec.load_from_checkpoint` reports no missing or unexpected
+tensor (checked against the official model by tests/test_spark_seeded.py). Values are seeded per tensor name and
+scaled so that activations stay O(1) through the random network (the ids and audio then exercise every code path:
+FSQ levels all used, VQ argmax not degenerate, audio not saturated).
+
+CONFIGS: "bicodec" = the real Spark-TTS-0.5B/BiCodec architecture (values of its config.yaml); "tiny" = the same
+code paths at small widths for fast tests (ECAPA's 512 channels and the Perceiver's 8 x 64 heads are fixed by
+upstream's constructors and stay).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import zlib
+from pathlib import Path
+from typing import Any, Dict, Tuple, Union
+
+import numpy as np
+
+from impl._io import atomic_dir
+from impl.seeded import cache_dir
+
+# Bump when the values seeded_state_dict gives change: cached folders carry it in their name.
+GENERATOR_VERSION = 1
+
+_BICODEC = {
+    "audio_tokenizer": {
+        "mel_params": {"sample_rate": 16000, "n_fft": 1024, "win_length": 640, "hop_length": 320,
+                       "mel_fmin": 10, "mel_fmax": None, "num_mels": 128},
+        "encoder": {"input_channels": 1024, "vocos_dim": 384, "vocos_intermediate_dim": 2048,
+                    "vocos_num_layers": 12, "out_channels": 1024, "sample_ratios": [1, 1]},
+        "decoder": {"input_channel": 1024, "channels": 1536, "rates": [8, 5, 4, 2], "kernel_sizes": [16, 11, 8, 4]},
+        "quantizer": {"input_dim": 1024, "codebook_size": 8192, "codebook_dim": 8, "commitment": 0.25,
+                      "codebook_loss_weight": 4.0, "use_l2_normlize": True, "threshold_ema_dead_code": 0.2},
+        "speaker_encoder": {"input_dim": 128, "out_dim": 1024, "latent_dim": 128, "token_num": 32,
+                            "fsq_levels": [4, 4, 4, 4, 4, 4], "fsq_num_quantizers": 1},
+        "prenet": {"input_channels": 1024, "vocos_dim": 384, "vocos_intermediate_dim": 2048, "vocos_num_layers": 12,
+                   "out_channels": 1024, "condition_dim": 1024, "sample_ratios": [1, 1],
+                   "use_tanh_at_final": False},
+        "postnet": {"input_channels": 1024, "vocos_dim": 384, "vocos_intermediate_dim": 2048, "vocos_num_layers": 6,
+                    "out_channels": 1024, "use_tanh_at_final": False},
+    }
+}
+
+
+def _tiny() -> Dict[str, Any]:
+    c = copy.deepcopy(_BICODEC)
+    t = c["audio_tokenizer"]
+    t["encoder"].update(input_channels=64, vocos_dim=32, vocos_intermediate_dim=64, vocos_num_layers=2,
+                        out_channels=48)
+    t["decoder"].update(input_channel=48, channels=64)
+    t["quantizer"].update(input_dim=48, codebook_size=256)
+    t["speaker_encoder"].update(out_dim=48, latent_dim=32, token_num=8)
+    t["prenet"].update(input_channels=48, vocos_dim=32, vocos_intermediate_dim=64, vocos_num_layers=2,
+                       out_channels=48, condition_dim=48)
+    t["postnet"].update(input_channels=48, vocos_dim=32, vocos_intermediate_dim=64, vocos_num_layers=1,
+                        out_channels=48)
+    return c
+
+
+CONFIGS: Dict[str, Dict[str, Any]] = {"bicodec": _BICODEC, "tiny": _tiny()}
+
+
+def resolve_config(config: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """A CONFIGS name or a config dict (the config.yaml's content) -> a deep copy."""
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise ValueError(f"unknown BiCodec config {config!r}; known: {sorted(CONFIGS)}")
+        return copy.deepcopy(CONFIGS[config])
+    return copy.deepcopy(dict(config))
+
+
+# ------------------------------------------------------------------------------------------------- shapes
+
+Shapes = Dict[str, Tuple[Tuple[int, ...], str]]
+
+
+def _linear(out: Shapes, name: str, n_in: int, n_out: int, bias: bool = True, kind: str = "w") -> None:
+    out[f"{name}.weight"] = ((n_out, n_in), kind)
+    if bias:
+        out[f"{name}.bias"] = ((n_out,), "bias")
+
+
+def _conv(out: Shapes, name: str, c_in: int, c_out: int, k: int, groups: int = 1) -> None:
+    out[f"{name}.weight"] = ((c_out, c_in // groups, k), "w")
+    out[f"{name}.bias"] = ((c_out,), "bias")
+
+
+def _norm(out: Shapes, name: str, dim: int) -> None:
+    out[f"{name}.weight"] = ((dim,), "norm_w")
+    out[f"{name}.bias"] = ((dim,), "bias")
+
+
+def _ada_norm(out: Shapes, name: str, cond: int, dim: int) -> None:
+    _linear(out, f"{name}.scale", cond, dim, kind="ada_w")
+    out[f"{name}.scale.bias"] = ((dim,), "ada_scale_b")
+    _linear(out, f"{name}.shift", cond, dim, kind="ada_w")
+
+
+def _batch_norm(out: Shapes, name: str, dim: int) -> None:
+    _norm(out, name, dim)
+    out[f"{name}.running_mean"] = ((dim,), "bn_mean")
+    out[f"{name}.running_var"] = ((dim,), "bn_var")
+    out[f"{name}.num_batches_tracked"] = ((), "count")
+
+
+def _vocos(out: Shapes, name: str, c_in: int, dim: int, inter: int, layers: int, cond: Any = None) -> None:
+    """sparktts.modules.blocks.vocos.VocosBackbone."""
+    _conv(out, f"{name}.embed", c_in, dim, 7)
+    (_ada_norm(out, f"{name}.norm", cond, dim) if cond else _norm(out, f"{name}.norm", dim))
+    for i in range(layers):
+        b = f"{name}.convnext.{i}"
+        _conv(out, f"{b}.dwconv", dim, dim, 7, groups=dim)
+        (_ada_norm(out, f"{b}.norm", cond, dim) if cond else _norm(out, f"{b}.norm", dim))
+        _linear(out, f"{b}.pwconv1", dim, inter)
+        _linear(out, f"{b}.pwconv2", inter, dim)
+        out[f"{b}.gamma"] = ((dim,), "gamma")
+    _norm(out, f"{name}.final_layer_norm", dim)
+
+
+def _sampling(out: Shapes, name: str, dim: int, up: int = 1, down: int = 1) -> None:
+    """sparktts.modules.blocks.samper.SamplingBlock (groups = dim); ratio 1 holds no tensor."""
+    if up > 1:
+        out[f"{name}.de_conv_upsampler.1.weight"] = ((dim, 1, 2 * up), "w")
+        out[f"{name}.de_conv_upsampler.1.bias"] = ((dim,), "bias")
+    if down > 1:
+        _conv(out, f"{name}.conv_downsampler.1", dim, dim, 2 * down, groups=dim)
+
+
+def _feat_encoder(out: Shapes, name: str, c: Dict[str, Any]) -> None:
+    dim, inter = c["vocos_dim"], c["vocos_intermediate_dim"]
+    _vocos(out, f"{name}.encoder", c["input_channels"], dim, inter, c["vocos_num_layers"])
+    for j, r in enumerate(c.get("sample_ratios", [1, 1])):
+        _sampling(out, f"{name}.downsample.{j}.0", dim, down=r)
+        _vocos(out, f"{name}.downsample.{j}.1", dim, dim, inter, 2)
+    _linear(out, f"{name}.project", dim, c["out_channels"])
+
+
+def _feat_decoder(out: Shapes, name: str, c: Dict[str, Any]) -> None:
+    dim, inter = c["vocos_dim"], c["vocos_intermediate_dim"]
+    _linear(out, f"{name}.linear_pre", c["input_channels"], dim)
+    for j, r in enumerate(c.get("sample_ratios", [1, 1])):
+        _sampling(out, f"{name}.downsample.{j}.0", dim, up=r)
+        _vocos(out, f"{name}.downsample.{j}.1", dim, dim, inter, 2)
+    _vocos(out, f"{name}.vocos_backbone", dim, dim, inter, c["vocos_num_layers"], c.get("condition_dim"))
+    _linear(out, f"{name}.linear", dim, c["out_channels"])
+
+
+def _wn_conv(out: Shapes, name: str, c_in: int, c_out: int, k: int, g: str = "g", transpose: bool = False) -> None:
+    if transpose:  # torch ConvTranspose1d stores (C_in, C_out, K); weight_norm's dim 0 is C_in
+        out[f"{name}.weight_g"] = ((c_in, 1, 1), g)
+        out[f"{name}.weight_v"] = ((c_in, c_out, k), "v")
+    else:
+        out[f"{name}.weight_g"] = ((c_out, 1, 1), g)
+        out[f"{name}.weight_v"] = ((c_out, c_in, k), "v")
+    out[f"{name}.bias"] = ((c_out,), "bias")
+
+
+def _wave_generator(out: Shapes, name: str, c: Dict[str, Any]) -> None:
+    """sparktts.modules.encoder_decoder.wave_generator.WaveGenerator (DAC's decoder with explicit kernels)."""
+    ch = c["channels"]
+    _wn_conv(out, f"{name}.model.0", c["input_channel"], ch, 7)
+    for i, (k, s) in enumerate(zip(c["kernel_sizes"], c["rates"])):
+        d_in, d_out = ch // 2 ** i, ch // 2 ** (i + 1)
+        b = f"{name}.model.{i + 1}.block"
+        out[f"{b}.0.alpha"] = ((1, d_in, 1), "alpha")
+        _wn_conv(out, f"{b}.1", d_in, d_out, k, transpose=True)
+        for r in range(3):
+            u = f"{b}.{r + 2}.block"
+            out[f"{u}.0.alpha"] = ((1, d_out, 1), "alpha")
+            _wn_conv(out, f"{u}.1", d_out, d_out, 7, g="g_res")
+            out[f"{u}.2.alpha"] = ((1, d_out, 1), "alpha")
+            _wn_conv(out, f"{u}.3", d_out, d_out, 1, g="g_res")
+    n = len(c["rates"])
+    d = ch // 2 ** n
+    out[f"{name}.model.{n + 1}.alpha"] = ((1, d, 1), "alpha")
+    _wn_conv(out, f"{name}.model.{n + 2}", d, 1, 7, g="g_out")
+
+
+def _ecapa(out: Shapes, name: str, feat_dim: int, embed_dim: int, channels: int = 512) -> None:
+    """sparktts.modules.speaker.ecapa_tdnn.ECAPA_TDNN_GLOB_c512 (ASTP pooling with global context)."""
+    _conv(out, f"{name}.layer1.conv", feat_dim, channels, 5)
+    _batch_norm(out, f"{name}.layer1.bn", channels)
+    width = channels // 8
+    for layer in (2, 3, 4):
+        b = f"{name}.layer{layer}.se_res2block"
+        _conv(out, f"{b}.0.conv", channels, channels, 1)
+        _batch_norm(out, f"{b}.0.bn", channels)
+        for i in range(7):
+            _conv(out, f"{b}.1.convs.{i}", width, width, 3)
+            _batch_norm(out, f"{b}.1.bns.{i}", width)
+        _conv(out, f"{b}.2.conv", channels, channels, 1)
+        _batch_norm(out, f"{b}.2.bn", channels)
+        _linear(out, f"{b}.3.linear1", channels, 128)
+        _linear(out, f"{b}.3.linear2", 128, channels)
+    _conv(out, f"{name}.conv", channels * 3, 512 * 3, 1)
+    _conv(out, f"{name}.pool.linear1", 512 * 3 * 3, 128, 1)
+    _conv(out, f"{name}.pool.linear2", 128, 512 * 3, 1)
+    _batch_norm(out, f"{name}.bn", 512 * 3 * 2)
+    _linear(out, f"{name}.linear", 512 * 3 * 2, embed_dim)
+
+
+def _perceiver(out: Shapes, name: str, dim: int, dim_context: int, num_latents: int, depth: int = 2,
+               dim_head: int = 64, heads: int = 8, ff_mult: int = 4) -> None:
+    """sparktts.modules.speaker.perceiver_encoder.PerceiverResampler."""
+    if dim_context != dim:
+        _linear(out, f"{name}.proj_context", dim_context, dim)
+    out[f"{name}.latents"] = ((num_latents, dim), "latents")
+    inner = dim_head * heads
+    ff_inner = int(dim * ff_mult * 2 / 3)
+    for i in range(depth):
+        _linear(out, f"{name}.layers.{i}.0.to_q", dim, inner, bias=False)
+        _linear(out, f"{name}.layers.{i}.0.to_kv", dim, inner * 2, bias=False)
+        _linear(out, f"{name}.layers.{i}.0.to_out", inner, dim, bias=False)
+        _linear(out, f"{name}.layers.{i}.1.0", dim, ff_inner * 2)
+        _linear(out, f"{name}.layers.{i}.1.2", ff_inner, dim)
+    out[f"{name}.norm.gamma"] = ((dim,), "norm_w")
+
+
+def _speaker_encoder(out: Shapes, name: str, c: Dict[str, Any]) -> None:
+    latent, tokens = c["latent_dim"], c["token_num"]
+    _ecapa(out, f"{name}.speaker_encoder", c["input_dim"], c["out_dim"])
+    _perceiver(out, f"{name}.perceiver_sampler", latent, 512 * 3, tokens)
+    n_levels = len(c["fsq_levels"])
+    if n_levels != latent:
+        _linear(out, f"{name}.quantizer.project_in", latent, n_levels)
+        _linear(out, f"{name}.quantizer.project_out", n_levels, latent)
+    _linear(out, f"{name}.project", latent * tokens, c["out_dim"])
+
+
+def official_shapes(config: Union[str, Dict[str, Any]]) -> Shapes:
+    """Official BiCodec state_dict key -> (shape, kind) for a config (its config.yaml content)."""
+    t = resolve_config(config)["audio_tokenizer"]
+    out: Shapes = {}
+    _feat_encoder(out, "encoder", t["encoder"])
+    _wave_generator(out, "decoder", t["decoder"])
+    q = t["quantizer"]
+    if q["input_dim"] != q["codebook_dim"]:
+        _wn_conv(out, "quantizer.in_project", q["input_dim"], q["codebook_dim"], 1, g="g_proj")
+        _wn_conv(out, "quantizer.out_project", q["codebook_dim"], q["input_dim"], 1, g="g_proj")
+    out["quantizer.codebook.weight"] = ((q["codebook_size"], q["codebook_dim"]), "codebook")
+    out["quantizer.cluster_size"] = ((q["codebook_size"],), "zeros")
+    _speaker_encoder(out, "speaker_encoder", t["speaker_encoder"])
+    _feat_decoder(out, "prenet", t["prenet"])
+    _feat_decoder(out, "postnet", t["postnet"])
+    m = t["mel_params"]
+    out["mel_transformer.spectrogram.window"] = ((m["win_length"],), "window")
+    out["mel_transformer.mel_scale.fb"] = ((m["n_fft"] // 2 + 1, m["num_mels"]), "mel_fb")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- values
+
+def _tensor(name: str, shape: Tuple[int, ...], kind: str, seed: int, mel: Dict[str, Any]) -> np.ndarray:
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    n = lambda: rng.standard_normal(shape)  # noqa: E731
+    if kind in ("w", "ada_w"):  # fan-in scaled: unit-variance inputs give unit-variance outputs
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        return (n() / np.sqrt(fan_in) * (0.1 if kind == "ada_w" else 1.0)).astype(np.float32)
+    if kind == "v":
+        return n().astype(np.float32)
+    if kind == "g":  # as impl.seeded.dac: main path filter norms > 1, residual branches < 1, the last conv small
+        return rng.uniform(1.0, 2.0, shape).astype(np.float32)
+    if kind == "g_res":
+        return rng.uniform(0.3, 0.7, shape).astype(np.float32)
+    if kind == "g_out":
+        return rng.uniform(0.02, 0.04, shape).astype(np.float32)
+    if kind == "g_proj":  # the VQ projections: unit-norm rows
+        return rng.uniform(0.8, 1.2, shape).astype(np.float32)
+    if kind == "bias":
+        return (0.02 * n()).astype(np.float32)
+    if kind == "norm_w":
+        return (1.0 + 0.1 * n()).astype(np.float32)
+    if kind == "ada_scale_b":
+        return (1.0 + 0.1 * n()).astype(np.float32)
+    if kind == "gamma":  # ConvNeXt layer scale (upstream init 1 / num_layers)
+        return rng.uniform(0.05, 0.3, shape).astype(np.float32)
+    if kind == "bn_mean":
+        return (0.1 * n()).astype(np.float32)
+    if kind == "bn_var":
+        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    if kind == "count":
+        return np.array(1000, dtype=np.int64)
+    if kind == "alpha":
+        return rng.uniform(0.5, 2.0, shape).astype(np.float32)
+    if kind == "latents":
+        return (0.5 * n()).astype(np.float32)
+    if kind == "zeros":
+        return np.zeros(shape, np.float32)
+    if kind == "window":  # torch.hann_window(win_length) (periodic), as torchaudio's Spectrogram registers it
+        k = np.arange(shape[0])
+        return (0.5 - 0.5 * np.cos(2 * np.pi * k / shape[0])).astype(np.float32)
+    if kind == "mel_fb":
+        from impl.spark.mel import melscale_fbanks
+
+        return melscale_fbanks(mel["n_fft"] // 2 + 1, mel["mel_fmin"], mel["mel_fmax"] or mel["sample_rate"] / 2,
+                               mel["num_mels"], mel["sample_rate"]).astype(np.float32)
+    return n().astype(np.float32)  # codebook: nn.Embedding's N(0, 1)
+
+
+def seeded_state_dict(config: Union[str, Dict[str, Any]], seed: int) -> Dict[str, np.ndarray]:
+    """Official-layout state_dict (numpy) of a seeded random BiCodec at `config`'s architecture."""
+    c = resolve_config(config)
+    mel = c["audio_tokenizer"]["mel_params"]
+    return {k: _tensor(k, shape, kind, seed, mel) for k, (shape, kind) in official_shapes(c).items()}
+
+
+def to_yaml(d: Any, indent: int = 0) -> str:
+    """The config as YAML (block mappings, flow lists, plain scalars): what `impl.spark.config.read_yaml` and
+    omegaconf both read."""
+    lines = []
+    pad = "  " * indent
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines.append(f"{pad}{k}:")
+            lines.append(to_yaml(v, indent + 1))
+        else:
+            lines.append(f"{pad}{k}: {_scalar(v)}")
+    return "\n".join(lines)
+
+
+def _scalar(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+    return str(v)
+
+
+def write_bicodec_dir(path: Union[str, Path], config: Union[str, Dict[str, Any]], seed: int) -> Path:
+    """A BiCodec folder (config.yaml + model.safetensors) with seeded weights, written atomically."""
+    from safetensors.numpy import save_file
+
+    c = resolve_config(config)
+    with atomic_dir(path, replace=True) as tmp:
+        (tmp / "config.yaml").write_text(to_yaml(c) + "\n")
+        save_file(seeded_state_dict(c, seed), str(tmp / "model.safetensors"))
+    return Path(path)
+
+
+def seeded_bicodec(config: Union[str, Dict[str, Any]] = "bicodec", seed: int = 0) -> Path:
+    """The seeded BiCodec folder for (config, seed), written once into cache_dir() and reused."""
+    c = resolve_config(config)
+    key = hashlib.sha256(json.dumps([c, seed, GENERATOR_VERSION], sort_keys=True).encode()).hexdigest()[:12]
+    name = config if isinstance(config, str) else "custom"
+    dest = cache_dir() / f"spark-{name}-s{seed}-{key}" / "BiCodec"
+    if not (dest / "model.safetensors").exists():
+        write_bicodec_dir(dest, c, seed)
+    return dest

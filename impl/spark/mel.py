@@ -1,0 +1,86 @@
+"""The BiCodec mel spectrogram: torchaudio `MelSpectrogram(16000, n_fft 1024, win 640, hop 320, f_min 10,
+f_max None, n_mels 128, power 1, norm "slaney", mel_scale "slaney")`, as `BiCodec.init_mel_transformer` builds it.
+
+Upstream's defaults that matter: `center=True` with `pad_mode="reflect"` (n_fft // 2 on each side), a periodic Hann
+window of win_length zero-padded to n_fft in the middle, a one-sided DFT, magnitude (power 1, no log), then the
+slaney-normalised slaney-scale filterbank (`torchaudio.functional.melscale_fbanks`). Frames: 1 + L // hop.
+The DFT runs as one matmul against a (n_fft, 2 * n_freqs) cos/sin basis built in float64.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Optional
+
+import mlx.core as mx
+import numpy as np
+
+
+def _hz_to_mel(f):
+    """Slaney mel scale (linear below 1 kHz, log above), torchaudio's `_hz_to_mel(mel_scale="slaney")`."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-300) / min_log_hz) / logstep, f / f_sp)
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> np.ndarray:
+    """(n_freqs, n_mels) float64 triangular filterbank, slaney scale and slaney area norm (torchaudio's maths)."""
+    all_freqs = np.linspace(0, sample_rate // 2, n_freqs)
+    m_pts = np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2)
+    f_pts = _mel_to_hz(m_pts)
+    f_diff = f_pts[1:] - f_pts[:-1]
+    slopes = f_pts[None, :] - all_freqs[:, None]
+    down = -slopes[:, :-2] / f_diff[:-1]
+    up = slopes[:, 2:] / f_diff[1:]
+    fb = np.maximum(0.0, np.minimum(down, up))
+    return fb * (2.0 / (f_pts[2:n_mels + 2] - f_pts[:n_mels]))[None, :]
+
+
+@lru_cache(maxsize=8)
+def _basis(n_fft: int, win_length: int) -> np.ndarray:
+    """(n_fft, 2 * n_freqs): windowed cos | -sin DFT columns (float64 -> float32)."""
+    n_freqs = n_fft // 2 + 1
+    win = np.zeros(n_fft)
+    left = (n_fft - win_length) // 2
+    k = np.arange(win_length)
+    win[left:left + win_length] = 0.5 - 0.5 * np.cos(2 * np.pi * k / win_length)
+    t = np.arange(n_fft)[:, None]
+    f = np.arange(n_freqs)[None, :]
+    ang = 2 * np.pi * ((t * f) % n_fft) / n_fft
+    return np.concatenate([win[:, None] * np.cos(ang), -win[:, None] * np.sin(ang)], axis=1).astype(np.float32)
+
+
+class MelSpectrogram:
+    """Audio (B, L) -> magnitude mel (B, frames, n_mels), channels-last (upstream: (B, n_mels, frames))."""
+
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, win_length: int = 640, hop_length: int = 320,
+                 mel_fmin: float = 10, mel_fmax: Optional[float] = None, num_mels: int = 128):
+        self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
+        f_max = mel_fmax if mel_fmax is not None else sample_rate / 2
+        self.fb = mx.array(melscale_fbanks(n_fft // 2 + 1, mel_fmin, f_max, num_mels, sample_rate).astype(np.float32))
+        self.basis = mx.array(_basis(n_fft, win_length))
+
+    def __call__(self, audio: mx.array) -> mx.array:
+        pad = self.n_fft // 2
+        if audio.shape[-1] <= pad:
+            raise ValueError(f"mel: {audio.shape[-1]} samples is too short for reflect padding of {pad} "
+                             "(upstream torch.stft raises too)")
+        # reflect padding (no edge repeat), as torch.nn.functional.pad(mode="reflect")
+        left = audio[:, 1:pad + 1][:, ::-1]
+        right = audio[:, -pad - 1:-1][:, ::-1]
+        x = mx.concatenate([left, audio, right], axis=1)
+        n_frames = 1 + audio.shape[-1] // self.hop_length
+        idx = mx.arange(n_frames)[:, None] * self.hop_length + mx.arange(self.n_fft)[None, :]
+        frames = x[:, idx]  # (B, frames, n_fft)
+        spec = frames @ self.basis  # (B, frames, 2 * n_freqs)
+        n_freqs = self.n_fft // 2 + 1
+        mag = mx.sqrt(spec[..., :n_freqs] ** 2 + spec[..., n_freqs:] ** 2)
+        return mag @ self.fb
