@@ -1,35 +1,61 @@
-"""`voiceport parity [COMPONENT ...] --report DIR`: run parity specs, write report.json + index.html."""
+"""`./vp parity [COMPONENT ...] --report DIR`: the full statement of parity, one section per contract, written to
+DIR/report.json + DIR/index.html; exit 1 when any section fails (or could not run).
+
+Components: the layer-by-layer specs (`dac`, `llama`: parity/specs/dac.py, llama.py, through parity.harness) and
+the contracts (parity/specs/<stem>.py, through parity.contracts): DAC encode/decode, outetts' chunked codec
+interface, LM greedy-64, prompt ids, sampler, speaker profile, audio path, end-to-end generation.
+`--fixtures` replays every section from recorded reference outputs (fixtures/), without torch.
+
+report.json: {"passed": bool, "sections": [{"name", "passed", "cases", "worst", "limit", "first_divergence",
+"compared", "limit_why", "metric", "worst_case", "details", ...}], "components": [per-layer reports], ...}.
+"""
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+import traceback
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]  # defaults live in the clone, whatever the working directory
-# component -> (spec factory "module:function", kwargs for the full run, kwargs for --quick)
+# layer specs: component -> (spec factory "module:function", kwargs for the full run, kwargs for --quick/fixtures)
 COMPONENTS: Dict[str, tuple] = {
     "dac": ("parity.specs.dac:spec", {"config": "24khz_speech", "seconds": 1.0, "signal": "speech"},
             {"config": "24khz_speech", "seconds": 0.5, "signal": "speech"}),
     "llama": ("parity.specs.llama:spec", {"config": "1b", "seq_len": 32}, {"config": "small", "seq_len": 32}),
 }
-DEFAULT = ["dac", "llama"]
+# contracts: component -> module holding CONTRACT (parity.contracts.Contract)
+CONTRACTS: Dict[str, str] = {
+    "dac-codec": "parity.specs.dac_codec",
+    "dac-interface": "parity.specs.dac_interface",
+    "lm-greedy": "parity.specs.lm_greedy",
+    "prompt-ids": "parity.specs.prompt",
+    "sampler": "parity.specs.sampler",
+    "speaker-profile": "parity.specs.speaker",
+    "audio-path": "parity.specs.audio_path",
+    "generation": "parity.specs.generation",
+}
+# the report's order: codec first, then the LM, the text side, the speaker side, the whole pipeline
+DEFAULT = ["dac", "dac-codec", "dac-interface", "llama", "lm-greedy", "prompt-ids", "sampler", "speaker-profile",
+           "audio-path", "generation"]
 EXTRA = {"toy": ("parity.toy:spec", {}, {})}  # the harness self-test, on request only
+LAYER_TITLES = {"dac": "DAC layers", "llama": "LM layers"}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("components", nargs="*", metavar="COMPONENT",
-                   help=f"components to check (default: {' '.join(DEFAULT)}; also: toy)")
+                   help=f"components to check (default: all: {' '.join(DEFAULT)}; also: toy)")
     p.add_argument("--report", default=str(ROOT / "out" / "report"),
                    help="output folder for report.json and index.html (default: out/report in the clone)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the inputs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the layer specs' inputs")
     p.add_argument("--quick", action="store_true", help="small configs / short inputs (minutes -> seconds)")
     p.add_argument("--no-isolated", action="store_true", help="skip the isolated (per-layer) comparison")
     p.add_argument("--bug", default=None, help="toy only: inject a bug into this layer (harness demo)")
     p.add_argument("--fixtures", nargs="?", const=str(ROOT / "fixtures"), default=None, metavar="DIR",
                    help="fixture mode: compare against recorded reference outputs (no torch needed) "
                         "instead of running the reference live (default DIR: fixtures/ in the clone)")
+    p.add_argument("-v", "--verbose", action="store_true", help="keep the official packages' warnings and bars")
 
 
 def factory(ref: str):
@@ -37,38 +63,109 @@ def factory(ref: str):
     return getattr(importlib.import_module(mod), fn)
 
 
-def run(args) -> int:
+def contract(name: str):
+    return importlib.import_module(CONTRACTS[name]).CONTRACT
+
+
+def _failed(name: str, why: str, component: str = ""):
+    from parity.contracts import Section
+
+    return Section(name, "(could not run)", 0, float("inf"), 0.0, None, why, False, "-", "-", component=component)
+
+
+def _layer_sections(name: str, args, progress) -> Tuple[list, list]:
+    """(sections, reports) of one layer spec: 'DAC layers'; for the LM also 'LM KL' (teacher-forced logits)."""
+    from parity.contracts import from_report
     from parity.harness import run_spec
+
+    ref, full, quick = {**COMPONENTS, **EXTRA}[name]
+    kwargs = dict(quick if (args.quick or args.fixtures) else full)  # fixtures hold the quick runs
+    if name == "toy" and args.bug:
+        kwargs["bug"] = args.bug
+    spec = factory(ref)(**kwargs)
+    title = LAYER_TITLES.get(name, name) + f" ({spec.name.split('-', 1)[-1]})"
+    record = None
+    if args.fixtures:
+        from parity.fixtures import find, load_record
+
+        record = load_record(*find(Path(args.fixtures), spec, args.seed))
+    progress.stage(title, "reference (fp64 + fp32, every mapped layer)" if record is None else
+                   "impl vs recorded reference")
+    try:
+        report = run_spec(spec, seed=args.seed, isolated=not args.no_isolated, record=record)
+    except Exception as e:  # noqa: BLE001 -- an impl that cannot run is a failed section, the report goes on
+        if name == "toy":
+            raise
+        return [_failed(title, f"{type(e).__name__}: {e}", spec.name)], []
+    if name == "llama":
+        kl = [r.name for r in report.rows if r.kl is not None]
+        secs = [from_report(report, title, f"{report.compared - len(kl)} tensors: every decoder layer's norms, "
+                            "attention, MLP and output, embeddings, final norm, full-forward logits; propagated and "
+                            "isolated", exclude=kl),
+                from_report(report, "LM KL (teacher-forced through the KV cache)", "logits of a prefill + one "
+                            "token per step through impl's KV cache: KL(ref64 || impl) per position, max",
+                            exclude=[r.name for r in report.rows if r.name not in kl])]
+        secs[1].limit_why = secs[1].limit_why if not kl else \
+            next(r for r in report.rows if r.kl is not None).tol + ": KL is quadratic in the logit error"
+        secs[1].metric = "KL(ref64 || impl), max over positions"
+    else:
+        secs = [from_report(report, title, f"{report.compared} tensors: every mapped layer (propagated and "
+                            "isolated) and the outputs")]
+    return secs, [report]
+
+
+def run(args) -> int:
+    from parity.contracts import Progress, quiet_official, run_contract
     from parity.report import write_report
     from parity.spec import SpecError
 
-    table = {**COMPONENTS, **EXTRA}
+    table = {**COMPONENTS, **EXTRA, **CONTRACTS}
     names = args.components or DEFAULT
     unknown = [n for n in names if n not in table]
     if unknown:
         raise SpecError(f"unknown component(s) {unknown}; known: {sorted(table)}")
-    reports, not_run = [], {}
-    for name in names:
-        ref, full, quick = table[name]
-        try:
-            make = factory(ref)
-        except ModuleNotFoundError as e:
-            not_run[name] = f"spec not available ({e})"
-            print(f"[parity] {name}: NOT RUN: {not_run[name]}", file=sys.stderr)
-            continue
-        kwargs = dict(quick if (args.quick or args.fixtures) else full)  # fixtures hold the quick runs
-        if name == "toy" and args.bug:
-            kwargs["bug"] = args.bug
-        print(f"[parity] {name}: {kwargs} ...", file=sys.stderr, flush=True)
-        spec = make(**kwargs)
-        record = None
-        if args.fixtures:
-            from parity.fixtures import find, load_record
+    progress = Progress()
+    sections, reports = [], []
+    quiet = quiet_official() if not args.verbose else _nothing()
+    with quiet:
+        for name in names:
+            if name in CONTRACTS:
+                c = contract(name)
+                record = None
+                if args.fixtures:
+                    from parity.fixtures import find_contract, load_contract
 
-            record = load_record(*find(Path(args.fixtures), spec, args.seed))
-        report = run_spec(spec, seed=args.seed, isolated=not args.no_isolated, record=record)
-        print(report.summary(), flush=True)
-        reports.append(report)
-    page = write_report(reports, args.report, skipped=not_run)
-    print(f"[parity] report: {page} and {page.parent / 'report.json'}")
-    return 0 if reports and all(r.ok for r in reports) and not not_run else 1
+                    record = load_contract(find_contract(Path(args.fixtures), c.name, c.version))
+                try:
+                    sec = run_contract(c, quick=bool(args.quick or args.fixtures), record=record, progress=progress)
+                except Exception as e:  # noqa: BLE001 -- a failed section, the report goes on
+                    where = traceback.extract_tb(e.__traceback__)[-1]
+                    sec = _failed(name, f"{type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})")
+                secs = [sec]
+            else:
+                secs, reps = _layer_sections(name, args, progress)
+                reports += reps
+            for s in secs:
+                progress.done(s)
+            sections += secs
+    page = write_report(sections, args.report, reports=reports)
+    n_bad = sum(1 for s in sections if not s.passed)
+    print(f"[parity {progress.stamp()}] {len(sections) - n_bad} of {len(sections)} sections pass; report: {page} "
+          f"and {page.parent / 'report.json'}")
+    return 0 if sections and n_bad == 0 else 1
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def contract_names() -> List[str]:
+    return list(CONTRACTS)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run(argparse.Namespace()))

@@ -192,3 +192,89 @@ def find(folder: Path, spec: Spec, seed: int) -> Tuple[Path, Dict[str, Any]]:
                 raise FixtureError(f"fixture {name}: missing or sha256 mismatch: run `./vp fixtures verify`")
             return path, entry
     raise FixtureError(f"no fixture for spec {spec.name!r} seed {seed} in {folder}")
+
+
+# ------------------------------------------------------------------------------------ contract records
+
+MAX_CONTRACT_ELEMS = 2048  # a floor_ref longer than this keeps MAX_CONTRACT_ELEMS evenly spaced elements
+
+
+def _subsample_floor_refs(x: Any) -> Any:
+    """Copy of a contract record with every floor_ref (dict with r32, r64, shape) longer than the cap subsampled
+    at fixed flat indices (recorded as `index`); r64 kept as float64, r32 as float32."""
+    if isinstance(x, dict):
+        if {"r32", "r64", "shape"} <= set(x) and isinstance(x["r64"], np.ndarray):
+            idx = _index(int(x["r64"].size), MAX_CONTRACT_ELEMS)
+            out = {"shape": list(x["shape"]),
+                   "r32": np.asarray(x["r32"], np.float32).reshape(-1) if idx is None else
+                   np.asarray(x["r32"], np.float32).reshape(-1)[idx],
+                   "r64": np.asarray(x["r64"], np.float64).reshape(-1) if idx is None else
+                   np.asarray(x["r64"], np.float64).reshape(-1)[idx]}
+            if idx is None:
+                out["r32"], out["r64"] = out["r32"].reshape(x["shape"]), out["r64"].reshape(x["shape"])
+            else:
+                out["index"] = idx
+            return out
+        return {k: _subsample_floor_refs(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_subsample_floor_refs(v) for v in x]
+    return x
+
+
+def contract_signature(name: str, version: int) -> str:
+    return hashlib.sha256(json.dumps(["contract", name, version]).encode()).hexdigest()[:16]
+
+
+def save_contract(name: str, version: int, record: Dict[str, Any], path: Path, env: Dict[str, str]
+                  ) -> Dict[str, Any]:
+    """Write a contract record (parity.contracts) to `path` (.safetensors: arrays as tensors, the rest as one JSON
+    skeleton in the metadata); returns its manifest entry (without sha256)."""
+    from safetensors.numpy import save
+
+    tensors: Dict[str, np.ndarray] = {}
+    skel = _flatten("r", _subsample_floor_refs(_plain(record)), tensors)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(save(tensors, metadata={"record": json.dumps({"contract": name, "skeleton": skel},
+                                                                 sort_keys=True)}))
+    tmp.replace(path)
+    versions = {k: v for k, v in env.items() if k in VERSIONED}
+    return {"spec": f"contract:{name}", "seed": 0, "signature": contract_signature(name, version),
+            "versions": versions, "layers": {}, "outputs": {}, "bytes": path.stat().st_size}
+
+
+def _plain(x: Any) -> Any:
+    """numpy scalars -> Python scalars, tuples -> lists (what the JSON skeleton holds)."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def load_contract(path: Path) -> Dict[str, Any]:
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    with safe_open(str(path), "np") as f:
+        meta = json.loads(f.metadata()["record"])
+    record = _unflatten(meta["skeleton"], load_file(str(path)))
+    record["__source__"] = f"fixture {path.name}"
+    return record
+
+
+def find_contract(folder: Path, name: str, version: int) -> Path:
+    """The fixture file of contract `name`, checked against its version signature and sha256."""
+    manifest = read_manifest(folder)
+    for fname, entry in manifest["files"].items():
+        if entry["spec"] == f"contract:{name}":
+            if entry["signature"] != contract_signature(name, version):
+                raise FixtureError(f"fixture {fname} was recorded for another version of contract {name!r}: "
+                                   "stale, regenerate with `./vp fixtures generate`")
+            path = folder / fname
+            if not path.exists() or sha256(path) != entry["sha256"]:
+                raise FixtureError(f"fixture {fname}: missing or sha256 mismatch: run `./vp fixtures verify`")
+            return path
+    raise FixtureError(f"no fixture for contract {name!r} in {folder}: run `./vp fixtures generate {name}`")

@@ -1,4 +1,9 @@
-"""Parity report: `report.json` + a self-contained `index.html` (inline SVG, no scripts, no network)."""
+"""Parity report: `report.json` + a self-contained `index.html` (inline SVG, no scripts, no network).
+
+The page opens with one row per section (verdict, what was compared, cases, worst error against its limit, the
+limit's derivation, first divergence): the whole statement of parity at a glance. Below, each section's cases,
+and for the layer-by-layer sections the error-vs-depth plot and the per-layer table.
+"""
 from __future__ import annotations
 
 import html
@@ -11,18 +16,36 @@ from typing import List, Optional, Sequence
 from parity.harness import Report
 
 
-def write_report(reports: Sequence[Report], out_dir, skipped: Optional[dict] = None) -> Path:
-    """Write report.json and index.html into `out_dir`; returns the HTML path."""
+def write_report(sections: Sequence, out_dir, reports: Sequence[Report] = (), skipped: Optional[dict] = None
+                 ) -> Path:
+    """Write report.json and index.html into `out_dir`; returns the HTML path.
+
+    sections: parity.contracts.Section (a bare harness Report is turned into one); reports: the per-layer reports
+    behind the layer sections (their rows go into report.json's "components" and the page's tables)."""
+    from parity.contracts import Section, from_report
+
+    secs, reps = [], list(reports)
+    for s in sections:
+        if isinstance(s, Report):
+            reps.append(s)
+            secs.append(from_report(s, s.spec, f"{s.compared} tensors"))
+        elif isinstance(s, Section):
+            secs.append(s)
+        else:
+            raise TypeError(f"cannot report a {type(s).__name__}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    passed = bool(secs) and all(s.passed for s in secs) and not skipped
     data = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "ok": all(r.ok for r in reports) and not skipped,
-        "components": [r.to_dict() for r in reports],
+        "passed": passed,
+        "ok": passed,
+        "sections": [s.to_dict() for s in secs],
+        "components": [r.to_dict() for r in reps],
         "not_run": skipped or {},
     }
     _atomic_write(out / "report.json", json.dumps(data, indent=1))
-    page = _html(reports, data)
+    page = _html(secs, reps, data)
     _atomic_write(out / "index.html", page)
     return out / "index.html"
 
@@ -43,7 +66,7 @@ def _fmt(x) -> str:
 
 def _plot(report: Report, width: int = 760, height: int = 240) -> str:
     """log10 error vs depth: propagated, isolated, floor, limit."""
-    rows = [r for r in report.rows if r.tol != "exact"]
+    rows = [r for r in report.rows if r.tol != "exact" and r.kl is None]
     if not rows:
         return ""
     series = {
@@ -94,48 +117,105 @@ def _plot(report: Report, width: int = 760, height: int = 240) -> str:
     return "".join(parts)
 
 
-def _table(report: Report) -> str:
+def _layer_table(report: Report) -> str:
     head = ("<tr><th>#</th><th>layer (impl &lt;- ref)</th><th>shape</th><th>tolerance</th><th>max|d| vs ref64</th>"
             "<th>max rel</th><th>cosine</th><th>vs ref32</th><th>floor</th><th>limit</th><th>isolated</th>"
-            "<th>iso floor</th><th>iso limit</th><th>mismatches</th><th>verdict</th></tr>")
+            "<th>iso floor</th><th>iso limit</th><th>mismatches / KL</th><th>verdict</th></tr>")
     body = []
     for r in report.rows:
         cls = "first" if r.name == report.first_divergence else ("bad" if not r.ok or r.iso_ok is False else "")
         verdict = "ok" if r.ok and r.iso_ok is not False else ("FAIL" + (f" ({r.note})" if r.note else ""))
+        extra = r.mismatches if r.kl is None else f"KL {r.kl:.3g} (floor {r.kl_floor:.3g})"
         body.append(
             f'<tr class="{cls}"><td>{r.depth}</td><td>{html.escape(r.name)}</td><td>{_fmt(r.shape)}</td>'
             f"<td>{html.escape(r.tol)}</td><td>{_fmt(r.max_abs)}</td><td>{_fmt(r.max_rel)}</td>"
             f"<td>{_fmt(r.cosine)}</td><td>{_fmt(r.max_abs_vs_ref32)}</td><td>{_fmt(r.floor)}</td>"
             f"<td>{_fmt(r.limit)}</td><td>{_fmt(r.iso_max_abs)}</td><td>{_fmt(r.iso_floor)}</td>"
-            f"<td>{_fmt(r.iso_limit)}</td><td>{_fmt(r.mismatches)}</td><td>{html.escape(verdict)}</td></tr>")
+            f"<td>{_fmt(r.iso_limit)}</td><td>{_fmt(extra)}</td><td>{html.escape(verdict)}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _bar(ratio: float) -> str:
+    """err / limit on a log scale, 1e-4 .. 10: the limit is the dashed line."""
+    w = 120
+    if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)):
+        return ""
+    r = ratio if isinstance(ratio, (int, float)) else float("inf")
+    pos = w if not math.isfinite(r) else (0 if r <= 1e-4 else min(w, w * (math.log10(r) + 4) / 5))
+    color = "#2a7d2a" if r <= 1 else "#c00"
+    lim = w * 4 / 5
+    return (f'<svg width="{w}" height="10"><rect width="{w}" height="10" fill="#f0f0f0"/>'
+            f'<rect width="{pos:.0f}" height="10" fill="{color}"/><line x1="{lim:.0f}" x2="{lim:.0f}" y1="0" '
+            f'y2="10" stroke="#333" stroke-dasharray="2 1"/></svg>')
+
+
+def _overview(secs) -> str:
+    head = ("<tr><th>section</th><th>verdict</th><th>compared</th><th>cases</th><th>worst</th><th>limit</th>"
+            "<th>worst / limit</th><th></th><th>limit from</th><th>first divergence</th><th>reference</th>"
+            "<th>s</th></tr>")
+    body = []
+    for i, s in enumerate(secs):
+        cls = "" if s.passed else "bad"
+        body.append(
+            f'<tr class="{cls}"><td><a href="#s{i}">{html.escape(s.name)}</a></td>'
+            f"<td class='{'ok' if s.passed else 'fail'}'><b>{'PASS' if s.passed else 'FAIL'}</b></td>"
+            f"<td class='l'>{html.escape(s.compared)}</td><td>{s.cases}</td><td>{_fmt(s.worst)}</td>"
+            f"<td>{_fmt(s.limit)}</td><td>{_fmt(s.worst_ratio)}</td><td>{_bar(s.worst_ratio)}</td>"
+            f"<td class='l'><small>{html.escape(s.limit_why)}</small></td>"
+            f"<td class='l'>{html.escape(s.first_divergence or 'none')}</td><td>{html.escape(s.reference)}</td>"
+            f"<td>{s.seconds:.0f}</td></tr>")
+    return f"<table class='overview'>{head}{''.join(body)}</table>"
+
+
+def _cases(s) -> str:
+    head = "<tr><th>case</th><th>kind</th><th>error</th><th>limit</th><th>verdict</th><th>detail</th></tr>"
+    body = []
+    for c in s.details:
+        cls = "" if c["ok"] else "bad"
+        body.append(f'<tr class="{cls}"><td class="l">{html.escape(str(c["case"]))}</td><td>{c["kind"]}</td>'
+                    f"<td>{_fmt(c['err'])}</td><td>{_fmt(c['limit'])}</td><td>{'ok' if c['ok'] else 'FAIL'}</td>"
+                    f"<td class='l'>{html.escape(str(c['detail']))}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
 _CSS = """body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:12px}
-td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}td:nth-child(2){text-align:left}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}td.l,td:first-child{text-align:left}
 tr.bad{background:#fde2e2}tr.first{background:#f8b4b4;font-weight:bold}.ok{color:#2a7d2a}.fail{color:#c00}
-h2{margin-top:32px}code{background:#f4f4f4;padding:1px 4px}"""
+h2{margin-top:32px}code{background:#f4f4f4;padding:1px 4px}table.overview td{max-width:340px}"""
 
 
-def _html(reports: Sequence[Report], data: dict) -> str:
+def _html(secs, reps: Sequence[Report], data: dict) -> str:
+    n_ok = sum(1 for s in secs if s.passed)
     parts: List[str] = [f"<!doctype html><html><head><meta charset='utf-8'><title>voiceport parity report</title>"
                         f"<style>{_CSS}</style></head><body><h1>voiceport parity report</h1>"
                         f"<p>generated {data['generated']} &middot; overall: "
-                        f"<b class='{'ok' if data['ok'] else 'fail'}'>{'PASS' if data['ok'] else 'FAIL'}</b></p>"
-                        "<p>Error is measured against the fp64 reference; the floor is the fp32 reference's own "
-                        "error against fp64 at that layer; limit = k &times; max(floor, &epsilon;&middot;max|ref|). "
-                        "Isolated: the impl layer fed the reference layer's own input.</p>"]
+                        f"<b class='{'ok' if data['passed'] else 'fail'}'>{'PASS' if data['passed'] else 'FAIL'}</b>"
+                        f" &middot; {n_ok} of {len(secs)} sections pass</p>"
+                        "<p>One section per contract. Floats: error against the fp64 reference, limit = k &times; "
+                        "max(floor, &epsilon;&middot;max|ref|) with the floor the fp32 reference's own error; "
+                        "integers, ids, codes and lengths: exact. The bar shows worst / limit on a log scale "
+                        "(10<sup>-4</sup> .. 10, the dashed line is the limit).</p>", _overview(secs)]
     for name, why in data["not_run"].items():
         parts.append(f"<p class='fail'>not run: <b>{html.escape(name)}</b>: {html.escape(why)}</p>")
-    for r in reports:
-        status = "PASS" if r.ok else "FAIL"
-        env = ", ".join(f"{k} {v}" for k, v in r.env.items())
+    by_spec = {r.spec: r for r in reps}
+    for i, s in enumerate(secs):
+        status = "PASS" if s.passed else "FAIL"
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in s.notes)
         parts.append(
-            f"<h2>{html.escape(r.spec)} <span class='{'ok' if r.ok else 'fail'}'>{status}</span></h2>"
-            f"<p>{html.escape(r.description)}</p><p>{r.compared} tensors compared &middot; "
-            f"first divergence: <b>{html.escape(r.first_divergence or 'none')}</b> &middot; first isolated "
-            f"divergence: <b>{html.escape(r.first_isolated_divergence or 'none')}</b> &middot; seed {r.seed} "
-            f"&middot; seconds {', '.join(f'{k} {v:.1f}' for k, v in r.seconds.items())}</p>"
-            f"<p><small>{html.escape(env)}</small></p>{_plot(r)}{_table(r)}")
+            f"<h2 id='s{i}'>{html.escape(s.name)} <span class='{'ok' if s.passed else 'fail'}'>{status}</span></h2>"
+            f"<p>{html.escape(s.compared)}</p><p>{s.cases} cases &middot; worst {_fmt(s.worst)} "
+            f"({html.escape(s.worst_case or '-')}) vs limit {_fmt(s.limit)} &middot; metric: "
+            f"{html.escape(s.metric)} &middot; limit: {html.escape(s.limit_why)} &middot; first divergence: "
+            f"<b>{html.escape(s.first_divergence or 'none')}</b> &middot; reference: {html.escape(s.reference)}</p>"
+            + (f"<ul>{notes}</ul>" if notes else ""))
+        rep = by_spec.get(s.component)
+        if rep is not None and not s.name.startswith("LM KL"):
+            env = ", ".join(f"{k} {v}" for k, v in rep.env.items())
+            parts.append(f"<p>{html.escape(rep.description)}</p><p><small>{html.escape(env)} &middot; seconds "
+                         f"{', '.join(f'{k} {v:.1f}' for k, v in rep.seconds.items())}</small></p>"
+                         f"{_plot(rep)}<details><summary>per layer</summary>{_layer_table(rep)}</details>")
+        else:
+            parts.append(f"<details{' open' if not s.passed else ''}><summary>{len(s.details)} cases</summary>"
+                         f"{_cases(s)}</details>")
     parts.append("</body></html>")
     return "".join(parts)

@@ -136,3 +136,13 @@ class GenerationReference:
 
     def extract_codes(self, tokens: Sequence[int]) -> List[List[int]]:
         return self.interface.prompt_processor.extract_audio_from_tokens(list(tokens))
+
+    def get_audio(self, tokens: Sequence[int], dac_checkpoint: str, dtype: str = "float32") -> Optional[np.ndarray]:
+        """InterfaceHF.get_audio (extract_audio_from_tokens -> DacInterface.decode: 2048-code chunks, fades,
+        loudness) with outetts' DacInterface on a local DAC checkpoint in `dtype`; None when outetts finds no codes
+        (what `InterfaceHF.generate` then returns as audio)."""
+        from reference.audio import OutettsDac
+
+        self.interface.audio_codec = OutettsDac(dac_checkpoint, dtype).iface
+        out = self.interface.get_audio([int(t) for t in tokens])
+        return None if out is None else out[0, 0].numpy()

@@ -12,7 +12,7 @@ own instance only it is replaced by the soundfile reader + the official `convert
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -33,13 +33,18 @@ def processor(checkpoint: str):
     return proc
 
 
-def create_speaker(audio_path: str, checkpoint, words: List[Dict[str, Any]], text: str, proc=None
-                   ) -> Dict[str, Any]:
+def create_speaker(audio_path: str, checkpoint, words: List[Dict[str, Any]], text: str, proc=None,
+                   raw: Optional[List[List[float]]] = None) -> Dict[str, Any]:
     """Profile dict from outetts' own code: audio file + DAC checkpoint + [{'word','start','end'}] + text, as
-    create_speaker_from_whisper builds it after transcription (plus interface_version, as InterfaceHF adds)."""
+    create_speaker_from_whisper builds it after transcription (plus interface_version, as InterfaceHF adds).
+
+    raw: a list that receives, per `extract_audio_features` call (global first, then each word), the values
+    `Features.scale_values` rounds (value x 100, before `round`): how close each bucket lies to a rounding edge."""
     from outetts.utils.preprocessing import text_normalizations
 
     proc = proc or processor(str(checkpoint))
+    if raw is not None:
+        proc = _recording(proc, raw)
     with open(audio_path, "rb") as f:
         data = {"audio": {"bytes": f.read()}, "text": text_normalizations(text),
                 "words": [{"word": w["word"].strip(), "start": float(w["start"]), "end": float(w["end"])}
@@ -47,6 +52,40 @@ def create_speaker(audio_path: str, checkpoint, words: List[Dict[str, Any]], tex
     speaker = proc.create_speaker_from_dict(data)
     speaker["interface_version"] = 3
     return speaker
+
+
+def _recording(proc, raw: List[List[float]]):
+    """A shallow copy of `proc` whose own Features instance records the unrounded bucket values into `raw`
+    (instance attributes on our copy only; outetts' classes are untouched)."""
+    import copy
+
+    from outetts.version.v3.audio_processor import Features
+
+    feats = Features("cpu")
+    official_extract = feats.extract_audio_features
+
+    def scale(value: float) -> int:
+        raw[-1].append(float(value) * 100)
+        return round(value * 100)
+
+    def extract(audio, sr):
+        raw.append([])
+        return official_extract(audio, sr)
+
+    feats.scale_values, feats.extract_audio_features = scale, extract
+    out = copy.copy(proc)
+    out.features = feats
+    return out
+
+
+def raw_features(audio: np.ndarray, sr: int) -> Dict[str, float]:
+    """outetts' per-feature values before bucketing (value x 100, what `round` turns into the bucket), on (1, L)."""
+    import torch
+
+    raw: List[List[float]] = []
+    proc = _recording(type("P", (), {})(), raw)
+    out = proc.features.extract_audio_features(torch.from_numpy(np.ascontiguousarray(audio)), sr)
+    return dict(zip(out, raw[0])) if raw[0] else {k: float(v) for k, v in out.items()}
 
 
 def features(audio: np.ndarray, sr: int) -> Dict[str, int]:

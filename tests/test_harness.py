@@ -97,6 +97,7 @@ def test_harness_report_files(tmp_path):
     write_report([report], tmp_path)
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["components"][0]["first_divergence"] == "conv2"
+    assert data["passed"] is False and data["sections"][0]["passed"] is False
     html = (tmp_path / "index.html").read_text()
     assert "<svg" in html and "first divergence" in html and "conv2" in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # self-contained
@@ -205,3 +206,41 @@ def _this_test_line():
     import inspect
 
     return inspect.getsourcelines(test_harness_every_tol_call_states_why)[1]
+
+
+def test_report_json_sections_interface(tmp_path):
+    """report.json's machine-readable interface: {"passed", "sections": [{"name", "passed", "cases", "worst",
+    "limit", "first_divergence", ...}]}; ./vp parity exits 1 when a section fails, 0 when all pass."""
+    from parity.dev_cli import main
+
+    assert main(["parity", "toy", "--report", str(tmp_path / "good")]) == 0
+    assert main(["parity", "toy", "--bug", "lin", "--report", str(tmp_path / "bad")]) == 1
+    for name, passed in (("good", True), ("bad", False)):
+        data = json.loads((tmp_path / name / "report.json").read_text())
+        assert data["passed"] is passed
+        (sec,) = data["sections"]
+        assert {"name", "passed", "cases", "worst", "limit", "first_divergence", "compared", "limit_why",
+                "worst_ratio", "details"} <= set(sec)
+        assert sec["passed"] is passed and sec["cases"] >= 6
+        if passed:
+            assert sec["first_divergence"] is None and sec["worst"] <= sec["limit"]
+        else:
+            assert sec["first_divergence"].startswith("lin") and sec["worst"] > sec["limit"]
+
+
+def test_contract_section_worst_and_first_divergence():
+    from parity.contracts import Case, floor_case, floor_ref, ids_case, section
+
+    r64 = np.linspace(-1, 1, 50)
+    ref = floor_ref((r64 + 1e-7).astype(np.float32), r64)
+    cases = [floor_case("good", r64.astype(np.float32), ref), ids_case("ids", [1, 2, 3], [1, 2, 3]),
+             floor_case("short", r64[:49].astype(np.float32), ref), ids_case("ids2", [1, 5, 3, 4], [1, 2, 3])]
+    sec = section("s", "what", cases, "why", "metric")
+    assert not sec.passed and sec.cases == 4
+    assert sec.first_divergence == "short: shape [49] != official [50]"
+    assert cases[3].detail.startswith("position 1 of 3") and cases[3].err == 2
+    ok = section("s", "what", cases[:2], "why", "metric")
+    assert ok.passed and ok.first_divergence is None and ok.worst <= ok.limit
+    bad = floor_case("off", (r64 + 1e-3).astype(np.float32), ref)
+    assert not bad.ok and "first over the limit at flat index 0" in bad.detail
+    assert Case("x", 0.0, 0.0, True, "exact").ratio == 0.0

@@ -1,0 +1,115 @@
+"""Contract: the speaker profile JSON equals outetts' own (`version/v3/audio_processor.py` create_speaker_from_dict)
+on the repo's LibriVox clips (fixtures/data/librivox), given the same words (their pocketsphinx alignments): the
+text, every word's spelling, duration, c1/c2 codes and feature buckets, the global buckets, and the serialised file.
+Both sides encode with the real 24 kHz speech DAC on the same seeded weights (impl: MLX through
+impl.dac.interface; outetts: its DacInterface over the official DAC).
+
+Buckets are `round(value x 100)`: exact, except a value the reference puts within 1e-4 of a rounding edge
+(x.5), where fp32 summation order may fall either side; such values are skipped and counted.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+import numpy as np
+
+from parity.contracts import Case, Contract, Section, ids_case, section
+from parity.doubles import LIBRIVOX, load_librivox
+
+EDGE = 1e-4
+FEATURES = ("energy", "spectral_centroid", "pitch")
+
+
+def reference_words(clip) -> List[Dict[str, Any]]:
+    """The clip's pocketsphinx alignment, variant marks '(2)' removed."""
+    return [{"word": r["t"].split("(")[0], "start": r["b"], "end": round(r["b"] + r["d"], 3)} for r in clip.words]
+
+
+def near_edge(raw: float, edge: float = EDGE) -> bool:
+    """True when `raw` (value x 100) lies within `edge` of a rounding edge k + 0.5."""
+    return abs((raw - np.floor(raw)) - 0.5) < edge
+
+
+def record(quick: bool) -> Dict[str, Any]:
+    from parity.specs.dac_interface import _pths
+    from reference import speaker as ref
+
+    pth = _pths()["speech"]
+    proc = ref.processor(pth)
+    clips = load_librivox()
+    out = []
+    for name in LIBRIVOX:
+        clip = clips[name]
+        raw: List[List[float]] = []
+        prof = ref.create_speaker(clip.wav, pth, reference_words(clip), clip.text, proc=proc, raw=raw)
+        out.append({"clip": name, "json": json.dumps(prof), "raw": [list(r) for r in raw]})
+    return {"profiles": out}
+
+
+def compare_profile(name: str, got: Dict[str, Any], want: Dict[str, Any], raw: List[List[float]]):
+    """Cases for one profile (text, words, durations, codes, buckets, file) and the number of skipped buckets."""
+    cases: List[Case] = []
+    same = list(got) == list(want) and got.get("text") == want["text"]
+    cases.append(Case(f"{name}: keys + text", 0.0 if same else 1.0, 0.0, same, "exact", "" if same else
+                      f"keys {list(got)} text {got.get('text')!r} != {list(want)} {want['text']!r}"))
+    gw, ww = got.get("words", []), want["words"]
+    cases.append(ids_case(f"{name}: words", [w.get("word") for w in gw], [w["word"] for w in ww]))
+    skipped = 0
+    dur_bad = [i for i, (g, w) in enumerate(zip(gw, ww)) if g.get("duration") != w["duration"]]
+    cases.append(Case(f"{name}: durations", float(len(dur_bad)), 0.0, not dur_bad and len(gw) == len(ww), "exact",
+                      f"words[{dur_bad[0]}] {gw[dur_bad[0]].get('duration')} != {ww[dur_bad[0]]['duration']}"
+                      if dur_bad else ""))
+    for cb in ("c1", "c2"):
+        g = [c for w in gw for c in w.get(cb, [])]
+        v = [c for w in ww for c in w[cb]]
+        case = ids_case(f"{name}: {cb} codes", g, v)
+        cases.append(case)
+    bad, n = [], 0
+    for i, (wd, rw) in enumerate([(want["global_features"], raw[0] if raw else [])] +
+                                 [(w["features"], raw[1 + j] if 1 + j < len(raw) else []) for j, w in enumerate(ww)]):
+        gd = got.get("global_features") if i == 0 else (gw[i - 1].get("features") if i - 1 < len(gw) else None)
+        where = "global_features" if i == 0 else f"words[{i - 1}].features"
+        for k, key in enumerate(FEATURES):
+            if rw and k < len(rw) and near_edge(rw[k]):
+                skipped += 1
+                continue
+            n += 1
+            if gd is None or gd.get(key) != wd.get(key):
+                bad.append(f"{where}.{key}: {None if gd is None else gd.get(key)} != {wd.get(key)}")
+    cases.append(Case(f"{name}: feature buckets ({n} compared)", float(len(bad)), 0.0, not bad, "exact",
+                      bad[0] if bad else ""))
+    same_file = json.dumps(got, indent=2) == json.dumps(want, indent=2)
+    cases.append(Case(f"{name}: JSON file bytes", 0.0 if same_file else 1.0, 0.0, same_file, "exact",
+                      "" if same_file else "serialised profiles differ"))
+    return cases, skipped
+
+
+def check(rec: Dict[str, Any], quick: bool) -> Section:
+    from impl import dac
+    from impl.dac.interface import DacInterface
+    from impl.seeded.dac import seeded_checkpoint
+    from impl.speaker.align import GivenWords
+    from impl.speaker.profile import create_profile
+
+    codec = DacInterface(dac.load(seeded_checkpoint("24khz_speech", 0)))
+    clips = load_librivox()
+    cases, skipped = [], 0
+    for p in rec["profiles"]:
+        clip = clips[p["clip"]]
+        try:
+            got = create_profile(clip.wav, codec, GivenWords(reference_words(clip)), text=clip.text)
+        except Exception as e:  # noqa: BLE001 -- a refusal where outetts makes a profile is a divergence
+            cases.append(Case(f"LibriVox {p['clip']}", 1.0, 0.0, False, "exact", f"impl raised {e}"))
+            continue
+        c, s = compare_profile(f"LibriVox {p['clip']}", got, json.loads(p["json"]), p["raw"])
+        cases += c
+        skipped += s
+    return section("speaker profile", "impl.speaker.create_profile (MLX DAC) vs outetts' create_speaker_from_dict "
+                   "(official DAC), same words, on the LibriVox clips: text, words, durations, c1/c2, feature "
+                   "buckets, file bytes", cases, f"exact; buckets within {EDGE:g} of a rounding edge of the "
+                   "reference's value skipped", "mismatches",
+                   [f"{skipped} feature bucket(s) skipped: the reference's value x 100 within {EDGE:g} of k + 0.5"])
+
+
+CONTRACT = Contract("speaker-profile", record, check)
