@@ -1,0 +1,9 @@
+"""Spark-TTS' BiCodec (audio tokenizer + decoder) in MLX: `load(bicodec_dir)`, `BiCodec.tokenize/detokenize`.
+
+Modules: `model` (BiCodec, sanitize, strict load), `vocos` (ConvNeXt encoder and prenet), `quantize` (factorized VQ,
+residual FSQ), `speaker` (ECAPA-TDNN, Perceiver, speaker encoder), `wave` (WaveGenerator on impl.dac's layers),
+`mel` (torchaudio's MelSpectrogram), `config` (config.yaml reader). Seeded checkpoints: `impl.seeded.spark`.
+"""
+from impl.spark.model import BiCodec, from_state_dict, load, sanitize
+
+__all__ = ["BiCodec", "from_state_dict", "load", "sanitize"]

@@ -9,10 +9,10 @@ The DFT runs as one matmul against a (n_fft, 2 * n_freqs) cos/sin basis built in
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Optional
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 
 
@@ -44,29 +44,43 @@ def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sampl
     return fb * (2.0 / (f_pts[2:n_mels + 2] - f_pts[:n_mels]))[None, :]
 
 
-@lru_cache(maxsize=8)
-def _basis(n_fft: int, win_length: int) -> np.ndarray:
-    """(n_fft, 2 * n_freqs): windowed cos | -sin DFT columns (float64 -> float32)."""
+def hann_window(win_length: int) -> np.ndarray:
+    """torch.hann_window(win_length) (periodic), float64."""
+    k = np.arange(win_length)
+    return 0.5 - 0.5 * np.cos(2 * np.pi * k / win_length)
+
+
+def dft_basis(n_fft: int, window: np.ndarray) -> np.ndarray:
+    """(n_fft, 2 * n_freqs) float32: the window (zero-padded to n_fft in the middle, as torch.stft) times the
+    cos | -sin DFT columns, built in float64."""
     n_freqs = n_fft // 2 + 1
     win = np.zeros(n_fft)
-    left = (n_fft - win_length) // 2
-    k = np.arange(win_length)
-    win[left:left + win_length] = 0.5 - 0.5 * np.cos(2 * np.pi * k / win_length)
+    left = (n_fft - len(window)) // 2
+    win[left:left + len(window)] = window
     t = np.arange(n_fft)[:, None]
     f = np.arange(n_freqs)[None, :]
     ang = 2 * np.pi * ((t * f) % n_fft) / n_fft
     return np.concatenate([win[:, None] * np.cos(ang), -win[:, None] * np.sin(ang)], axis=1).astype(np.float32)
 
 
-class MelSpectrogram:
-    """Audio (B, L) -> magnitude mel (B, frames, n_mels), channels-last (upstream: (B, n_mels, frames))."""
+class MelSpectrogram(nn.Module):
+    """Audio (B, L) -> magnitude mel (B, frames, n_mels), channels-last (upstream: (B, n_mels, frames)).
+    Its window and filterbank are buffers, not parameters (`_`-prefixed): a checkpoint's own, when it has them,
+    replace the computed ones (`set_window`, `set_filterbank`)."""
 
     def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, win_length: int = 640, hop_length: int = 320,
                  mel_fmin: float = 10, mel_fmax: Optional[float] = None, num_mels: int = 128):
+        super().__init__()
         self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
         f_max = mel_fmax if mel_fmax is not None else sample_rate / 2
-        self.fb = mx.array(melscale_fbanks(n_fft // 2 + 1, mel_fmin, f_max, num_mels, sample_rate).astype(np.float32))
-        self.basis = mx.array(_basis(n_fft, win_length))
+        self.set_filterbank(melscale_fbanks(n_fft // 2 + 1, mel_fmin, f_max, num_mels, sample_rate))
+        self.set_window(hann_window(win_length))
+
+    def set_window(self, window: np.ndarray) -> None:
+        self._basis = mx.array(dft_basis(self.n_fft, np.asarray(window, np.float64)))
+
+    def set_filterbank(self, fb: np.ndarray) -> None:
+        self._fb = mx.array(np.asarray(fb).astype(np.float32))
 
     def __call__(self, audio: mx.array) -> mx.array:
         pad = self.n_fft // 2
@@ -80,7 +94,7 @@ class MelSpectrogram:
         n_frames = 1 + audio.shape[-1] // self.hop_length
         idx = mx.arange(n_frames)[:, None] * self.hop_length + mx.arange(self.n_fft)[None, :]
         frames = x[:, idx]  # (B, frames, n_fft)
-        spec = frames @ self.basis  # (B, frames, 2 * n_freqs)
+        spec = frames @ self._basis  # (B, frames, 2 * n_freqs)
         n_freqs = self.n_fft // 2 + 1
         mag = mx.sqrt(spec[..., :n_freqs] ** 2 + spec[..., n_freqs:] ** 2)
-        return mag @ self.fb
+        return mag @ self._fb
