@@ -67,3 +67,22 @@ def test_dac_cli_errors(clip, tiny, tmp_path, capsys, argv, msg):
     assert main(argv) == 2
     assert msg in capsys.readouterr().err
     assert not (tmp_path / "y.wav").exists() and not (tmp_path / "x.npy").exists()
+
+
+@pytest.mark.parametrize("action", ["encode", "decode"])
+def test_dac_cli_default_checkpoint_is_one_short_line(action, clip, tiny, tmp_path, capsys, monkeypatch):
+    """Without --checkpoint, encode/decode say once, in one short line, that the embedded seeded checkpoint is used
+    (the long paragraph lives in `voiceport dac --help`); then their result line. Nothing else on stderr."""
+    import impl.seeded
+
+    monkeypatch.setattr(impl.seeded, "default_codec", lambda: tiny)  # the tiny one stands in for the 74 M default
+    codes = tmp_path / "c.npy"
+    np.save(codes, np.zeros((2, 8), np.int32))
+    argv = (["dac", "encode", clip, "-o", str(tmp_path / "x.npy")] if action == "encode" else
+            ["dac", "decode", str(codes), "-o", str(tmp_path / "y.wav")])
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "embedded seeded DAC" in lines[0] and len(lines[0]) <= 120, lines
+    assert "->" in lines[1]
+    assert main(argv + ["--checkpoint", tiny]) == 0
+    assert "seeded" not in capsys.readouterr().err

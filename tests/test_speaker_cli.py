@@ -3,6 +3,7 @@
 parity/test_speaker.py::test_speaker_cli_create_equals_outetts.)"""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -123,3 +124,62 @@ def test_speaker_cli_runtime_imports_no_torch(clip, tmp_path):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "RC 0 BAD []" in res.stdout, res.stdout + res.stderr
+
+
+def test_speaker_cli_progress_numbers_the_stages(clip, tiny_ckpt, tmp_path, capsys):
+    """Progress names each stage with the total (1/5 .. 5/5) in order, then "done"; a late error (a transcript that
+    does not match) comes after the stages that ran, as the last line."""
+    rc, _, err = _run(capsys, "create", clip, "--text", TEXT, "--codec", tiny_ckpt, "-o", str(tmp_path / "s.json"))
+    assert rc == 0, err
+    stages = re.findall(r"^\[profile +[\d.]+ s\] (\d)/5 ", err, re.M)
+    assert stages == ["1", "2", "3", "4", "5"], err
+    assert "1/5 inputs checked: sense_and_sensibility_01_austen_64kb-0880.wav: 2.99 s, 16000 Hz" in err
+    assert err.strip().splitlines()[-1].split("] ")[1].startswith("done in")
+    rc, _, err = _run(capsys, "create", clip, "--text", "the quick brown fox jumps over the lazy dog", "--codec",
+                      tiny_ckpt, "-o", str(tmp_path / "t.json"))
+    assert rc == 2
+    assert re.findall(r"\] (\d)/5 ", err) == ["1", "2", "3"], err
+    assert err.strip().splitlines()[-1].startswith("voiceport profile: error: the transcript does not match")
+
+
+EARLY = {  # input errors found before the codec loads: (audio maker, extra argv, message)
+    "over 20 s": (lambda d, clip: _write(d / "long.wav", np.tile(sf.read(clip, dtype="float32")[0], 8)),
+                  ["--text", TEXT], "limit is 20 s"),
+    "silence": (lambda d, clip: _write(d / "zeros.wav", np.zeros(32000, np.float32)), ["--text", TEXT], "silent"),
+    "truncated": (lambda d, clip: (d / "half.wav").write_bytes(open(clip, "rb").read()[:40000]) and str(d / "half.wav"),
+                  ["--text", TEXT], "truncated"),
+    "words outside the audio": (lambda d, clip: clip, ["--words", "WORDS"], "outside the audio"),
+    "no pocketsphinx": (lambda d, clip: clip, ["--text", TEXT], "needs pocketsphinx"),
+    "no mlx_whisper": (lambda d, clip: clip, ["--whisper-model", "MODEL"], "needs mlx_whisper"),
+    "output folder missing": (lambda d, clip: clip, ["--text", TEXT, "-o", "NOFOLDER"], "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", list(EARLY))
+def test_speaker_cli_input_errors_before_the_codec_loads(case, clip, tmp_path, capsys, monkeypatch):
+    """The early checks run before any loading: with the codec loader replaced by one that fails the test, each of
+    these inputs still gets its own error line (exit 2)."""
+    import sys
+
+    import impl.dac
+
+    def no_codec(*a, **k):
+        raise AssertionError("the codec was loaded before the input error")
+
+    monkeypatch.setattr(impl.dac, "load_codec", no_codec)
+    if case == "no pocketsphinx":
+        monkeypatch.setitem(sys.modules, "pocketsphinx", None)
+    if case == "no mlx_whisper":
+        monkeypatch.setitem(sys.modules, "mlx_whisper", None)
+    make, extra, message = EARLY[case]
+    (tmp_path / "w.json").write_text(json.dumps([{"word": "he", "start": 0.2, "end": 3.5}]))  # the clip is 2.99 s
+    (tmp_path / "model").mkdir()
+    subst = {"WORDS": str(tmp_path / "w.json"), "MODEL": str(tmp_path / "model"),
+             "NOFOLDER": str(tmp_path / "no" / "s.json")}
+    extra = [subst.get(a, a) for a in extra]
+    out = [] if "-o" in extra else ["-o", str(tmp_path / "s.json")]
+    rc, _, err = _run(capsys, "create", make(tmp_path, clip), *extra, *out)
+    assert rc == 2, err
+    assert "the codec was loaded" not in err and message in err, err
+    assert err.strip().splitlines()[-1].startswith("voiceport profile: error:"), err
+    assert "2/5" not in err  # the codec stage never started

@@ -45,6 +45,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     s.add_argument("profile", metavar="FILE", help="speaker profile (.json) as `profile create` or outetts writes it")
 
 
+STAGES = 5  # read + check, codec, align, encode, features + write
+# create_profile's own progress lines that start a stage; its other lines are details under the current stage
+STAGE_OF = (("aligning", 3), ("encoding", 4), ("measuring features", 5))
+
+
 def _aligner(args):
     from impl.speaker.align import ForcedAligner, GivenWords, WhisperAligner
 
@@ -63,18 +68,72 @@ def _check_out(path: str) -> str:
     return out
 
 
+def _check_backend(args) -> None:
+    """The aligner's optional package, before any loading (align.py raises the same when it first needs it)."""
+    from impl.speaker.align import AlignmentError
+
+    try:
+        if args.text is not None:
+            import pocketsphinx  # noqa: F401
+        elif args.words is None:
+            import mlx_whisper  # noqa: F401
+    except ImportError:
+        if args.text is not None:
+            raise AlignmentError('forced alignment (--text) needs pocketsphinx: pip install "voiceport[profile]"'
+                                 ) from None
+        raise AlignmentError("ASR alignment needs mlx_whisper, which is not installed (pip install mlx-whisper); or "
+                             "pass --text for forced alignment") from None
+
+
+def _check_audio(args, aligner) -> str:
+    """Read the audio once before the codec loads: unreadable, truncated, over 20 s without --trim, silent, and given
+    word times outside it all fail here. Returns the stage-1 summary."""
+    import numpy as np
+
+    from impl import audio as A
+    from impl.speaker.align import GivenWords, check_words
+    from impl.speaker.profile import MAX_SECONDS, ProfileError
+
+    x, sr = A.load_audio(args.audio)
+    seconds = x.shape[-1] / sr
+    if seconds > MAX_SECONDS and not args.trim:  # create_profile's words, said before the codec loads
+        raise ProfileError(f"speaker audio is {seconds:.1f} s; outetts' limit is {MAX_SECONDS:.0f} s (use a shorter "
+                           "clip, or --trim to keep its first 20 s)")
+    if float(np.max(np.abs(x))) < 1e-4:
+        raise ProfileError("the audio is silent (peak below -80 dBFS): no speech to make a profile from")
+    kept = min(seconds, MAX_SECONDS)
+    if isinstance(aligner, GivenWords):  # 1 ms of slack: the exact check runs on the resampled audio later
+        check_words((aligner.until(kept) if seconds > MAX_SECONDS else aligner).words, kept + 1e-3)
+    channels = 1 if x.ndim == 1 else x.shape[0]
+    how = ("--text" if args.text is not None else f"--words {args.words}" if args.words is not None
+           else f"--whisper-model {args.whisper_model}")
+    return (f"{os.path.basename(args.audio)}: {seconds:.2f} s, {sr} Hz, {channels} channel(s)"
+            + (f" (first {MAX_SECONDS:.0f} s kept)" if seconds > MAX_SECONDS else "") + f"; words from {how}")
+
+
 def create(args) -> int:
     from impl.audio import AudioError
     from impl.dac import load_codec
     from impl.speaker.profile import ProfileError, create_profile, save_profile
 
     t0 = time.perf_counter()
+    stage = [0]
 
-    def progress(msg: str) -> None:
+    def say(msg: str) -> None:
         if not args.quiet:
             print(f"[profile {time.perf_counter() - t0:5.1f} s] {msg}", file=sys.stderr, flush=True)
 
-    # Every input error before any loading.
+    def progress(msg: str) -> None:
+        """create_profile's lines: a stage's start numbered "k/5", the others indented under it."""
+        k = next((k for key, k in STAGE_OF if key in msg), None)
+        if k is not None and k > stage[0]:
+            stage[0] = k
+            say(f"{k}/{STAGES} {msg}")
+        else:
+            say(f"    {msg}")
+
+    # Every input error before any loading: the output, the options, the audio (read once here), the aligner's
+    # input and package.
     out = _check_out(args.out)
     if os.path.isdir(args.audio):
         raise AudioError(f"{args.audio}: is a directory, not an audio file")
@@ -85,15 +144,19 @@ def create(args) -> int:
     if args.profile_text is not None and args.words is None:
         raise ProfileError("--profile-text goes with --words")
     aligner = _aligner(args)
-    if args.codec is None and not args.quiet:
-        progress("using the embedded seeded DAC checkpoint (random weights)")
+    _check_backend(args)
+    stage[0] = 1
+    say(f"1/{STAGES} inputs checked: {_check_audio(args, aligner)}; -o {out}")
+    stage[0] = 2
+    say(f"2/{STAGES} loading the DAC codec: "
+        + ("the embedded seeded 24 kHz checkpoint (random weights; --codec for real ones)" if args.codec is None
+           else args.codec))
     codec = load_codec(args.codec)
-    progress("codec loaded")
     text = args.text if args.text is not None else args.profile_text
     profile = create_profile(args.audio, codec, aligner, text=text, trim=args.trim, progress=progress)
     path = save_profile(profile, out)
     n = sum(len(w["c1"]) for w in profile["words"])
-    progress(f"done in {time.perf_counter() - t0:.1f} s")
+    say(f"done in {time.perf_counter() - t0:.1f} s")
     print(f"wrote {path}: {len(profile['words'])} words, {n} frames ({n / 75:.2f} s of codes)")
     return 0
 
