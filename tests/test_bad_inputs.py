@@ -3,7 +3,8 @@
 Each case builds its inputs in a fresh folder and gives the argv and the fragments the error line must hold (the
 file or option named, and the problem). For every case: exit 2, exactly one line on stderr starting
 `voiceport <cmd>: error:`, no traceback, and the folder byte-for-byte as before (no output, no temporary file left,
-an existing output file with the same bytes and mtime). Tiny checkpoints only (the TINY DAC, the tiny seeded LM):
+an existing output file with the same bytes and mtime). argparse's own errors (missing argument, unknown option,
+bad choice, bad number) are cases too: the same one line, naming the command and action. Tiny checkpoints only (the TINY DAC, the tiny seeded LM):
 no case loads the 1B LM or the real DAC.
 
 Then hypothesis: corrupted bytes (cut at a drawn offset, drawn bytes flipped) of every input format -- wav, codes
@@ -550,7 +551,26 @@ def test_bad_input(case, fx, tmp_path, capsys, monkeypatch):
 
 
 def test_bad_input_catalogue_size():
-    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+    assert len(CASES) >= 120 and len({c.id for c in CASES}) == len(CASES)
+
+
+def _subcommands(parser) -> dict:
+    import argparse
+
+    return next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def test_bad_input_usage_cases_cover_every_action():
+    """Each shipping command and action has argparse cases: a missing required argument, and an unknown option or a
+    bad value."""
+    from impl.cli import build_parser
+
+    commands = _subcommands(build_parser(only=None))
+    actions = [("tts",)] + [(cmd, act) for cmd in ("dac", "profile") for act in _subcommands(commands[cmd])]
+    for action in actions:
+        cases = [c for c in USAGE if (tuple(c.where.split()[1:]) if c.where else (c.id.split()[1],)) == action]
+        kinds = {k for c in cases for k in ("required", "unrecognized", "invalid") if any(k in f for f in c.frags)}
+        assert "required" in kinds and kinds & {"unrecognized", "invalid"}, f"{' '.join(action)}: {kinds}"
 
 
 def test_bad_input_read_only_check_can_fail(fx, tmp_path, monkeypatch, capsys):
