@@ -1,0 +1,165 @@
+"""Reference adapter: Spark-TTS' BiCodec as the official code ships it, loaded with its own loader.
+
+Which code: `spark-tts-lib==0.2.1` (module `spark_tts_lib`, installed --no-deps), a repackaging of the official
+`sparktts/` tree of SparkAudio/Spark-TTS at commit 2f1ea9082400547242641f5271b6f941c9f439d1 (2025-04-09; the
+official repository has no setup.py, so it is not installable). tools/spark_ast_check.py proves the two are the same
+code, module by module, on the AST (docstrings, comments, licence headers, formatting and import order aside):
+
+    module                                     result
+    models/audio_tokenizer.py                  same
+    models/bicodec.py                          same definitions; unused import omegaconf.DictConfig dropped
+    modules/blocks/layers.py                   same definitions; weight_norm from torch.nn.utils.parametrizations
+    modules/blocks/samper.py                   same
+    modules/blocks/vocos.py                    same definitions; weight_norm from torch.nn.utils.parametrizations
+    modules/encoder_decoder/feat_decoder.py    same
+    modules/encoder_decoder/feat_encoder.py    same
+    modules/encoder_decoder/wave_generator.py  same
+    modules/fsq/finite_scalar_quantization.py  same
+    modules/fsq/residual_fsq.py                same definitions; adds `from math import ceil` (the official file
+                                               calls ceil unimported, in a training-only helper)
+    modules/speaker/ecapa_tdnn.py              same
+    modules/speaker/perceiver_encoder.py       same
+    modules/speaker/pooling_layers.py          same
+    modules/speaker/speaker_encoder.py         same
+    modules/vq/factorized_vector_quantize.py   same definitions; weight_norm from torch.nn.utils.parametrizations
+    utils/__init__.py, utils/audio.py,
+    utils/token_parser.py                      same
+    utils/file.py                              same definitions; unused typing imports Set, Union dropped
+    cli/SparkTTS.py -> SparkTTS.py             SparkTTS.__init__ differs (model_dir may be None or a str)
+    package only                               __init__.py, utils/download.py (hub download; never called here)
+
+The one difference on a numeric path is the weight norm API: both compute torch._weight_norm(v, g, 0); the
+official hook-style one is folded once at load (`BiCodec.remove_weight_norm`), the parametrization is recomputed
+each forward (the package's remove_weight_norm finds no hook and passes), and torch's load pre-hook maps the
+checkpoint's `weight_g`/`weight_v` onto it. Loading the real-size seeded BiCodec with both trees gives bit-identical
+semantic ids, global ids, x-/d-vectors and audio (`tools/spark_ast_check.py ... --numeric DIR`; recorded in
+fixtures/spark/ast_check.json and source.json). tests/test_spark_ast_check.py re-checks the installed package
+against the stored digest of the official tree on every run. So the package is used as shipped.
+
+Eval mode, CPU, float32 or float64 (the parametrized weight norm then recomputes the weights in float64). Numpy in,
+numpy out, impl's layouts (channels-last). Upstream quirks named once here: `BiCodec.load_from_checkpoint` loads with
+`strict=False` and only prints missing/unexpected tensors (`load` turns that into an error); `tokenize` returns
+(semantic, global) but `BiCodecTokenizer.tokenize` returns (global, semantic); global ids are (N, 1, 32).
+Nothing here re-implements a layer.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Tuple, Union
+
+import numpy as np
+
+OFFICIAL_COMMIT = "2f1ea9082400547242641f5271b6f941c9f439d1"
+PACKAGE = "spark-tts-lib==0.2.1"
+
+
+def load(bicodec_dir: Union[str, Path], dtype: str = "float32"):
+    """`BiCodec.load_from_checkpoint(bicodec_dir)` in eval mode and `dtype`; a checkpoint whose tensors differ from
+    the model's is an error (upstream prints them and leaves those weights at their random init)."""
+    import torch
+    from spark_tts_lib.models.bicodec import BiCodec
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model = BiCodec.load_from_checkpoint(Path(bicodec_dir))
+    bad = [line for line in printed.getvalue().splitlines() if line.startswith(("Missing tensor", "Unexpected"))]
+    if bad:
+        raise ValueError(f"{bicodec_dir}: checkpoint does not fit sparktts BiCodec: {'; '.join(bad[:5])}")
+    return model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype).eval()
+
+
+def _t(x: np.ndarray, model):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x)).to(next(model.parameters()).dtype)
+
+
+def mel(model, ref_wav: np.ndarray) -> np.ndarray:
+    """(N, L) -> (N, frames, num_mels): `model.mel_transformer(ref_wav)`, channels-last."""
+    import torch
+
+    with torch.no_grad():
+        return model.mel_transformer(_t(ref_wav, model)).transpose(1, 2).numpy()
+
+
+def tokenize(model, feat: np.ndarray, ref_wav: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """wav2vec2 features (N, T, C) and the reference clip (N, L) -> (semantic (N, T), global (N, 1, token_num)),
+    int32, through `BiCodec.tokenize`."""
+    import torch
+
+    with torch.no_grad():
+        sem, glob = model.tokenize({"feat": _t(feat, model), "ref_wav": _t(ref_wav, model)})
+    return sem.numpy().astype(np.int32), glob.numpy().astype(np.int32)
+
+
+def detokenize(model, semantic: np.ndarray, global_ids: np.ndarray) -> np.ndarray:
+    """(N, T), (N, 1, token_num) -> audio (N, T * 320) through `BiCodec.detokenize`."""
+    import torch
+
+    with torch.no_grad():
+        wav = model.detokenize(torch.from_numpy(np.asarray(semantic).astype(np.int64)),
+                               torch.from_numpy(np.asarray(global_ids).astype(np.int64)))
+    return wav[:, 0].numpy()
+
+
+def encoder(model, feat: np.ndarray) -> np.ndarray:
+    """(N, T, C) -> z (N, T, out_channels): `model.encoder`."""
+    import torch
+
+    with torch.no_grad():
+        return model.encoder(_t(feat, model).transpose(1, 2)).transpose(1, 2).numpy()
+
+
+def speaker(model, mels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """mel (N, frames, num_mels) -> (x-vector, d-vector) through `SpeakerEncoder.forward`."""
+    import torch
+
+    with torch.no_grad():
+        x, d = model.speaker_encoder(_t(mels, model))
+    return x.numpy(), d.numpy()
+
+
+def prenet(model, z_q: np.ndarray, d_vector: np.ndarray) -> np.ndarray:
+    """z_q (N, T, C), d-vector (N, D) -> (N, T, out_channels): `model.prenet`."""
+    import torch
+
+    with torch.no_grad():
+        return model.prenet(_t(z_q, model).transpose(1, 2), _t(d_vector, model)).transpose(1, 2).numpy()
+
+
+def wave_generator(model, x: np.ndarray) -> np.ndarray:
+    """(N, T, C) -> audio (N, T * 320): `model.decoder`."""
+    import torch
+
+    with torch.no_grad():
+        return model.decoder(_t(x, model).transpose(1, 2))[:, 0].numpy()
+
+
+# ------------------------------------------------------------------------------------------------- audio in
+
+def load_audio(path: Union[str, Path], sample_rate: int = 16000, volume_normalize: bool = True) -> np.ndarray:
+    """`sparktts.utils.audio.load_audio` as BiCodecTokenizer.process_audio calls it (soundfile, first channel,
+    soxr VHQ resampling, volume normalisation), float64 as upstream returns it."""
+    from spark_tts_lib.utils.audio import load_audio as _load
+
+    return _load(str(path), sampling_rate=sample_rate, volume_normalize=volume_normalize)
+
+
+def audio_volume_normalize(audio: np.ndarray, coeff: float = 0.2) -> np.ndarray:
+    from spark_tts_lib.utils.audio import audio_volume_normalize as _norm
+
+    return _norm(audio, coeff)
+
+
+def ref_clip(wav: np.ndarray, sample_rate: int = 16000, ref_segment_duration: float = 6,
+             latent_hop_length: int = 320) -> np.ndarray:
+    """`BiCodecTokenizer.get_ref_clip` (the reference clip for the global tokens) with the Spark-TTS-0.5B config
+    values; the method reads only `self.config`, so it runs here without the wav2vec2 model it would load."""
+    from spark_tts_lib.models.audio_tokenizer import BiCodecTokenizer
+
+    cfg = {"sample_rate": sample_rate, "ref_segment_duration": ref_segment_duration,
+           "latent_hop_length": latent_hop_length}
+    return BiCodecTokenizer.get_ref_clip(SimpleNamespace(config=cfg), wav)
