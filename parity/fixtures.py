@@ -196,7 +196,7 @@ def find(folder: Path, spec: Spec, seed: int) -> Tuple[Path, Dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------ contract records
 
-MAX_CONTRACT_ELEMS = 2048  # a floor_ref longer than this keeps MAX_CONTRACT_ELEMS evenly spaced elements
+MAX_CONTRACT_ELEMS = 1024  # a floor_ref longer than this keeps MAX_CONTRACT_ELEMS evenly spaced elements
 
 
 def _subsample_floor_refs(x: Any) -> Any:

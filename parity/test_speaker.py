@@ -21,13 +21,22 @@ from impl.speaker.align import ForcedAligner, GivenWords, Word
 from impl.speaker.profile import (ProfileError, SpeakerError, create_profile, load_speaker, save_profile,
                                   slice_words)
 from parity.doubles import LIBRIVOX
+from parity.specs.speaker import EDGE, near_edge, reference_words
 from reference import speaker as ref
 from reference.dac import TorchDac
 
 
-def reference_words(clip):
-    """The clip's pocketsphinx alignment (fixtures/data), variant marks '(2)' removed."""
-    return [{"word": r["t"].split("(")[0], "start": r["b"], "end": round(r["b"] + r["d"], 3)} for r in clip.words]
+def assert_buckets_exact(got, want, raw, what=""):
+    """Feature buckets equal, except where outetts' own value x 100 lies within EDGE (1e-4) of a rounding edge
+    k + 0.5 (fp32 summation order may put it either side): those are skipped; returns the number skipped."""
+    skipped = 0
+    for k in want:
+        if k in raw and near_edge(raw[k]):
+            skipped += 1
+            continue
+        assert got[k] == want[k], f"{k}: {got[k]} vs outetts {want[k]} (value x 100 = {raw.get(k)!r}) {what}"
+    assert list(got) == list(want)
+    return skipped
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +153,8 @@ def test_speaker_slicing_equals_outetts(words, seed):
     codes = rng.integers(0, 1024, (2, -(-n // 320)), dtype=np.int64)
     proc = AudioProcessor.__new__(AudioProcessor)
     proc.device, proc.features, proc.audio_codec = "cpu", Features("cpu"), _FixedCodes(audio, codes)
+    raw = []
+    proc = ref._recording(proc, raw)  # outetts' values before rounding: global first, then each word
     data = {"audio": {"bytes": b""}, "text": "x",
             "words": [{"word": w.word, "start": w.start, "end": w.end} for w in words]}
     try:
@@ -154,10 +165,13 @@ def test_speaker_slicing_equals_outetts(words, seed):
             slice_words(codes[0], codes[1], words, audio, 24000)
         return
     got = slice_words(codes[0].tolist(), codes[1].tolist(), words, audio, 24000)
-    for g, w in zip(got, want):
+    skipped = 0
+    for n, (g, w) in enumerate(zip(got, want)):
         assert (g["word"], g["duration"], g["c1"], g["c2"]) == (w["word"], w["duration"], w["c1"], w["c2"])
-        assert all(abs(g["features"][k] - w["features"][k]) <= 1 for k in F.FEATURE_NAMES), (g, w)
+        skipped += assert_buckets_exact(g["features"], w["features"], dict(zip(F.FEATURE_NAMES, raw[1 + n])),
+                                        f"words[{n}]")
     assert len(got) == len(want)
+    SKIPS["slicing"] += skipped
 
 
 # --------------------------------------------------------------------------------------- feature buckets
@@ -180,12 +194,31 @@ def _signal(kind, n, seed, sr):
 @settings(max_examples=60, deadline=None)
 @given(kind=st.sampled_from(["tone", "noise", "chirp", "bursts"]), n=st.integers(400, 48000),
        seed=st.integers(0, 2 ** 31), sr=st.sampled_from([24000, 16000]))
-def test_speaker_features_within_one_bucket_of_outetts(kind, n, seed, sr):
+def test_speaker_features_buckets_exact(kind, n, seed, sr):
+    """Buckets equal outetts' exactly; a value outetts puts within 1e-4 of a rounding edge is skipped and counted
+    (printed at the end of the module: test_speaker_bucket_skips_reported)."""
     x = _signal(kind, n, seed, sr)[None]
     got, want = F.extract_audio_features(x, sr), ref.features(x, sr)
-    assert list(got) == list(want)
-    for k in want:
-        assert abs(got[k] - want[k]) <= 1, f"{k}: {got[k]} vs outetts {want[k]} ({kind}, n={n}, seed={seed})"
+    SKIPS["features"] += assert_buckets_exact(got, want, ref.raw_features(x, sr), f"({kind}, n={n}, seed={seed})")
+    SKIPS["compared"] += len(want)
+
+
+SKIPS = {"features": 0, "slicing": 0, "compared": 0}
+
+
+def test_speaker_bucket_edge_rule():
+    """The skip rule: only values within EDGE of k + 0.5 (where round() turns), never others."""
+    assert near_edge(12.5) and near_edge(12.50009) and near_edge(3.49995)
+    assert not near_edge(12.4998) and not near_edge(12.0) and not near_edge(12.9999) and EDGE == 1e-4
+
+
+def test_speaker_bucket_skips_reported(capsys):
+    """Runs after the bucket tests of this module: prints how many bucket comparisons were skipped at an edge."""
+    with capsys.disabled():
+        print(f"\n[test_speaker] feature buckets: {SKIPS['compared']} compared on generated signals, "
+              f"{SKIPS['features']} skipped there and {SKIPS['slicing']} in the slicing test (reference value "
+              f"within {EDGE:g} of a rounding edge)")
+    assert SKIPS["features"] <= SKIPS["compared"]
 
 
 def test_speaker_features_pitch_track_equals_outetts(librivox):

@@ -143,6 +143,9 @@ class GenerationReference:
         (what `InterfaceHF.generate` then returns as audio)."""
         from reference.audio import OutettsDac
 
-        self.interface.audio_codec = OutettsDac(dac_checkpoint, dtype).iface
+        codecs = self.__dict__.setdefault("_codecs", {})
+        if (str(dac_checkpoint), dtype) not in codecs:
+            codecs[(str(dac_checkpoint), dtype)] = OutettsDac(dac_checkpoint, dtype).iface
+        self.interface.audio_codec = codecs[(str(dac_checkpoint), dtype)]
         out = self.interface.get_audio([int(t) for t in tokens])
         return None if out is None else out[0, 0].numpy()

@@ -86,3 +86,52 @@ print(json.dumps([out, bad.ok, bad.first_divergence]))
     bad_ok, first = json.loads(res.stdout.strip().splitlines()[-1])[1:]
     assert dac_ok and dac_n == 54 and llama_ok and llama_n >= 10
     assert not bad_ok and first == "decoder.model.3.block.2"
+
+
+_REPLAY = """
+import sys, json; sys.modules['torch'] = None
+{patch}
+from parity.dev_cli import main
+rc = main(["parity", *{names!r}, "--fixtures", {fixtures!r}, "--report", {out!r}])
+data = json.load(open({out!r} + "/report.json"))
+print(json.dumps([rc, [(s["name"], s["passed"], s["cases"], s["first_divergence"], s["reference"])
+                       for s in data["sections"]]]))
+"""
+
+
+def _replay(names, out, patch=""):
+    import subprocess
+    import sys
+
+    code = _REPLAY.format(patch=patch, names=list(names), fixtures=str(FIXTURES), out=str(out))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.strip(), res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+CHEAP = ["prompt-ids", "sampler", "audio-path", "lm-greedy", "generation"]
+
+
+def test_fixtures_contract_sections_replay_without_torch(tmp_path):
+    """The contract sections replay from fixtures/contracts with torch unimportable: every one passes, from its
+    fixture, with cases; a one-line sampler bug (penalty window 63) fails the sampler section."""
+    rc, secs = _replay(CHEAP, tmp_path / "good")
+    assert rc == 0, secs
+    assert len(secs) == len(CHEAP) and all(ok and n > 0 and ref.startswith("fixture") for _, ok, n, _, ref in secs)
+    patch = ("import dataclasses, impl.outetts.sampler as S\n"
+             "S.SamplerConfig.__dataclass_fields__['repetition_range'].default = 63\n"
+             "S.SamplerConfig.__init__.__defaults__ = tuple(63 if d == 64 else d for d in "
+             "S.SamplerConfig.__init__.__defaults__)\n")
+    rc, secs = _replay(["sampler"], tmp_path / "bad", patch)
+    (name, ok, _, first, _), = secs
+    assert rc == 1 and not ok and first, secs
+
+
+def test_fixtures_manifest_covers_every_contract():
+    from parity.cli import CONTRACTS, contract
+
+    manifest = fx.read_manifest(FIXTURES)
+    for name in CONTRACTS:
+        c = contract(name)
+        path = fx.find_contract(FIXTURES, c.name, c.version)
+        assert manifest["files"][str(path.relative_to(FIXTURES))]["bytes"] <= 1.5e6, name

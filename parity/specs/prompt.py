@@ -89,7 +89,8 @@ def record(quick: bool) -> Dict[str, Any]:
         got = ref.prompt_ids(text, speaker)
         ids += got
         lengths.append(len(got))
-    return {"n": N_CASES, "ids": np.asarray(ids, np.int32), "lengths": np.asarray(lengths, np.int32)}
+    return {"n": N_CASES, "ids": np.asarray(ids, np.int16 if max(ids, default=0) < 2 ** 15 else np.int32),
+            "lengths": np.asarray(lengths, np.int32)}
 
 
 def check(rec: Dict[str, Any], quick: bool) -> Section:
