@@ -148,9 +148,8 @@ def create(args) -> int:
     stage[0] = 1
     say(f"1/{STAGES} inputs checked: {_check_audio(args, aligner)}; -o {out}")
     stage[0] = 2
-    say(f"2/{STAGES} loading the DAC codec: "
-        + ("the embedded seeded 24 kHz checkpoint (random weights; --codec for real ones)" if args.codec is None
-           else args.codec))
+    say(f"2/{STAGES} loading " + ("the embedded seeded DAC 24 kHz checkpoint (random weights; --codec for real ones)"
+                                   if args.codec is None else f"the DAC codec {args.codec}"))
     codec = load_codec(args.codec)
     text = args.text if args.text is not None else args.profile_text
     profile = create_profile(args.audio, codec, aligner, text=text, trim=args.trim, progress=progress)
