@@ -219,6 +219,72 @@ class DecoderLayer(nn.Module):
         return h + self.mlp(self.post_attention_layernorm(h))
 
 
+class FusedAttention(Attention):
+    """Attention with q|k|v in one projection and one rope call for q|k (a GPU decode step is bound by its number
+    of kernels, not its bytes: 3 fewer launches a layer). Built by `fuse_projections` from a loaded Attention."""
+
+    def __init__(self, attn: Attention):
+        nn.Module.__init__(self)
+        self.n_heads, self.n_kv_heads, self.head_dim, self.scale = (attn.n_heads, attn.n_kv_heads, attn.head_dim,
+                                                                    attn.scale)
+        self._freqs = attn._freqs
+        self.qkv_proj = _concat_linear([attn.q_proj, attn.k_proj, attn.v_proj])
+        self.o_proj = attn.o_proj
+
+    def __call__(self, x: mx.array, mask: Optional[str] = "causal", cache: Optional[KVCache] = None) -> mx.array:
+        B, L, _ = x.shape
+        H, KV = self.n_heads, self.n_kv_heads
+        qkv = self.qkv_proj(x).reshape(B, L, H + 2 * KV, -1).transpose(0, 2, 1, 3)  # (B, H + 2 KV, L, hd)
+        offset = 0 if cache is None else cache.offset
+        qk = mx.fast.rope(qkv[:, :H + KV], self.head_dim, traditional=False, base=None, scale=1.0, offset=offset,
+                          freqs=self._freqs)  # rope acts per head: q and k heads in one call
+        q, k, v = qk[:, :H], qk[:, H:], qkv[:, H + KV:]
+        if cache is not None:
+            k, v = cache.update_and_fetch(k, v)
+        o = ops.attention(q, k, v, self.scale, mask)
+        return self.o_proj(o.transpose(0, 2, 1, 3).reshape(B, L, -1))
+
+
+class FusedMLP(MLP):
+    """MLP with gate|up in one projection (see FusedAttention)."""
+
+    def __init__(self, mlp: MLP):
+        nn.Module.__init__(self)
+        self.gate_up_proj = _concat_linear([mlp.gate_proj, mlp.up_proj])
+        self.down_proj = mlp.down_proj
+
+    def __call__(self, x: mx.array) -> mx.array:
+        gate, up = mx.split(self.gate_up_proj(x), 2, axis=-1)
+        return self.down_proj(ops.swiglu(gate, up))
+
+
+def _concat_linear(parts: List[nn.Linear]) -> nn.Linear:
+    """One Linear whose output is the parts' outputs side by side (weights stacked along `out`)."""
+    w = mx.concatenate([m.weight for m in parts], axis=0)
+    fused = nn.Linear(w.shape[1], w.shape[0], bias="bias" in parts[0])
+    fused.weight = w
+    if "bias" in parts[0]:
+        fused.bias = mx.concatenate([m.bias for m in parts], axis=0)
+    return fused
+
+
+def fuse_projections(model: "Model") -> "Model":
+    """Replace each layer's q/k/v and gate/up projections by one projection each (in place; returns `model`).
+
+    The same dot products, stacked: one matrix-vector product instead of three (two) per layer and one rope call
+    for q|k. The load path does this on a GPU; the parity suite checks the checkpoint's own modules (CPU) and a
+    test checks fused == unfused (tests/test_llama_fused.py). Parameter names change (`qkv_proj`,
+    `gate_up_proj`): save or compare checkpoints from an unfused model.
+    """
+    for layer in model.layers:
+        if not isinstance(layer.self_attn, FusedAttention):
+            layer.self_attn = FusedAttention(layer.self_attn)
+        if not isinstance(layer.mlp, FusedMLP):
+            layer.mlp = FusedMLP(layer.mlp)
+        mx.eval(layer.parameters())  # one layer at a time: the unfused copies are freed as we go
+    return model
+
+
 class LlamaModel(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -325,13 +391,16 @@ def _read_weights(path: Path) -> Dict[str, mx.array]:
                             f"(safetensors files there: {found or 'none'})")
 
 
-def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional[str] = None) -> Model:
+def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional[str] = None,
+         fuse: Optional[bool] = None) -> Model:
     """Load an HF Llama checkpoint (config.json + model.safetensors or a sharded index).
 
     Args:
         path: folder with config.json and model.safetensors (or model.safetensors.index.json + shards).
         dtype: "float32"/"float16"/"bfloat16" (or fp32/fp16/bf16); None keeps the checkpoint's dtype.
         quantize: None, "q8" or "q4" (`mlx.nn.quantize`, group size 64, embeddings included).
+        fuse: `fuse_projections` after loading; None = on a GPU (fewer kernels a decode step), not on the CPU
+            (whose layout and BLAS path are tuned per matrix, and where the parity suite runs).
     """
     path = Path(path)
     config_path = path / "config.json"
@@ -356,6 +425,8 @@ def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional
     if dtype is not None:
         weights = {k: v.astype(_DTYPES[dtype]) for k, v in weights.items()}
     model.load_weights(list(weights.items()), strict=True)
+    if fuse or (fuse is None and mx.default_device() != mx.cpu):
+        fuse_projections(model)
     if quantize is not None:
         nn.quantize(model, group_size=64, bits=_QUANT[quantize])
     elif mx.default_device() == mx.cpu:

@@ -134,20 +134,38 @@ def probabilities(logits: mx.array, window: mx.array, config: SamplerConfig) -> 
     return mx.softmax(process_logits(logits, window, config), axis=-1)
 
 
-class Sampler:
-    """Seeded next-token sampler: `sampler(logits (B, V), window (B, W)) -> ids (B,)`; same seed, same draws."""
+def _step_fn(config: SamplerConfig):
+    """The pure sampling step for `config`: (logits (B, V), window (B, W), key) -> (ids (B,), next key)."""
+    if config.greedy:
+        def greedy(logits, window, key):
+            return mx.argmax(repetition_penalty(logits.astype(mx.float32), window, config.repetition_penalty), -1), key
+        return greedy
 
-    def __init__(self, config: Optional[SamplerConfig] = None, seed: int = 0):
-        self.config = config or SamplerConfig()
-        self.key = mx.random.key(seed)
-
-    def __call__(self, logits: mx.array, window: mx.array) -> mx.array:
-        config = self.config
-        if config.greedy:
-            return mx.argmax(repetition_penalty(logits.astype(mx.float32), window, config.repetition_penalty), -1)
-        self.key, sub = mx.random.split(self.key)
+    def sample(logits, window, key):
+        key, sub = mx.random.split(key)
         if config.top_k:
             vals, ids = process_candidates(logits, window, config)
             pick = mx.random.categorical(vals, axis=-1, key=sub)
-            return mx.take_along_axis(ids, pick[:, None], axis=-1)[:, 0]
-        return mx.random.categorical(process_logits(logits, window, config), axis=-1, key=sub)
+            return mx.take_along_axis(ids, pick[:, None], axis=-1)[:, 0], key
+        return mx.random.categorical(process_logits(logits, window, config), axis=-1, key=sub), key
+    return sample
+
+
+class Sampler:
+    """Seeded next-token sampler: `sampler(logits (B, V), window (B, W)) -> ids (B,)`; same seed, same draws.
+
+    compiled: run the step through `mx.compile` (one fused graph per window length instead of ~40 small kernels
+    a token); None = on a GPU only (on the CPU, MLX compiles fused kernels with the system C++ compiler, a
+    first-call cost the CPU loop does not need). Compiled or not, the same operations in the same order.
+    """
+
+    def __init__(self, config: Optional[SamplerConfig] = None, seed: int = 0, compiled: Optional[bool] = None):
+        self.config = config or SamplerConfig()
+        self.key = mx.random.key(seed)
+        self.compiled = mx.default_device() != mx.cpu if compiled is None else bool(compiled)
+        step = _step_fn(self.config)
+        self._step = mx.compile(step) if self.compiled else step
+
+    def __call__(self, logits: mx.array, window: mx.array) -> mx.array:
+        ids, self.key = self._step(logits, window, self.key)
+        return ids

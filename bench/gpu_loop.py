@@ -1,0 +1,469 @@
+"""Where the real generation loop spends its time on a GPU (issue 17's probe), impl only, one process per part.
+
+    python -m bench.gpu_loop --out DIR [--tokens 256] [--prompt 1500] [--small]
+
+Parts (each printed as one JSON row and stored in DIR/gpu_loop.json):
+- cold: a fresh process with an empty MLX kernel cache (MLX_PTX_CACHE_DIR) loads the 1B LM (bf16) and prefills a
+  `--prompt`-token prompt three times (first, same length again, another length); then a second fresh process on
+  the now-filled cache. Also the number of JIT modules written and the span of their write times.
+- loop: decode `--tokens` tokens after the prompt with
+  `bench` (model + argmax, no host read: bench/gpu.py's tg loop), `greedy` / `official` / `official_compiled`
+  (impl.outetts.generate.decode_loop with the greedy sampler / outetts' sampler uncompiled / compiled), and
+  `lookahead2` (the official compiled sampler with two steps queued ahead of the host read);
+- parts of one step: the sampler alone on (1, V) logits, argpartition / argsort over V, the Python time to build
+  one step's graph;
+- prefill of the prompt, warm; q8 / q4 decode and their KL divergence vs bf16 over teacher-forced positions.
+Weights are seeded random at the real size (1.24 B parameters).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, head_dim=16)
+
+
+def _config(small: bool) -> Dict:
+    from impl import llama
+
+    config = dict(llama.OUTETTS_1B_CONFIG)
+    if small:
+        config.update(SMALL)
+    return config
+
+
+def _prompt(n: int, vocab: int, seed: int = 0) -> List[int]:
+    return np.random.default_rng(seed).integers(0, vocab, n).tolist()
+
+
+def _log_softmax(logits):
+    import mlx.core as mx
+
+    x = logits.astype(mx.float32)
+    return x - mx.logsumexp(x, axis=-1, keepdims=True)
+
+
+def cold(ckpt: str, n_prompt: int) -> Dict:
+    """Run in a fresh process: load, then three prefills, timed (the first pays kernel compilation)."""
+    t0 = time.perf_counter()
+    import mlx.core as mx
+
+    from impl import llama
+
+    model = llama.load(ckpt)
+    t_load = time.perf_counter() - t0
+    out = {"load_s": t_load}
+    for name, n in (("prefill_first_s", n_prompt), ("prefill_again_s", n_prompt), ("prefill_other_len_s", n_prompt - 37)):
+        ids = mx.array(np.asarray(_prompt(n, model.args.vocab_size), np.int32)[None])
+        t = time.perf_counter()
+        mx.eval(model(ids, llama.make_cache(model), logits_to_keep=1))
+        out[name] = time.perf_counter() - t
+    t = time.perf_counter()
+    cache = llama.make_cache(model)
+    y = mx.argmax(model(ids, cache, logits_to_keep=1)[:, -1], -1)
+    for _ in range(8):
+        y = mx.argmax(model(y[:, None].astype(mx.int32), cache)[:, -1], -1)
+    mx.eval(y)
+    out["prefill_plus_8_decode_s"] = time.perf_counter() - t
+    return out
+
+
+def _ptx_stats(d: Path) -> Dict:
+    files = sorted(d.glob("*.ptx"), key=lambda f: f.stat().st_mtime)
+    if not files:
+        return {"jit_modules": 0}
+    m = [f.stat().st_mtime for f in files]
+    return {"jit_modules": len(files), "jit_span_s": m[-1] - m[0], "jit_bytes": sum(f.stat().st_size for f in files),
+            "jit_names": [f.stem[:60] for f in files][:400]}
+
+
+def part_cold(ckpt: str, n_prompt: int, tmp: Path) -> List[Dict]:
+    ptx = tmp / "ptx"
+    env = dict(os.environ, MLX_PTX_CACHE_DIR=str(ptx))
+    rows = []
+    for run in ("first_process", "second_process"):
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "bench.gpu_loop", "--cold-child", ckpt, "--prompt", str(n_prompt)],
+                           env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        row = {"case": f"cold_{run}", "wall_s": wall, "rc": r.returncode}
+        try:
+            row.update(json.loads(r.stdout.strip().splitlines()[-1]))
+        except (IndexError, ValueError):
+            row["stderr"] = r.stderr[-2000:]
+        stats = _ptx_stats(ptx)
+        row.update({k: v for k, v in stats.items() if k != "jit_names"})
+        if run == "first_process":
+            (tmp / "jit_names.json").write_text(json.dumps(stats.get("jit_names", [])))
+            row["jit_names_head"] = stats.get("jit_names", [])[:80]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def part_loop(ckpt: str, n_prompt: int, n_tok: int, quant: bool) -> List[Dict]:
+    import mlx.core as mx
+
+    from impl import llama
+    from impl.outetts.generate import decode_loop
+    from impl.outetts.sampler import Sampler, SamplerConfig, process_candidates
+
+    rows: List[Dict] = []
+
+    def emit(row):
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    model = llama.load(ckpt)
+    V = model.args.vocab_size
+    prompt = _prompt(n_prompt, V)
+    pids = mx.array(np.asarray(prompt, np.int32)[None])
+
+    def prefill():
+        cache = llama.make_cache(model)
+        logits = model(pids, cache, logits_to_keep=1)[:, -1]
+        mx.eval(logits)
+        return cache, logits
+
+    prefill()
+    ts = []
+    for _ in range(5):
+        t = time.perf_counter()
+        prefill()
+        ts.append(time.perf_counter() - t)
+    emit({"case": "prefill_warm", "prompt": n_prompt, "s": float(np.median(ts)), "tok_s": n_prompt / float(np.median(ts))})
+
+    def bench_loop():
+        cache, logits = prefill()
+        y = mx.argmax(logits, -1)
+        mx.eval(y)
+        t = time.perf_counter()
+        for _ in range(n_tok):
+            y = mx.argmax(model(y[:, None], cache)[:, -1], axis=-1)
+            mx.async_eval(y)
+        mx.eval(y)
+        return time.perf_counter() - t
+
+    def real_loop(sampler_factory):
+        def run():
+            s = sampler_factory()
+            t = time.perf_counter()
+            out = decode_loop(model, llama.make_cache(model), prompt, s, n_tok)
+            return time.perf_counter() - t, len(out)
+        return run
+
+    def lookahead2():
+        s = Sampler(SamplerConfig(), 0, compiled=True)
+        cache = llama.make_cache(model)
+        R = 64
+        window = pids[:, -R:]
+        t = time.perf_counter()
+        y = s(model(pids, cache, logits_to_keep=1)[:, -1], window)
+        queue = [y]
+        mx.async_eval(y)
+        out = []
+        while len(out) < n_tok:
+            while len(queue) < 3 and len(out) + len(queue) < n_tok:
+                window = mx.concatenate([window, queue[-1][:, None].astype(mx.int32)], axis=1)[:, -R:]
+                nxt = s(model(queue[-1][:, None].astype(mx.int32), cache)[:, -1], window)
+                mx.async_eval(nxt)
+                queue.append(nxt)
+            out.append(int(queue.pop(0).item()))
+        return time.perf_counter() - t, len(out)
+
+    variants = {
+        "bench": lambda: (bench_loop(), n_tok),
+        "greedy": real_loop(lambda: Sampler(SamplerConfig(temperature=0.0, repetition_penalty=1.0,
+                                                         repetition_range=0), 0, compiled=False)),
+        "greedy_penalty_compiled": real_loop(lambda: Sampler(SamplerConfig(temperature=0.0), 0, compiled=True)),
+        "official": real_loop(lambda: Sampler(SamplerConfig(), 0, compiled=False)),
+        "official_compiled": real_loop(lambda: Sampler(SamplerConfig(), 0, compiled=True)),
+        "lookahead2": lookahead2,
+    }
+    for name, fn in variants.items():
+        fn()  # warm-up (compiles)
+        res = [fn() for _ in range(3)]
+        s = float(np.median([r[0] for r in res]))
+        emit({"case": f"loop_{name}", "tokens": res[0][1], "s": s, "tok_s": res[0][1] / s})
+
+    # parts of one step
+    rng = np.random.default_rng(1)
+    logits = mx.array(rng.standard_normal((1, V)).astype(np.float32)).astype(mx.bfloat16)
+    window = mx.array(rng.integers(0, V, (1, 64)).astype(np.int32))
+
+    def timed(name, f, n=200):
+        f()
+        mx.synchronize()
+        t = time.perf_counter()
+        for _ in range(n):
+            r = f()
+            mx.async_eval(r)
+        mx.eval(r)
+        emit({"case": name, "ms": 1e3 * (time.perf_counter() - t) / n})
+
+    for compiled in (False, True):
+        s = Sampler(SamplerConfig(), 0, compiled=compiled)
+        timed(f"step_sampler_{'compiled' if compiled else 'plain'}", lambda: s(logits, window))
+    lf = logits.astype(mx.float32)
+    timed("step_argpartition_V", lambda: mx.argpartition(lf, kth=V - 40, axis=-1))
+    timed("step_argsort_V", lambda: mx.argsort(lf, axis=-1))
+    timed("step_argmax_V", lambda: mx.argmax(lf, axis=-1))
+    timed("step_process_candidates", lambda: process_candidates(logits, window, SamplerConfig())[0])
+    cache, _ = prefill()
+    y = mx.array([[5]], dtype=mx.int32)
+    t = time.perf_counter()
+    for _ in range(50):
+        g = model(y, cache)  # graph only, never evaluated
+    emit({"case": "step_graph_build_python", "ms": 1e3 * (time.perf_counter() - t) / 50})
+    del g, cache
+
+    if quant:
+        ref = model
+        teacher = mx.array(np.asarray(_prompt(512, V, 7), np.int32)[None])
+        ref_logp = _log_softmax(ref(teacher, llama.make_cache(ref)))
+        mx.eval(ref_logp)
+        for q in ("q8", "q4"):
+            m = llama.load(ckpt, quantize=q)
+            lp = _log_softmax(m(teacher, llama.make_cache(m)))
+            kl = mx.sum(mx.exp(ref_logp) * (ref_logp - lp), -1)
+            agree = mx.mean((mx.argmax(ref_logp, -1) == mx.argmax(lp, -1)).astype(mx.float32))
+            model = m
+            bench_loop()
+            s = float(np.median([bench_loop() for _ in range(3)]))
+            r = real_loop(lambda: Sampler(SamplerConfig(), 0, compiled=True))
+            r()
+            so = float(np.median([r()[0] for _ in range(3)]))
+            emit({"case": f"quant_{q}", "kl_mean": kl.mean().item(), "kl_max": kl.max().item(),
+                  "argmax_agree": agree.item(), "bench_tok_s": n_tok / s, "official_compiled_tok_s": n_tok / so})
+            del m
+    return rows
+
+
+def _static_step(model, S: int, fused: bool):
+    """One decode step with fixed shapes (cache of S slots, a mask for the unwritten ones), for mx.compile."""
+    import mlx.core as mx
+
+    a0 = model.layers[0].self_attn
+    H, KV, hd = a0.n_heads, a0.n_kv_heads, a0.head_dim
+    fw = []
+    for layer in model.layers:
+        a, m = layer.self_attn, layer.mlp
+        fw.append((mx.concatenate([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight], 0),
+                   mx.concatenate([m.gate_proj.weight, m.up_proj.weight], 0)) if fused else None)
+    mx.eval(fw)
+    F = model.args.intermediate_size
+
+    def step(y, ks, vs, pos):
+        h = model.model.embed_tokens(y)  # (1, 1, D)
+        mask = (mx.arange(S) <= pos[0])[None, None, None, :]
+        nks, nvs = [], []
+        for layer, k_c, v_c, w in zip(model.layers, ks, vs, fw):
+            a, m = layer.self_attn, layer.mlp
+            x = layer.input_layernorm(h)
+            if fused:
+                qkv = x @ w[0].T
+                q, k, v = qkv[..., :H * hd], qkv[..., H * hd:(H + KV) * hd], qkv[..., (H + KV) * hd:]
+            else:
+                q, k, v = a.q_proj(x), a.k_proj(x), a.v_proj(x)
+            q = q.reshape(1, 1, H, hd).transpose(0, 2, 1, 3)
+            k = k.reshape(1, 1, KV, hd).transpose(0, 2, 1, 3)
+            v = v.reshape(1, 1, KV, hd).transpose(0, 2, 1, 3)
+            q = mx.fast.rope(q, hd, traditional=False, base=None, scale=1.0, offset=pos[0], freqs=a._freqs)
+            k = mx.fast.rope(k, hd, traditional=False, base=None, scale=1.0, offset=pos[0], freqs=a._freqs)
+            k_c = mx.slice_update(k_c, k, pos, axes=(2,))
+            v_c = mx.slice_update(v_c, v, pos, axes=(2,))
+            o = mx.fast.scaled_dot_product_attention(q, k_c, v_c, scale=a.scale, mask=mask)
+            h = h + a.o_proj(o.transpose(0, 2, 1, 3).reshape(1, 1, -1))
+            x = layer.post_attention_layernorm(h)
+            if fused:
+                gu = x @ w[1].T
+                g, u = gu[..., :F], gu[..., F:]
+            else:
+                g, u = m.gate_proj(x), m.up_proj(x)
+            h = h + m.down_proj(g * mx.sigmoid(g) * u)
+            nks.append(k_c)
+            nvs.append(v_c)
+        logits = model.model.embed_tokens.as_linear(model.model.norm(h))
+        return mx.argmax(logits[:, -1], -1).astype(mx.int32), nks, nvs
+    return step
+
+
+def part_overhead(ckpt: str, n_prompt: int, n_tok: int) -> List[Dict]:
+    """Is the decode step bound by the GPU's bytes or by per-op host/launch cost?"""
+    import mlx.core as mx
+
+    from impl import llama
+
+    rows: List[Dict] = []
+
+    def emit(row):
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    model = llama.load(ckpt)
+    V = model.args.vocab_size
+    pids = mx.array(np.asarray(_prompt(n_prompt, V), np.int32)[None])
+
+    def bench_loop(m, n=n_tok):
+        cache = llama.make_cache(m)
+        y = mx.argmax(m(pids, cache, logits_to_keep=1)[:, -1], -1)
+        mx.eval(y)
+        t = time.perf_counter()
+        for _ in range(n):
+            y = mx.argmax(m(y[:, None], cache)[:, -1], axis=-1)
+            mx.async_eval(y)
+        mx.eval(y)
+        return (time.perf_counter() - t) / n
+
+    bench_loop(model)
+    emit({"case": "ov_bench_16_layers", "ms_per_tok": 1e3 * np.median([bench_loop(model) for _ in range(3)])})
+    full = model.model.layers
+    model.model.layers = full[:8]
+    bench_loop(model)
+    emit({"case": "ov_bench_8_layers", "ms_per_tok": 1e3 * np.median([bench_loop(model) for _ in range(3)])})
+    model.model.layers = full
+
+    # the whole chain built lazily first, then one eval: Python graph building out of the GPU's way
+    def lazy_chain(n=64):
+        cache = llama.make_cache(model)
+        y = mx.argmax(model(pids, cache, logits_to_keep=1)[:, -1], -1)
+        mx.eval(y)
+        t = time.perf_counter()
+        for _ in range(n):
+            y = mx.argmax(model(y[:, None], cache)[:, -1], axis=-1)
+        t_build = time.perf_counter() - t
+        t = time.perf_counter()
+        mx.eval(y)
+        return t_build / n, (time.perf_counter() - t) / n
+
+    lazy_chain()
+    b, e = lazy_chain()
+    emit({"case": "ov_lazy_chain64", "build_ms_per_tok": 1e3 * b, "eval_ms_per_tok": 1e3 * e})
+
+    # matrix-vector products only: the step's bytes with the fewest other ops
+    ws = [w for layer in model.layers for w in (layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
+          layer.self_attn.v_proj.weight, layer.self_attn.o_proj.weight, layer.mlp.gate_proj.weight,
+          layer.mlp.up_proj.weight, layer.mlp.down_proj.weight)]
+    emb = model.model.embed_tokens.weight
+    nbytes = sum(w.nbytes for w in ws) + emb.nbytes
+
+    def gemv_chain(n=n_tok):
+        D = model.args.hidden_size
+        x = mx.ones((1, D), model.model.norm.weight.dtype)
+        mx.eval(x)
+        t = time.perf_counter()
+        for _ in range(n):
+            h = x
+            for layer in model.layers:
+                a, m = layer.self_attn, layer.mlp
+                q = h @ a.q_proj.weight.T
+                k, v = h @ a.k_proj.weight.T, h @ a.v_proj.weight.T
+                h = h + (q + k.sum() + v.sum()) @ a.o_proj.weight.T
+                h = h + ((h @ m.gate_proj.weight.T) * (h @ m.up_proj.weight.T)) @ m.down_proj.weight.T
+            x = (h @ emb.T)[:, :D] * 1e-3
+            mx.async_eval(x)
+        mx.eval(x)
+        return (time.perf_counter() - t) / n
+
+    gemv_chain()
+    g = float(np.median([gemv_chain() for _ in range(3)]))
+    emit({"case": "ov_gemv_chain", "ms_per_tok": 1e3 * g, "GB": nbytes / 1e9, "GB_s": nbytes / g / 1e9})
+
+    # fixed-shape decode step, plain and mx.compile'd, with and without fused q|k|v and gate|up projections
+    S = ((n_prompt + n_tok + 255) // 256) * 256
+    a0 = model.layers[0].self_attn
+    for fused in (False, True):
+        for compiled in (False, True):
+            fn = _static_step(model, S, fused)
+            fn = mx.compile(fn) if compiled else fn
+
+            def run(n=n_tok):
+                cache = llama.make_cache(model)
+                y = mx.argmax(model(pids, cache, logits_to_keep=1)[:, -1], -1).astype(mx.int32)
+                ks = [mx.concatenate([c.keys[..., :n_prompt, :], mx.zeros((1, a0.n_kv_heads, S - n_prompt,
+                      a0.head_dim), c.keys.dtype)], 2) for c in cache]
+                vs = [mx.concatenate([c.values[..., :n_prompt, :], mx.zeros((1, a0.n_kv_heads, S - n_prompt,
+                      a0.head_dim), c.values.dtype)], 2) for c in cache]
+                mx.eval(y, ks, vs)
+                del cache
+                toks = []
+                t = time.perf_counter()
+                for i in range(n):
+                    y, ks, vs = fn(y[:, None], ks, vs, mx.array([n_prompt + i], mx.int32))
+                    mx.async_eval(y)
+                    toks.append(y)
+                mx.eval(y)
+                return (time.perf_counter() - t) / n, [int(t.item()) for t in toks[:16]]
+
+            _, toks = run()
+            ms = float(np.median([run()[0] for _ in range(3)]))
+            ref_cache = llama.make_cache(model)
+            yy = mx.argmax(model(pids, ref_cache, logits_to_keep=1)[:, -1], -1)
+            ref = []
+            for _ in range(16):
+                yy = mx.argmax(model(yy[:, None], ref_cache)[:, -1], -1)
+                ref.append(int(yy.item()))
+            emit({"case": f"ov_static{'_fused' if fused else ''}{'_compiled' if compiled else ''}",
+                  "ms_per_tok": 1e3 * ms, "tok_s": 1 / ms, "same_16_greedy": toks == ref})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.gpu_loop", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", help="folder for gpu_loop.json")
+    p.add_argument("--tokens", type=int, default=256, help="tokens decoded per loop run")
+    p.add_argument("--prompt", type=int, default=1500, help="prompt length (a speaker profile's prompt is ~1.5k)")
+    p.add_argument("--small", action="store_true", help="tiny LM widths (smoke test of this script on a CPU)")
+    p.add_argument("--skip-cold", action="store_true", help="skip the fresh-process cold-start part")
+    p.add_argument("--skip-quant", action="store_true", help="skip q8/q4")
+    p.add_argument("--part", choices=["all", "overhead"], default="all",
+                   help="all: cold start, loops, step parts, quantized; overhead: where a decode step's time goes")
+    p.add_argument("--cold-child", metavar="CKPT", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.cold_child:
+        print(json.dumps(cold(args.cold_child, args.prompt)), flush=True)
+        return 0
+    if not args.out:
+        p.error("--out is required")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import mlx.core as mx
+
+    from impl.seeded.llama import write_seeded_checkpoint
+
+    result = {"device": str(mx.default_device()), "mlx": mx.__version__, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        ckpt = str(write_seeded_checkpoint(tmp / "lm", _config(args.small), 0, dtype="bfloat16"))
+        print(json.dumps({"case": "write_checkpoint", "s": time.perf_counter() - t}), flush=True)
+        if args.part == "overhead":
+            result["rows"] += part_overhead(ckpt, args.prompt, args.tokens)
+            (out / "gpu_overhead.json").write_text(json.dumps(result, indent=1))
+            return 0
+        if not args.skip_cold:
+            result["rows"] += part_cold(ckpt, args.prompt, tmp)
+            names = tmp / "jit_names.json"
+            if names.exists():
+                (out / "jit_names.json").write_text(names.read_text())
+        (out / "gpu_loop.json").write_text(json.dumps(result, indent=1))
+        result["rows"] += part_loop(ckpt, args.prompt, args.tokens, not args.skip_quant)
+        (out / "gpu_loop.json").write_text(json.dumps(result, indent=1))
+    print("\n".join(f"{r['case']:34s} " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                    for k, v in r.items() if k not in ("case", "jit_names_head"))
+                    for r in result["rows"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
