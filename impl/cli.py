@@ -73,9 +73,10 @@ def build_parser(only: Optional[str] = None, commands: Dict[str, Tuple[str, str]
 def main(argv: Optional[List[str]] = None, commands: Dict[str, Tuple[str, str]] = COMMANDS,
          prog: str = "voiceport") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from impl import cpu
+    from impl import cpu, gpu
 
     cpu.enable_fast_blas()  # Linux CPU: before any sub-command imports mlx (impl/cpu.py); elsewhere a no-op
+    gpu.use_kernel_cache()  # CUDA: run-time compiled kernels kept in $VOICEPORT_CACHE (impl/gpu.py); else no-op
     wanted = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=wanted if wanted in commands else "", commands=commands, prog=prog)
     args = parser.parse_args(argv)

@@ -46,6 +46,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="prompt + generated tokens per chunk, as outetts' max_length (default 8192)")
     p.add_argument("--temperature", type=float, default=0.4, metavar="T", help="sampling temperature (outetts: 0.4)")
     p.add_argument("--greedy", action="store_true", help="argmax decoding (after the repetition penalty)")
+    p.add_argument("--quantize", default=None, choices=["q8", "q4"],
+                   help="quantize the LM's weights to 8 or 4 bits (groups of 64) after loading: less memory; "
+                        "speed depends on the backend (see the README's GPU table)")
     p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                    help="LM compute dtype (default: float32 on CPU, where MLX's bf16/fp16 matmuls are far "
                         "slower than fp32 through BLAS; the checkpoint's dtype on a GPU)")
@@ -98,12 +101,12 @@ def run(args) -> int:
                                 seed=args.seed)
 
     t_load = time.perf_counter()
+    codec = _load_codec(args.codec)  # seconds, before the 1B LM (minutes the first time): its errors come first
     if args.model is None:
         print("using the embedded seeded OuteTTS 1.0 1B checkpoint (random weights: the audio is noise)",
               file=sys.stderr)
     model_dir = default_model() if args.model is None else Path(args.model)
-    codec = _load_codec(args.codec)
-    tts = G.load(model_dir, codec=codec, dtype=args.dtype or G.default_dtype())
+    tts = G.load(model_dir, codec=codec, dtype=args.dtype or G.default_dtype(), quantize=args.quantize)
     try:
         plans = tts.plan(args.text, speaker, config)  # prompt errors (profile too long) before generating
     except G.GenerationError as e:

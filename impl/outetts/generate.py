@@ -348,13 +348,16 @@ def default_dtype() -> Optional[str]:
     return "float32" if mx.default_device() == mx.cpu else None
 
 
-def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype: Optional[str] = AUTO) -> TTS:
+def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype: Optional[str] = AUTO,
+         quantize: Optional[str] = None) -> TTS:
     """A TTS from an HF-format model folder (config.json, safetensors, tokenizer.json) and a loaded codec.
 
     Args:
         model_dir: the folder; None: the embedded seeded one, as the CLI (`impl.seeded.default_model()`).
         codec: an `impl.dac.load_codec()` (needed to decode audio; `load_codec()` is the embedded one).
         dtype: "auto" (default: `default_dtype()`, as the CLI), None (the checkpoint's), or a dtype name.
+        quantize: None, "q8" or "q4": the LM's weights in 8/4-bit groups of 64 (`impl.llama.load`); the KL
+            divergence and greedy agreement against bf16 are in bench/gpu.py's output.
     """
     from impl import llama
 
@@ -366,5 +369,5 @@ def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype:
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model folder {model_dir} does not exist")
     tokenizer = Tokenizer(model_dir)
-    lm = llama.load(model_dir, dtype=default_dtype() if dtype == AUTO else dtype)
+    lm = llama.load(model_dir, dtype=default_dtype() if dtype == AUTO else dtype, quantize=quantize)
     return TTS(lm, tokenizer, stop_ids=stop_ids_from_config(model_dir, tokenizer), codec=codec)
