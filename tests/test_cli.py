@@ -239,3 +239,21 @@ def test_readme_first_commands_are_vp_and_ci_calls_the_test_one():
     cmds = [line.strip() for line in readme.split("```")[1].strip().splitlines() if line.strip()]
     assert cmds[0].startswith("./vp parity") and cmds[1] == "./vp test"
     assert "./vp test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_cli_tts_codec_errors_before_the_lm_loads(tts_inputs, monkeypatch, capsys):
+    """A bad --codec is refused before the LM folder is touched (the embedded 1B LM takes minutes to write once)."""
+    from impl.outetts import generate as G
+    from impl import seeded
+
+    def no_lm(*a, **k):
+        raise AssertionError("the LM was loaded before the codec error")
+
+    monkeypatch.setattr(G, "load", no_lm)
+    monkeypatch.setattr(seeded, "default_model", no_lm)
+    folder, argv = tts_inputs
+    monkeypatch.chdir(folder)
+    argv = [a if a != "dac.safetensors" else "nope.safetensors" for a in argv]
+    assert cli.main([a for a in argv if a != "model" and a != "--model"] + ["--text", "Hi."]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()] and "nope.safetensors" in err, err
