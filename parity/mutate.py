@@ -518,6 +518,8 @@ class Result:
             return "inert: passes every check" if not (caught_t or caught_r) else "inert, but a check fails"
         if caught_t and caught_r:
             return "caught by both"
+        if not self.report.ran:
+            return "caught by a test (report not run)" if caught_t else "MISSED by the tests (report not run)"
         if caught_t and self.blind:
             return "caught by a test (outside the report's configs)"
         return "MISSED by the report" if caught_t else ("MISSED by the tests" if caught_r else "MISSED by both")
@@ -536,14 +538,22 @@ def run_one(copy: Path, m: Mutation, components: List[str], args, log) -> Result
     the copy is restored whatever happens."""
     original = apply(copy, m)
     try:
-        tests = Check(ran=list(m.tests))
-        tests.caught, tests.seconds, tests.note = run_tests(copy, m.tests, log, args.timeout)
-        if tests.caught is None and args.fallback and not m.inert:
-            rest = fast_test_files(copy, m.tests)
-            tests.caught, dt, note = run_tests(copy, rest, log, args.timeout)
-            tests.seconds += dt
-            tests.ran += ["(the rest of the fast suite)"]
-            tests.note = "; ".join(x for x in (tests.note, note) if x)
+        tests = Check()
+        # pytest runs a file's tests in file order even when one of them was named first: the named tests
+        # (likely catchers) go in a run of their own, then the listed files, then the rest of the fast suite
+        named = [t for t in m.tests if "::" in t]
+        stages = [named, [t for t in m.tests if "::" not in t]]
+        if args.fallback and not m.inert:
+            stages.append(fast_test_files(copy, stages[1]))
+        notes = []
+        for stage in stages:
+            if not stage or tests.caught:
+                continue
+            caught, dt, note = run_tests(copy, stage, log, args.timeout)
+            tests.caught, tests.seconds = caught, tests.seconds + dt
+            tests.ran += stage
+            notes += [note] if note else []
+        tests.note = "; ".join(notes)
         report = Check()
         if args.report != "none":
             want = [c for c in m.report if c in components] if components else list(m.report)
@@ -654,7 +664,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 log.flush()
                 results.append(r)
                 print(f"[mutate] {i}/{len(chosen)} {m.name}: test {r.tests.caught or 'none failed'} "
-                      f"({_fmt_s(r.tests.seconds)}); report {r.report.caught or 'passed'} "
+                      f"({_fmt_s(r.tests.seconds)}); report "
+                      f"{(r.report.caught or 'passed') if r.report.ran else 'not run'} "
                       f"({_fmt_s(r.report.seconds)}) -> {r.verdict}", flush=True)
                 print(f"[mutate] totals so far: {_write(out, results, time.time() - t_start, False)}", flush=True)
     finally:
