@@ -38,7 +38,8 @@ class MutationError(ValueError):
 
 @dataclass(frozen=True)
 class Mutation:
-    """One porting bug: replace `old` (found exactly once in `file`) by `new`.
+    """One porting bug: replace `old` (found exactly once in `file`) by `new`; the two differ in one line (`old`
+    may hold a neighbouring line too, to be unique).
 
     tests: pytest node ids or files to run first (likely catchers first); report: parity components to run
     (empty: the report's default set); inert: why the bug cannot change any output (empty: it can); blind: why
@@ -217,8 +218,11 @@ CATALOGUE: List[Mutation] = [
       "KV cache returns one slot too many (a zero key/value, off by one)",
       (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", T_LLAMA), ("llama", "lm-greedy")),
     M("rope-offset-plus-one", "impl/llama.py",
-      "offset = 0 if cache is None else cache.offset",
-      "offset = 0 if cache is None else cache.offset + 1",
+      # (the line above it makes the text unique: FusedAttention, the GPU's, has the same offset line)
+      "v = self.v_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)\n"
+      "        offset = 0 if cache is None else cache.offset\n",
+      "v = self.v_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)\n"
+      "        offset = 0 if cache is None else cache.offset + 1\n",
       "rope positions start at 1 on the cached path",
       (f"{T_LLAMA}::test_llama_cache_chunks_equal_full_forward",), ("llama", "lm-greedy"),
       inert="every query and key moves by the same 1 position and rope scores depend on position differences "
