@@ -24,6 +24,18 @@ SETTINGS = dict(deadline=None, max_examples=8,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny reference's ops are too small to share: on this 2-core machine under load, torch's 2-thread pool
+    took 3.2 s per tiny ECAPA forward, 1 thread 0.1 s (measured 2026-11-28). Restored after the module."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     folder = spark_spec.checkpoint("tiny", 0)
