@@ -126,7 +126,7 @@ def run(args) -> int:
         raise SpecError(f"unknown component(s) {unknown}; known: {sorted(table)}")
     progress = Progress()
     sections, reports = [], []
-    quiet = quiet_official() if not args.verbose else _nothing()
+    quiet = quiet_official(live=not args.fixtures) if not args.verbose else _nothing()
     with quiet:
         for name in names:
             if name in CONTRACTS:

@@ -119,7 +119,8 @@ def section(name: str, compared: str, cases: Sequence[Case], limit_why: str, met
     first = None if bad is None else (f"{bad.name}: {bad.detail}" if bad.detail else bad.name)
     details = [{"case": c.name, "kind": c.kind, "err": c.err, "limit": c.limit, "ok": c.ok, "detail": c.detail}
                for c in cases]
-    return Section(name, compared, len(cases), float(worst.err), float(worst.limit), worst.name, first,
+    worst_name = worst.name if worst.ratio > 0 else None  # all exact / zero error: no worst case to name
+    return Section(name, compared, len(cases), float(worst.err), float(worst.limit), worst_name, first,
                    bad is None, limit_why, metric, details=details, notes=list(notes))
 
 
@@ -281,9 +282,10 @@ class Progress:
 
 
 @contextlib.contextmanager
-def quiet_official():
+def quiet_official(live: bool = True):
     """Keep the official packages' noise out of the report's output: torch's FutureWarnings (weight_norm),
-    transformers' shard bars and info logs, outetts' loguru lines. Restored on exit."""
+    transformers' shard bars and info logs, outetts' loguru lines. Restored on exit. live=False (fixture mode)
+    imports none of them."""
     env = {"TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
     saved = {k: os.environ.get(k) for k in env}
@@ -293,7 +295,8 @@ def quiet_official():
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|torchaudio|transformers|pyloudnorm|librosa)")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
-            _quiet_loggers()
+            if live:
+                _quiet_loggers()
             yield
     finally:
         for k, v in saved.items():

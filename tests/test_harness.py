@@ -244,3 +244,20 @@ def test_contract_section_worst_and_first_divergence():
     bad = floor_case("off", (r64 + 1e-3).astype(np.float32), ref)
     assert not bad.ok and "first over the limit at flat index 0" in bad.detail
     assert Case("x", 0.0, 0.0, True, "exact").ratio == 0.0
+
+
+def test_report_progress_is_quiet_and_timed(tmp_path):
+    """`./vp parity` prints one line per component and stage with the elapsed time, nothing from the official
+    packages (pyloudnorm's clipping warnings, torch FutureWarnings, transformers' bars, outetts' loguru lines)."""
+    import re
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "parity.dev_cli", "parity", "audio-path", "--report",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [ln for ln in (res.stderr + res.stdout).splitlines() if ln.strip()]
+    stray = [ln for ln in lines if not re.match(r"\[parity \d+:\d\d\] ", ln)]
+    assert not stray, stray
+    assert any("audio-path: official side" in ln for ln in lines)
+    assert any(ln.split("] ", 1)[1].startswith("PASS audio path: 20 cases") for ln in lines), lines
