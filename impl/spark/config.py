@@ -1,6 +1,6 @@
 """BiCodec's `config.yaml`, read without a YAML library (impl's run-time deps stay numpy + safetensors + mlx).
 
-The official file is OmegaConf YAML: block mappings by indentation, `key: value` scalars (int, float, bool, null,
+The official file is read by OmegaConf (PyYAML + its own float rule): block mappings by indentation, `key: value` scalars (int, float, bool, null,
 strings, quoted or not), flow lists `[1, 1]` and block lists of scalars. That subset is what `read_yaml` reads;
 anything else is a ConfigError naming the file and line (e.g. anchors, multi-line strings).
 """
@@ -16,8 +16,8 @@ class ConfigError(ValueError):
 
 
 _INT = re.compile(r"[-+]?\d+")
-# PyYAML's (YAML 1.1) float: a dot is required ("1e-3" is a string there, and so here)
-_FLOAT = re.compile(r"[-+]?(\d[\d_]*)?\.[\d_]*([eE][-+]\d+)?")
+# OmegaConf's float resolver (wider than PyYAML's: "1e-3" is a float there, so here)
+_FLOAT = re.compile(r"[-+]?(\d[\d_]*)?(\.[\d_]*)?([eE][-+]?\d+)?")
 _SPECIAL = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
 
 
@@ -40,7 +40,7 @@ def _scalar(text: str, where: str) -> Any:
         return int(t)
     if t.lower() in _SPECIAL:
         return _SPECIAL[t.lower()]
-    if _FLOAT.fullmatch(t) and any(c.isdigit() for c in t):
+    if _FLOAT.fullmatch(t) and any(c.isdigit() for c in t) and ("." in t or "e" in t.lower()):
         return float(t.replace("_", ""))
     return t
 
