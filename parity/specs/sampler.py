@@ -148,6 +148,7 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
 
     inputs = {name: (logits, ids, kw) for name, logits, ids, kw in _inputs(quick)}
     cases: List[Case] = []
+    max_dp = 0.0
     for s in rec["sets"]:
         logits, ids, kw = inputs[s["name"]]
         cfg = SamplerConfig(**kw)
@@ -170,6 +171,7 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
         bound = softmax_bound(s["p"].astype(np.float64)[None])[0]
         d = np.abs(p[idx].astype(np.float64) - s["p"])
         worst = int(np.argmax(d / bound))
+        max_dp = max(max_dp, float(d.max()))
         cases.append(Case(name, float(d[worst] / bound[worst]), 1.0, bool(d[worst] <= bound[worst]), "bound",
                           f"max|dp| {d.max():.3g}; worst vs bound at flat token {idx[worst]}"))
     for lp in rec["loops"]:
@@ -182,7 +184,8 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
                    f"{len(rec['sets'])} logits sets (scores bit-equal, |dp| against the softmax bound) + "
                    f"{len(rec['loops'])} penalty-window decisions in the real decode loop", cases,
                    BOUND_WHY + "; window ids exact", "max |dp| / softmax bound (window: differing ids)",
-                   [f"{rec['skipped']} drawn sets skipped: a top-p/min-p threshold within 1e-5 of a token "
+                   [f"max |p - p_ref| over all sets: {max_dp:.3g}",
+                    f"{rec['skipped']} drawn sets skipped: a top-p/min-p threshold within 1e-5 of a token "
                     "(the reference's own support changes under a 1e-5 nudge)"])
 
 
