@@ -422,6 +422,8 @@ USAGE: List[Case] = [
          ["argument --seed: invalid int value: '1.5'", HELP]),
     Case("usage tts non-numeric temperature", lambda c: tts(c, "--temperature", "warm"),
          ["argument --temperature: invalid float value: 'warm'", HELP]),
+    Case("usage tts bad quantize", lambda c: tts(c, "--quantize", "q2"),
+         ["argument --quantize: invalid choice: 'q2'", "'q8', 'q4'", HELP]),
     Case("usage tts non-numeric max-length", lambda c: tts(c, "--max-length", "8k"),
          ["argument --max-length: invalid int value: '8k'", HELP]),
     Case("usage tts --text without value", lambda c: (["tts", "--speaker", str(c.fx.speaker), "--out",
