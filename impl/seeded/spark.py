@@ -355,3 +355,95 @@ def seeded_bicodec(config: Union[str, Dict[str, Any]] = "bicodec", seed: int = 0
     if not (dest / "model.safetensors").exists():
         write_bicodec_dir(dest, c, seed)
     return dest
+
+
+# ------------------------------------------------------------------------------------------------- wav2vec2
+
+# facebook/wav2vec2-large-xlsr-53's config.json (the keys Wav2Vec2Model reads; Spark-TTS-0.5B ships this folder as
+# `wav2vec2-large-xlsr-53/`) and its preprocessor_config.json.
+W2V_XLSR53: Dict[str, Any] = {
+    "model_type": "wav2vec2", "architectures": ["Wav2Vec2ForPreTraining"], "hidden_size": 1024,
+    "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096, "hidden_act": "gelu",
+    "layer_norm_eps": 1e-5, "feat_extract_norm": "layer", "feat_extract_activation": "gelu", "conv_bias": True,
+    "conv_dim": [512] * 7, "conv_kernel": [10, 3, 3, 3, 3, 2, 2], "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "num_feat_extract_layers": 7, "num_conv_pos_embeddings": 128, "num_conv_pos_embedding_groups": 16,
+    "do_stable_layer_norm": True, "mask_time_prob": 0.075, "vocab_size": 32, "hidden_dropout": 0.1,
+    "attention_dropout": 0.1, "activation_dropout": 0.0, "feat_proj_dropout": 0.1, "layerdrop": 0.1,
+    "initializer_range": 0.02,
+}
+W2V_PREPROCESSOR: Dict[str, Any] = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+                                    "feature_size": 1, "padding_side": "right", "padding_value": 0,
+                                    "return_attention_mask": True, "sampling_rate": 16000}
+# The same code paths, small widths; 17 layers so that the 16 the features use are all there and one is not run.
+W2V_TINY: Dict[str, Any] = dict(W2V_XLSR53, hidden_size=32, num_hidden_layers=17, num_attention_heads=4,
+                                intermediate_size=64, conv_dim=[16] * 7, num_conv_pos_embeddings=16,
+                                num_conv_pos_embedding_groups=4)
+W2V_CONFIGS = {"xlsr53": W2V_XLSR53, "tiny": W2V_TINY}
+
+
+def w2v_shapes(config: Dict[str, Any]) -> Shapes:
+    """transformers Wav2Vec2Model state_dict key -> (shape, kind), layer-norm feature encoder and stable layer norm
+    (the xlsr-53 layout), the positional conv's weight norm hook-style (`weight_g` (1, 1, K), `weight_v`)."""
+    c = config
+    out: Shapes = {}
+    H, dims = c["hidden_size"], c["conv_dim"]
+    if c.get("mask_time_prob", 0) > 0:
+        out["masked_spec_embed"] = ((H,), "uniform")
+    for i, (d, k) in enumerate(zip(dims, c["conv_kernel"])):
+        p = f"feature_extractor.conv_layers.{i}"
+        out[f"{p}.conv.weight"] = ((d, dims[i - 1] if i else 1, k), "kaiming")
+        out[f"{p}.conv.bias"] = ((d,), "bias")
+        _norm(out, f"{p}.layer_norm", d)
+    _norm(out, "feature_projection.layer_norm", dims[-1])
+    _linear(out, "feature_projection.projection", dims[-1], H, kind="std02")
+    K, G = c["num_conv_pos_embeddings"], c["num_conv_pos_embedding_groups"]
+    out["encoder.pos_conv_embed.conv.weight_g"] = ((1, 1, K), "g_pos")
+    out["encoder.pos_conv_embed.conv.weight_v"] = ((H, H // G, K), "v")
+    out["encoder.pos_conv_embed.conv.bias"] = ((H,), "bias")
+    _norm(out, "encoder.layer_norm", H)
+    for i in range(c["num_hidden_layers"]):
+        p = f"encoder.layers.{i}"
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            _linear(out, f"{p}.attention.{proj}", H, H, kind="std02")
+        _norm(out, f"{p}.layer_norm", H)
+        _linear(out, f"{p}.feed_forward.intermediate_dense", H, c["intermediate_size"], kind="std02")
+        _linear(out, f"{p}.feed_forward.output_dense", c["intermediate_size"], H, kind="std02")
+        _norm(out, f"{p}.final_layer_norm", H)
+    return out
+
+
+def _w2v_tensor(name: str, shape: Tuple[int, ...], kind: str, seed: int, std: float) -> np.ndarray:
+    rng = np.random.default_rng([seed, zlib.crc32(("w2v:" + name).encode())])
+    if kind == "std02":  # HF _init_weights: N(0, initializer_range); 5x here so the layers do not vanish
+        return (5 * std * rng.standard_normal(shape)).astype(np.float32)
+    if kind == "kaiming":
+        return (np.sqrt(2.0 / np.prod(shape[1:])) * rng.standard_normal(shape)).astype(np.float32)
+    if kind == "g_pos":  # the positional conv's output stays O(1) (its fan-in is K * H / G)
+        return rng.uniform(1.0, 3.0, shape).astype(np.float32)
+    if kind == "uniform":
+        return rng.uniform(0, 1, shape).astype(np.float32)
+    return _tensor(name, shape, kind, seed, {})
+
+
+def write_w2v_dir(path: Union[str, Path], config: Union[str, Dict[str, Any]], seed: int) -> Path:
+    """A wav2vec2 folder (config.json, preprocessor_config.json, model.safetensors) with seeded weights."""
+    from safetensors.numpy import save_file
+
+    c = dict(W2V_CONFIGS[config] if isinstance(config, str) else config)
+    state = {k: _w2v_tensor(k, s, kind, seed, c["initializer_range"]) for k, (s, kind) in w2v_shapes(c).items()}
+    with atomic_dir(path, replace=True) as tmp:
+        (tmp / "config.json").write_text(json.dumps(c, indent=2) + "\n")
+        (tmp / "preprocessor_config.json").write_text(json.dumps(W2V_PREPROCESSOR, indent=2) + "\n")
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    return Path(path)
+
+
+def seeded_w2v(config: Union[str, Dict[str, Any]] = "tiny", seed: int = 0) -> Path:
+    """The seeded wav2vec2 folder for (config, seed), written once into cache_dir() and reused."""
+    c = dict(W2V_CONFIGS[config] if isinstance(config, str) else config)
+    key = hashlib.sha256(json.dumps([c, seed, GENERATOR_VERSION], sort_keys=True).encode()).hexdigest()[:12]
+    name = config if isinstance(config, str) else "custom"
+    dest = cache_dir() / f"spark-w2v-{name}-s{seed}-{key}" / "wav2vec2-large-xlsr-53"
+    if not (dest / "model.safetensors").exists():
+        write_w2v_dir(dest, c, seed)
+    return dest
