@@ -149,7 +149,8 @@ CATALOGUE: List[Mutation] = [
       "return x / mx.maximum(mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True)), 1e-12)",
       "return x / mx.maximum(mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True)), 1e-6)",
       "codebook l2-normalisation floor 1e-6 instead of torch's 1e-12",
-      (T_DAC,), ("dac",),
+      (f"{T_DAC}::test_dac_speech_codes_exact", f"{T_DACI}::test_dac_interface_mlx_speech_dac_codes_equal_outetts"),
+      ("dac",),
       inert="the floor only acts on vectors of norm < 1e-6; DAC's projected latents and codebook rows are "
             "never that small (a zero latent gives the same argmax either way)"),
     # ---- audio path
@@ -224,7 +225,8 @@ CATALOGUE: List[Mutation] = [
       "v = self.v_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)\n"
       "        offset = 0 if cache is None else cache.offset + 1\n",
       "rope positions start at 1 on the cached path",
-      (f"{T_LLAMA}::test_llama_cache_chunks_equal_full_forward",), ("llama", "lm-greedy"),
+      (f"{T_LLAMA}::test_llama_cache_chunks_equal_full_forward", f"{T_LLAMA}::test_llama_greedy_64_tokens_identical",
+       f"{T_LLAMA}::test_llama_teacher_forced_kl_through_cache"), ("llama", "lm-greedy"),
       inert="every query and key moves by the same 1 position and rope scores depend on position differences "
             "only: no change beyond float rounding"),
     M("tied-head-inverted", "impl/llama.py",
@@ -259,7 +261,8 @@ CATALOGUE: List[Mutation] = [
       "picked = mx.where(picked <= 0, picked * penalty, picked / penalty)",
       "picked = mx.where(picked < 0, picked * penalty, picked / penalty)",
       "repetition penalty branch at < 0 instead of <= 0",
-      (T_SAMP,), ("sampler",),
+      (f"{T_SAMP}::test_outetts_sampler_distribution", f"{T_SAMP}::test_outetts_sampler_greedy_scores_exact"),
+      ("sampler",),
       inert="the branches differ only at a logit of exactly 0, where 0 * p == 0 / p == 0"),
     M("extract-codes-order", "impl/outetts/generate.py",
       "return np.stack([c1[:n], c2[:n]]).astype(np.int64)",
