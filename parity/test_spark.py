@@ -4,7 +4,8 @@ seeded checkpoints in the official folder layout.
 Fast: the "tiny" config (same code paths, small widths; ECAPA and the Perceiver keep upstream's fixed widths).
 Every module of the three paths within 10x the fp32 floor, propagated and isolated, first divergence none; integer
 ids (semantic, global, the FSQ codes) exact against the fp32 reference; injected bugs named as the first
-divergence. Slow (-m slow): the real Spark-TTS-0.5B BiCodec sizes (156 M parameters).
+divergence; the wav2vec2 features (transformers, layers 0-15) and the audio -> ids flow end to end. Slow (-m slow):
+the real Spark-TTS-0.5B BiCodec sizes (156 M parameters) and wav2vec2-large-xlsr-53 (315 M).
 """
 import mlx.core as mx
 import numpy as np
@@ -68,6 +69,33 @@ def test_semantic_path_every_module():
     assert report.ok, report.summary()
     assert report.first_divergence is None and report.first_isolated_divergence is None
     assert report.compared == 9 + 2, report.summary()
+
+
+def test_wav2vec2_features_every_module():
+    """transformers' Wav2Vec2Model as sparktts calls it: conv layers, projection, positional conv, layers 0-15."""
+    report = run_spec(spark_spec.wav2vec2_spec("tiny", samples=16000, signal="speech"), seed=0)
+    assert report.ok, report.summary()
+    assert report.first_divergence is None and report.first_isolated_divergence is None
+    assert report.compared == 7 + 1 + 1 + 16 + 1, report.summary()
+
+
+def test_audio_to_ids_end_to_end(tiny):
+    """The official tokenize flow on 2.5 s of real speech (volume normalised, 6 s reference clip tiled from it):
+    wav2vec2 features -> semantic ids, mel of the clip -> global ids; impl and reference ids equal."""
+    from impl.seeded.spark import seeded_w2v
+    from impl.spark import wav2vec2 as w2v
+
+    folder = seeded_w2v("tiny", 0)
+    processor, ref_w2v = ref.load_wav2vec2(folder)
+    wav = ref.audio_volume_normalize(spark_spec.make_signal("speech", 40000, 4).astype(np.float64))
+    clip = impl_audio.ref_clip(wav)
+    feat_ref = ref.wav2vec2_features(processor, ref_w2v, wav)
+    feat = w2v.features(w2v.load(folder), wav)
+    sem, glob = tiny["impl"].tokenize(feat, mx.array(clip.astype(np.float32))[None])
+    rsem, rglob = ref.tokenize(tiny["float32"], feat_ref, clip[None].astype(np.float32))
+    assert np.array_equal(np.array(sem), rsem), f"{int((np.array(sem) != rsem).sum())} semantic ids differ"
+    assert np.array_equal(np.array(glob), rglob)
+    assert np.array(sem).shape == (1, 124)  # 40,000 samples -> 124 wav2vec2 frames (conv strides 5 x 2^6)
 
 
 # ------------------------------------------------------------------------------------------ injected bugs
@@ -183,7 +211,8 @@ def test_volume_normalize_and_ref_clip_bit_equal(n, seed, gain):
 def test_real_size_every_module():
     """The Spark-TTS-0.5B BiCodec sizes: the three paths, every module, first divergence none."""
     for spec in (spark_spec.decoder_spec("bicodec", frames=10), spark_spec.global_spec("bicodec", samples=16000),
-                 spark_spec.semantic_spec("bicodec", frames=25)):
+                 spark_spec.semantic_spec("bicodec", frames=25),
+                 spark_spec.wav2vec2_spec("xlsr53", samples=16000)):
         report = run_spec(spec, seed=0)
         assert report.ok, report.summary()
         assert report.first_divergence is None and report.first_isolated_divergence is None

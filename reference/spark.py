@@ -163,3 +163,41 @@ def ref_clip(wav: np.ndarray, sample_rate: int = 16000, ref_segment_duration: fl
     cfg = {"sample_rate": sample_rate, "ref_segment_duration": ref_segment_duration,
            "latent_hop_length": latent_hop_length}
     return BiCodecTokenizer.get_ref_clip(SimpleNamespace(config=cfg), wav)
+
+
+# ------------------------------------------------------------------------------------------------- wav2vec2
+
+def load_wav2vec2(folder: Union[str, Path], dtype: str = "float32"):
+    """The official feature path's two objects, loaded as `BiCodecTokenizer._initialize_model` loads them:
+    (Wav2Vec2FeatureExtractor, Wav2Vec2Model with output_hidden_states) from an HF folder, eval, `dtype`."""
+    import torch
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    processor = Wav2Vec2FeatureExtractor.from_pretrained(str(folder))
+    model = Wav2Vec2Model.from_pretrained(str(folder))
+    model.config.output_hidden_states = True
+    return processor, model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype).eval()
+
+
+def wav2vec2_features(processor, model, wav: np.ndarray) -> np.ndarray:
+    """`BiCodecTokenizer.extract_wav2vec2_features(wav)` (the method reads only self.processor and
+    self.feature_extractor): one clip (L,) -> (1, frames, hidden) = (hidden_states[11] + [14] + [16]) / 3."""
+    import torch
+    from spark_tts_lib.models.audio_tokenizer import BiCodecTokenizer
+
+    holder = SimpleNamespace(processor=processor, feature_extractor=model)
+    dtype = next(model.parameters()).dtype
+    if dtype != torch.float32:  # the processor returns float32 input values; run the model in its dtype
+        holder.feature_extractor = _CastInput(model, dtype)
+    with torch.no_grad():
+        return BiCodecTokenizer.extract_wav2vec2_features(holder, wav).numpy()
+
+
+class _CastInput:
+    """Calls the model with its input cast to `dtype` (for the float64 reference run); forwards `.device`."""
+
+    def __init__(self, model, dtype):
+        self.model, self.dtype, self.device = model, dtype, next(model.parameters()).device
+
+    def __call__(self, x):
+        return self.model(x.to(self.dtype))

@@ -374,8 +374,9 @@ W2V_XLSR53: Dict[str, Any] = {
 W2V_PREPROCESSOR: Dict[str, Any] = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor",
                                     "feature_size": 1, "padding_side": "right", "padding_value": 0,
                                     "return_attention_mask": True, "sampling_rate": 16000}
-# The same code paths, small widths; 17 layers so that the 16 the features use are all there and one is not run.
-W2V_TINY: Dict[str, Any] = dict(W2V_XLSR53, hidden_size=32, num_hidden_layers=17, num_attention_heads=4,
+# The same code paths, small widths (hidden 64 = the tiny BiCodec's feature width); 17 layers: the 16 the features
+# use, and one that is not run.
+W2V_TINY: Dict[str, Any] = dict(W2V_XLSR53, hidden_size=64, num_hidden_layers=17, num_attention_heads=4,
                                 intermediate_size=64, conv_dim=[16] * 7, num_conv_pos_embeddings=16,
                                 num_conv_pos_embedding_groups=4)
 W2V_CONFIGS = {"xlsr53": W2V_XLSR53, "tiny": W2V_TINY}

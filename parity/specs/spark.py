@@ -245,3 +245,46 @@ def semantic_spec(config: str = "tiny", frames: int = 50, seed: int = 0) -> Spec
         description=f"BiCodec {config} (seeded {seed}) semantic path: {frames} feature frames -> encoder -> "
                     f"factorized VQ -> semantic ids",
     )
+
+
+def wav2vec2_spec(config: str = "tiny", samples: int = 16000, signal: str = "speech", seed: int = 0) -> Spec:
+    """The wav2vec2 features (transformers Wav2Vec2Model + Wav2Vec2FeatureExtractor as sparktts calls them) on
+    `samples` of `signal`: every conv layer of the feature encoder, the feature projection, the positional conv,
+    encoder layers 0-15 (the mix reads hidden_states 11, 14, 16). Output: the mixed features."""
+    import mlx.core as mx
+
+    from impl.seeded.spark import seeded_w2v
+    from impl.spark import wav2vec2 as w2v
+    from reference import spark as ref
+
+    folder = seeded_w2v(config, seed)
+    n_conv = 7
+    holder = {}
+
+    def build_ref(dtype):
+        processor, model = ref.load_wav2vec2(folder, dtype)
+        holder["processor"] = processor
+        return model
+
+    def make_inputs(s: int) -> Dict[str, np.ndarray]:
+        return {"wav": make_signal(signal, samples, s).astype(np.float64)}
+
+    def run_ref(model, inputs):
+        return {"features": ref.wav2vec2_features(holder["processor"], model, inputs["wav"])}
+
+    def run_impl(model, inputs):
+        return {"features": model(mx.array(w2v.normalize(inputs["wav"]))[None])}
+
+    pairs = [Pair("feature_extractor.conv_layers.{i}", "feature_extractor.conv_layers.{i}", over=range(n_conv)),
+             Pair("feature_projection", "feature_projection", layout="same"),
+             Pair("encoder.pos_conv_embed", "encoder.pos_conv_embed", layout="same"),
+             Pair("encoder.layers.{i}", "encoder.layers.{i}", over=range(16), layout="same")]
+    return Spec(
+        name=f"spark-wav2vec2-{config}",
+        build_impl=lambda: w2v.load(folder),
+        build_ref=build_ref,
+        make_inputs=make_inputs, run_impl=run_impl, run_ref=run_ref, pairs=pairs,
+        outputs={"features": Tol.floor(why=FLOOR_WHY)},
+        description=f"wav2vec2 {config} (seeded {seed}) features: {samples} samples of {signal} -> "
+                    f"(hidden_states[11] + [14] + [16]) / 3",
+    )
