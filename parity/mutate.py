@@ -101,7 +101,9 @@ CATALOGUE: List[Mutation] = [
       "return _axpy(x, _sin2(u), mx.reciprocal(alpha + 1e-9))",
       "return _axpy(x, _sin2(u), mx.reciprocal(alpha))",
       "Snake without upstream's 1e-9 (alpha = 0 gives NaN instead of x)",
-      (f"{T_SNAKE}::test_dac_snake_alpha_zero_and_tiny_match_upstream", T_SNAKE), ("dac", "dac-codec")),
+      (f"{T_SNAKE}::test_dac_snake_alpha_zero_and_tiny_match_upstream", T_SNAKE), ("dac", "dac-codec"),
+      blind="the seeded alphas lie in [0.5, 2] (trained ones are not ~0 either): dropping 1e-9 moves the output by "
+            "~1e-9 relative, under the fp32 floor; only alpha ~ 0 changes (NaN)"),
     # ---- DAC codec
     M("encoder-stride-pad-floor", "impl/dac/model.py",
       "WNConv1d(dim // 2, dim, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2))]",
@@ -145,6 +147,13 @@ CATALOGUE: List[Mutation] = [
       "x[..., total - n: total] *= fade_ramp(0.0, 1.0, n)",
       "decode chunk fade-out ramp reversed (a fade in at both ends)",
       (f"{T_DACI}::test_dac_interface_apply_fade_equals_outetts", T_DACI), ("dac-interface",)),
+    M("dac-default-rates", "impl/dac/model.py",
+      "encoder_rates: List[int] = field(default_factory=lambda: [2, 4, 8, 8])",
+      "encoder_rates: List[int] = field(default_factory=lambda: [2, 4, 5, 8])",
+      "DACConfig's default encoder_rates are the 24 kHz model's, not DAC.__init__'s",
+      (f"{T_CONTRACTS}::test_contracts_dac_defaults_equal_official_dac_init", T_DAC), ("dac", "dac-codec"),
+      blind="every official checkpoint's kwargs carry encoder_rates: only a checkpoint that leaves the key out "
+            "builds a different model"),
     M("l2norm-eps", "impl/dac/quantize.py",
       "return x / mx.maximum(mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True)), 1e-12)",
       "return x / mx.maximum(mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True)), 1e-6)",
@@ -181,6 +190,13 @@ CATALOGUE: List[Mutation] = [
       "word duration rounded to 1 decimal instead of 2",
       (f"{T_SPK}::test_speaker_slicing_equals_outetts", T_SPK), ("speaker-profile",)),
     # ---- LM
+    M("llama-default-eps", "impl/llama.py",
+      "rms_norm_eps: float = 1e-6",
+      "rms_norm_eps: float = 1e-5",
+      "ModelArgs' default RMSNorm eps is Llama 3's 1e-5, not LlamaConfig's 1e-6",
+      (f"{T_CONTRACTS}::test_contracts_llama_defaults_equal_transformers_llama_config", T_LLAMA),
+      ("llama", "lm-greedy"),
+      blind="OuteTTS' config.json sets rms_norm_eps: only a config without the key changes"),
     M("rope-theta-default", "impl/llama.py",
       "inv = (1.0 / (np.float32(args.rope_theta) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))))",
       "inv = (1.0 / (np.float32(10000.0) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))))",
@@ -264,6 +280,12 @@ CATALOGUE: List[Mutation] = [
       (f"{T_SAMP}::test_outetts_sampler_distribution", f"{T_SAMP}::test_outetts_sampler_greedy_scores_exact"),
       ("sampler",),
       inert="the branches differ only at a logit of exactly 0, where 0 * p == 0 / p == 0"),
+    M("generation-max-length", "impl/outetts/generate.py",
+      "max_length: int = 8192",
+      "max_length: int = 4096",
+      "GenerationConfig's max_length 4096 instead of outetts' 8192 (long generations stop early)",
+      (f"{T_CONTRACTS}::test_contracts_generation_defaults_equal_outetts", T_GEN), ("generation",),
+      blind="the report's generations (and outetts') stop long before 4096 tokens: only a longer one changes"),
     M("extract-codes-order", "impl/outetts/generate.py",
       "return np.stack([c1[:n], c2[:n]]).astype(np.int64)",
       "return np.stack([c2[:n], c1[:n]]).astype(np.int64)",
@@ -479,14 +501,16 @@ def failed_sections(report_json: Path) -> Tuple[Optional[bool], List[str]]:
     return bool(data.get("ok", not bad)), bad
 
 
-def run_report(copy: Path, components: Sequence[str], quick: bool, out: Path, log, timeout: float
+REPORT_FLAGS = {"quick": ["--quick"], "full": [], "fixtures": ["--fixtures"]}
+
+
+def run_report(copy: Path, components: Sequence[str], mode: str, out: Path, log, timeout: float
                ) -> Tuple[Optional[str], float]:
-    """`./vp parity COMPONENTS [--quick] --report out` in the copy -> (what failed or None, seconds)."""
+    """`./vp parity COMPONENTS --report out` + the mode's flag (REPORT_FLAGS) in the copy -> (what failed or None,
+    seconds)."""
     if out.exists():
         shutil.rmtree(out)
-    cmd = ["nice", "-n", "10", str(copy / "vp"), "parity", *components, "--report", str(out)]
-    if quick:
-        cmd.append("--quick")
+    cmd = ["nice", "-n", "10", str(copy / "vp"), "parity", *components, "--report", str(out), *REPORT_FLAGS[mode]]
     t0 = time.time()
     try:
         r = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=timeout, env=_env())
@@ -565,7 +589,7 @@ def run_one(copy: Path, m: Mutation, components: List[str], args, log) -> Result
         if args.report != "none":
             want = [c for c in m.report if c in components] if components else list(m.report)
             report.ran = want or ["(default set)"]
-            report.caught, report.seconds = run_report(copy, want, args.report == "quick",
+            report.caught, report.seconds = run_report(copy, want, args.report,
                                                        Path(args.out) / "reports" / m.name, log, args.timeout)
     finally:
         restore(copy, m, original)
@@ -611,8 +635,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("names", nargs="*", help="mutations to run (default: the whole catalogue); see --list")
     p.add_argument("--list", action="store_true", help="list the catalogue and exit")
     p.add_argument("--check", action="store_true", help="check that every mutation still applies, and exit")
-    p.add_argument("--report", choices=("quick", "full", "none"), default="quick",
-                   help="parity report per mutation: --quick configs (default), full configs, or none")
+    p.add_argument("--report", choices=("quick", "full", "fixtures", "none"), default="quick",
+                   help="parity report per mutation: live with --quick configs (default), live full configs, "
+                        "replayed from the golden fixtures (--fixtures: the quick configs, torch-free), or none")
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="do not run the whole fast suite when the listed tests catch nothing")
     p.add_argument("--worktree", action="store_true",
