@@ -183,3 +183,51 @@ def test_bad_ids_are_one_clear_error(tiny, sem, glob, fragment):
 def test_too_short_reference_clip_is_an_error(tiny):
     with pytest.raises(ValueError, match="too short for reflect padding"):
         tiny.tokenize(mx.zeros((1, 3, 64)), mx.zeros((1, 512)))
+
+
+# ------------------------------------------------------------------------------------------ wav2vec2
+
+@pytest.mark.parametrize("config", ["tiny", "xlsr53"])
+def test_seeded_w2v_layout_is_transformers(config):
+    torch = pytest.importorskip("torch")
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    c = seeded.W2V_CONFIGS[config]
+    with torch.device("meta"):
+        model = Wav2Vec2Model(Wav2Vec2Config(**c))
+    want = {_official_key(k): tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: s for k, (s, _) in seeded.w2v_shapes(c).items()}
+    assert want == got
+    if config == "xlsr53":
+        assert sum(int(np.prod(s)) for s in want.values()) == 315_438_720
+
+
+def test_seeded_w2v_loads_in_transformers_without_a_missing_key():
+    pytest.importorskip("torch")
+    from transformers import Wav2Vec2Model
+
+    _, info = Wav2Vec2Model.from_pretrained(str(seeded.seeded_w2v("tiny", 0)), output_loading_info=True)
+    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+
+
+def test_w2v_loader_strict_and_prefix(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from impl.spark import wav2vec2 as w2v
+
+    src = seeded.seeded_w2v("tiny", 0)
+    dst = tmp_path / "w2v"
+    shutil.copytree(src, dst)
+    w = load_file(str(dst / "model.safetensors"))
+    # the pre-training checkpoint's layout: `wav2vec2.` prefix plus heads the features never use
+    pre = {"wav2vec2." + k: v for k, v in w.items()}
+    pre["project_q.weight"] = np.zeros((4, 4), np.float32)
+    save_file(pre, str(dst / "model.safetensors"))
+    a = np.array(w2v.features(w2v.load(dst), np.linspace(-1, 1, 4000)))
+    b = np.array(w2v.features(w2v.load(src), np.linspace(-1, 1, 4000)))
+    assert np.array_equal(a, b)
+    del w["encoder.layers.3.attention.q_proj.weight"]
+    save_file(w, str(dst / "model.safetensors"))
+    with pytest.raises(CheckpointError) as e:
+        w2v.load(dst)
+    assert "1 missing: encoder.layers.3.attention.q_proj.weight" in str(e.value) and "\n" not in str(e.value)
