@@ -383,11 +383,10 @@ def _copy_clone(dst: Path) -> Path:
     return root
 
 
-@pytest.mark.slow
-def test_readme_commands_run_verbatim(tmp_path):
-    """Every runnable README command (NOT_VERBATIM aside) and every python block, in README order, verbatim, in a copy
-    of the clone: exit 0 and the files they say they write exist. `voiceport` is the installed entry point
-    (`python -m impl.cli`); a command identical to one already run (voiceport == ./vp) runs once."""
+def _run_verbatim(tmp_path: Path, first: int, last: Optional[int] = None) -> List[str]:
+    """The runnable commands (NOT_VERBATIM aside) and python blocks of README blocks [first, last), in README order,
+    verbatim, in a copy of the clone: each exits 0 and writes the files it names. `voiceport` is the installed entry
+    point (`python -m impl.cli`); a command identical to one already run (voiceport == ./vp) runs once."""
     root = _copy_clone(tmp_path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -400,8 +399,8 @@ def test_readme_commands_run_verbatim(tmp_path):
     for c in commands:
         by_block.setdefault(id(c.block), []).append(c)
     done, log = set(), []
-    for block in blocks:
-        steps = []
+    for block in blocks[first:last]:
+        steps: list = []
         if is_shell(block):
             steps = [c for c in by_block.get(id(block), []) if c.runnable]
         elif PYTHON_BLOCKS.get(python.get(id(block))) is not None:
@@ -424,4 +423,19 @@ def test_readme_commands_run_verbatim(tmp_path):
             assert res.returncode == 0, f"{what}:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
             for p in outputs:
                 assert (root / p).exists(), f"{what}: wrote no {p}"
+    return log
+
+
+@pytest.mark.slow
+def test_readme_quick_start_runs_verbatim(tmp_path):
+    """The first block: `./vp parity --report out/report` (`./vp test` is this suite; tools/clean_check runs it)."""
+    log = _run_verbatim(tmp_path, 0, 1)
+    assert len(log) == 1
+
+
+@pytest.mark.slow
+def test_readme_walkthrough_runs_verbatim(tmp_path):
+    """Every later block: speak from the committed clip, the dac commands, the tts options, the Python API, the
+    profile commands."""
+    log = _run_verbatim(tmp_path, 1)
     assert len(log) >= 8, "\n".join(log)
