@@ -148,11 +148,24 @@ def run(args) -> int:
             for s in secs:
                 progress.done(s)
             sections += secs
+            _release_memory()
     page = write_report(sections, args.report, reports=reports)
     n_bad = sum(1 for s in sections if not s.passed)
     print(f"[parity {progress.stamp()}] {len(sections) - n_bad} of {len(sections)} sections pass; report: {page} "
           f"and {page.parent / 'report.json'}")
     return 0 if sections and n_bad == 0 else 1
+
+
+def _release_memory() -> None:
+    """Between sections: drop the previous section's models (Python, torch) and MLX's buffer cache, so the 1B LM
+    sections start from a clean heap."""
+    import gc
+
+    gc.collect()
+    if "mlx.core" in sys.modules:
+        import mlx.core as mx
+
+        getattr(mx, "clear_cache", lambda: None)()
 
 
 class _nothing:

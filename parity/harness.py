@@ -414,16 +414,22 @@ def run_spec(spec: Spec, seed: int = 0, isolated: bool = True, record: Optional[
     t0 = time.perf_counter()
     pairs = spec.expanded_pairs()
     inputs = spec.make_inputs(seed)
-    impl_model = spec.build_impl()
-    # Resolve every impl path before running anything: a typo is a SpecError naming the path.
-    impl_mods = {p.impl: resolve(impl_model, p.impl, "impl") for p in pairs}
-    seconds = {"build": time.perf_counter() - t0}
-    t = time.perf_counter()
+    seconds = {}
     if record is None:
+        # The reference first, then the impl model: never both full models in memory at once (a 1B LM: 10 GB
+        # in fp64 + 5 GB in MLX fp32).
         record = record_reference(spec, seed, isolated, inputs)
-        seconds["reference"] = time.perf_counter() - t
+        seconds["reference"] = time.perf_counter() - t0
+        import gc
+
+        gc.collect()
     elif record.seed != seed or record.spec != spec.name:
         raise SpecError(f"fixture record is for {record.spec!r} seed {record.seed}, not {spec.name!r} seed {seed}")
+    t = time.perf_counter()
+    impl_model = spec.build_impl()
+    # Resolve every impl path before running it: a typo is a SpecError naming the path.
+    impl_mods = {p.impl: resolve(impl_model, p.impl, "impl") for p in pairs}
+    seconds["build"] = time.perf_counter() - t
     t = time.perf_counter()
     with impl_capture(impl_mods) as capi:
         outi = spec.run_impl(impl_model, inputs)
