@@ -293,7 +293,8 @@ def quiet_official(live: bool = True):
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|torchaudio|transformers|pyloudnorm|librosa)")
+            warnings.filterwarnings("ignore", category=UserWarning,
+                                    module=r"(torch|torchaudio|transformers|pyloudnorm|librosa)")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             if live:
                 _quiet_loggers()

@@ -72,7 +72,8 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
     from impl.dac.interface import DacInterface
     from impl.seeded.dac import seeded_checkpoint
 
-    models = {"speech": dac.load(seeded_checkpoint("24khz_speech", 0)), "tiny": dac.load(seeded_checkpoint(dict(TINY), 0))}
+    models = {"speech": dac.load(seeded_checkpoint("24khz_speech", 0)),
+              "tiny": dac.load(seeded_checkpoint(dict(TINY), 0))}
     iface = DacInterface(models["speech"])
     clips = load_librivox()
     cases = []
