@@ -218,7 +218,11 @@ def snake(x: mx.array, alpha: mx.array) -> mx.array:
 
 # ------------------------------------------------------------------------------------------------- attention
 
-_ATT_BLOCK = 64  # queries per block: scores (n_kv, group * 64, keys); measured fastest of 64..512
+_ATT_BLOCK = 64  # queries per block at least: scores (n_kv, group * 64, keys); measured fastest of 64..512 (1B)
+# Fewer heads take more queries per block, up to this many score elements a block (the 1B LM, 32 heads, keeps 64
+# queries from 128 keys on): each block is one mx.eval, a hand-off to MLX's stream thread, which on a busy host
+# costs more than a small model's arithmetic (the bench's small config: 4 heads, 512 queries, 4 blocks, not 8)
+_ATT_SCORES = 1 << 18
 
 
 def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optional[str] = None) -> mx.array:
@@ -232,15 +236,16 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optiona
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
     S, KV = k.shape[2], k.shape[1]
     G, offset = H // KV, S - L
-    causal = np.triu(np.full((_ATT_BLOCK, _ATT_BLOCK), -np.inf, np.float32), 1)  # -inf above the diagonal, else 0
-    buf = np.empty(KV * G * min(L, _ATT_BLOCK) * S, np.float32)  # one block's probabilities, reused by each block
+    block = min(L, max(_ATT_BLOCK, _ATT_SCORES // (H * S)))
+    causal = np.triu(np.full((block, block), -np.inf, np.float32), 1)  # -inf above the diagonal, else 0
+    buf = np.empty(KV * G * block * S, np.float32)  # one block's probabilities, reused by each block
     out = []
     for b in range(B):
         qg = (q[b] * scale).reshape(KV, G, L, D)
         kt = k[b].transpose(0, 2, 1)  # (KV, D, S)
         blocks = []
-        for s0 in range(0, L, _ATT_BLOCK):
-            s1 = min(L, s0 + _ATT_BLOCK)
+        for s0 in range(0, L, block):
+            s1 = min(L, s0 + block)
             n, keys = s1 - s0, (S if mask is None else offset + s1)  # keys past offset + s1 - 1: all hidden
             scores = mx.matmul(qg[:, :, s0:s1].reshape(KV, G * n, D), kt[:, :, :keys])  # (KV, G * n, keys)
             mx.eval(scores)
