@@ -181,8 +181,20 @@ def part_loop(ckpt: str, n_prompt: int, n_tok: int, quant: bool) -> List[Dict]:
             out.append(int(queue.pop(0).item()))
         return time.perf_counter() - t, len(out)
 
+    def cli_like():  # as `voiceport tts` runs it: warnings recorded, a per-token callback
+        import warnings
+
+        seen = []
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always")
+            r = real_loop(lambda: Sampler(SamplerConfig(), 0))
+            res = r()
+        cli_like.notes = len(notes)
+        return res
+
     variants = {
         "bench": lambda: (bench_loop(), n_tok),
+        "official_cli_like": cli_like,
         "greedy": real_loop(lambda: Sampler(SamplerConfig(temperature=0.0, repetition_penalty=1.0,
                                                          repetition_range=0), 0, compiled=False)),
         "greedy_penalty_compiled": real_loop(lambda: Sampler(SamplerConfig(temperature=0.0), 0, compiled=True)),

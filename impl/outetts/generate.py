@@ -169,15 +169,16 @@ def decode_loop(lm: Callable, cache: Any, prompt: Sequence[int], sampler: Sample
         return lm(ids, cache)[:, -1, :]
 
     R = sampler.config.repetition_range
-    window = mx.array(np.asarray(prompt[max(0, len(prompt) - R):] if R else [], np.int32)[None])
+    # ids stay uint32 (what argmax / argpartition return) from here on: no cast node per step
+    window = mx.array(np.asarray(prompt[max(0, len(prompt) - R):] if R else [], np.uint32)[None])
     y = sampler(next_logits(mx.array(np.asarray(prompt, np.int32)[None])), window)
     mx.async_eval(y)
     out: List[int] = []
     while True:
-        window = mx.concatenate([window, y[:, None].astype(mx.int32)], axis=1)[:, -R:] if R else window
+        window = mx.concatenate([window, y[:, None]], axis=1)[:, -R:] if R else window
         last = len(out) + 1 >= budget
         if not last:  # queue the next step before reading this one
-            y_next = sampler(next_logits(y[:, None].astype(mx.int32)), window)
+            y_next = sampler(next_logits(y[:, None]), window)
             mx.async_eval(y_next)
         tok = int(y.item())
         out.append(tok)
