@@ -150,8 +150,8 @@ def compare_trees(official: Path, package: Path, renames: Dict[str, str],
     for rel in sorted(package_mods - official_mods):
         out[rel] = {"status": "package only"}
     for off, pkg in (extra or {}).items():
-        out[off] = compare_module(Path(off).read_text() if Path(off).is_absolute() else (official.parent / off).read_text(),
-                                  (package / pkg).read_text(), renames)
+        off_path = Path(off) if Path(off).is_absolute() else official.parent / off
+        out[off] = compare_module(off_path.read_text(), (package / pkg).read_text(), renames)
     return out
 
 
@@ -213,7 +213,8 @@ def numeric_check(official: Path, bicodec_dir: Path, seconds: float = 2.0, seed:
     from sparktts.models.bicodec import BiCodec as Official
     from spark_tts_lib.models.bicodec import BiCodec as Package
 
-    models = {"official": Official.load_from_checkpoint(bicodec_dir), "package": Package.load_from_checkpoint(bicodec_dir)}
+    models = {"official": Official.load_from_checkpoint(bicodec_dir),
+              "package": Package.load_from_checkpoint(bicodec_dir)}
     feat_dim = models["official"].encoder.encoder.input_channels
     g = torch.Generator().manual_seed(seed)
     n = int(16000 * seconds)
