@@ -1,8 +1,9 @@
 """BiCodec's `config.yaml`, read without a YAML library (impl's run-time deps stay numpy + safetensors + mlx).
 
 The official file is read by OmegaConf (PyYAML + its own float rule): block mappings by indentation, `key: value`
-scalars (int, float, bool, null, strings, quoted or not), flow lists `[1, 1]` and block lists of scalars. That subset is what `read_yaml` reads;
-anything else is a ConfigError naming the file and line (e.g. anchors, multi-line strings).
+scalars (int, float, bool, null, strings, quoted or not), flow lists `[1, 1]` and block lists of scalars. That
+subset is what `read_yaml` reads; anything else is a ConfigError naming the file and line (e.g. anchors, multi-line
+strings).
 """
 from __future__ import annotations
 
