@@ -126,6 +126,116 @@ def transcript_tokens(text: str) -> List[Tuple[str, List[str]]]:
     return out
 
 
+# ------------------------------------------------------------------------------- the phone-duration model
+
+STRETCH_ALPHA = 0.01  # family-wise false-alarm level of the stretched-word test over one utterance's words
+LOG_FRAME_STEP = math.log(4.0 / 3.0)  # one frame's step in log duration at the 3-frame minimum of a phone
+MIN_PAUSE = 15  # frames: a pause that could hold a short word (150 ms)
+LOUD_PAUSE_DB = 6.0  # a pause this close to the speech level holds sound (a doubling of amplitude below it)
+
+
+@dataclass(frozen=True)
+class Phone:
+    name: str
+    start: int  # 10 ms frames
+    frames: int
+    score: int  # pocketsphinx acoustic score over the phone (<= 0: each frame is scored against its best senone)
+
+
+@dataclass(frozen=True)
+class AlignedWord:
+    word: str
+    phones: List[Phone]
+
+    @property
+    def start(self) -> int:
+        return self.phones[0].start
+
+    @property
+    def frames(self) -> int:
+        return sum(p.frames for p in self.phones)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.frames
+
+    @property
+    def per_frame(self) -> float:
+        return sum(p.score for p in self.phones) / max(self.frames, 1)
+
+
+def _upper_tail(z: float) -> float:
+    """P(Z >= z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def _robust(v: np.ndarray, floor: float) -> Tuple[float, float]:
+    """(median, 1.4826 x median absolute deviation, at least `floor`): a normal's (mean, sd) that a few outliers
+    (the words under test) cannot move."""
+    med = float(np.median(v))
+    return med, max(1.4826 * float(np.median(np.abs(v - med))), floor)
+
+
+def word_duration_tail(word: AlignedWord, mu: float, sigma: float) -> float:
+    """P(the longest of the word's n phones lasts >= its longest one's frames) when phone durations are
+    independent log-normal(mu, sigma) in frames: 1 - (1 - q)^n, q the one-phone tail. A word stretched over
+    missing speech puts it into one phone (pocketsphinx' HMM stays in one state), so the longest phone, not the
+    sum, carries the evidence."""
+    q = _upper_tail((math.log(max(p.frames for p in word.phones)) - mu) / sigma)
+    return -math.expm1(len(word.phones) * math.log1p(-min(q, 1.0 - 1e-16)))
+
+
+def untranscribed(words: Sequence[AlignedWord], levels_db: np.ndarray, alpha: float = STRETCH_ALPHA
+                  ) -> Optional[Tuple[str, AlignedWord, float, float]]:
+    """Speech the transcript lacks, on the aligner's phone segmentation `words` (pauses `<sil>` included):
+    ("pause" | "word", the segment, p for its length, p for its fit), or None.
+
+    A transcript missing words makes the forced path put their speech somewhere: in an optional pause, or in a
+    neighbour stretched over it. Either segment then fits its model badly; a stretched word is also improbably
+    long for its phone count. Everything is measured against the utterance itself, so speaking rate, voice and
+    recording drop out:
+    - fit: pocketsphinx scores each frame against the best senone of that frame, so a segment's score per frame
+      is how much worse the forced path fits than the best unconstrained one. A segment of F frames is the mean
+      of F frame scores: with the utterance's typical frame score (median over its phones) and frame spread
+      (MAD of each phone's deviation x sqrt(its frames), at least 1 unit), its z is deviation x sqrt(F) /
+      spread, one-sided normal tail. Frames are treated as independent, which overstates long segments' z:
+      the duration condition (words) and the loudness condition (pauses) stand beside it for that reason;
+    - duration: phone durations are log-normal (the usual model of speech segment durations), with location and
+      spread the median and MAD of the utterance's own log phone durations (spread at least one frame's step at
+      the 3-frame minimum, the resolution of the segmentation); a word's duration given its phone count is
+      that of the longest of its n phones (`word_duration_tail`);
+    - a pause is a candidate when it could hold a word (>= `MIN_PAUSE` frames) and is loud (its 90th-percentile
+      frame level within `LOUD_PAUSE_DB` of the utterance's 95th percentile, `levels_db`: one per frame).
+    A word is refused when both its length and its fit are improbable, a loud pause when its fit is, each at
+    alpha / (words + candidate pauses) (Bonferroni over the tests of the utterance): a right transcript is
+    refused with probability <= alpha under the model. A long word spoken as written (a held final word, a slow
+    speaker) fits its phones as well as the rest and is kept; a short coarticulated word with a poor fit is kept.
+    """
+    speech = [w for w in words if not ForcedAligner._is_filler(w.word)]
+    phones = [p for w in speech for p in w.phones]
+    if len(speech) < 2 or len(phones) < 4:
+        return None  # no utterance to measure a segment against
+    mu, sigma = _robust(np.log([max(p.frames, 1) for p in phones]), LOG_FRAME_STEP)
+    fit, _ = _robust(np.array([p.score / p.frames for p in phones if p.frames > 0]), 1.0)
+    _, spread = _robust(np.array([(p.score / p.frames - fit) * math.sqrt(p.frames) for p in phones if p.frames > 0]),
+                        1.0)
+    top = float(np.percentile(levels_db, 95))
+
+    def loud(w):
+        seg = levels_db[w.start:w.end]
+        return seg.size > 0 and float(np.percentile(seg, 90)) > top - LOUD_PAUSE_DB
+
+    pauses = [w for w in words if w.word == "<sil>" and w.frames >= MIN_PAUSE and loud(w)]
+    level = alpha / (len(speech) + len(pauses))
+    worst = None
+    for kind, w in [("pause", w) for w in pauses] + [("word", w) for w in speech]:
+        p_fit = _upper_tail((fit - w.per_frame) * math.sqrt(w.frames) / spread)
+        p_dur = word_duration_tail(w, mu, sigma) if kind == "word" else 0.0
+        if p_fit < level and p_dur < level and (worst is None or p_fit < worst[3]):
+            worst = (kind, w, p_dur, p_fit)
+    return worst
+
+
 class ForcedAligner:
     """Offline forced alignment of a known transcript with pocketsphinx 5 (16 kHz, its bundled en-us model).
 
@@ -140,19 +250,21 @@ class ForcedAligner:
     score of the forced path falls far below that of a free phone loop over the same audio (per 10 ms frame,
     in pocketsphinx log units): right transcripts score -6..-24 on espeak voices and -12..-15 on the LibriVox
     clips, unrelated ones -37..-56; `min_confidence` (-30) sits between them. Words missing from an otherwise
-    right transcript leave speech in a pause or stretch a word over it (`_untranscribed`): dropping 3 words at
-    the start, middle or end of a LibriVox clip is caught in 9 of 9 cases, a single edge word in 3 of 6; no
-    right transcript (54 espeak-ng utterances, 3 LibriVox clips) is refused.
+    right transcript leave speech in a pause or stretch a word over it: a second pass gives the phone
+    segmentation (`set_alignment`) and `untranscribed` tests it against a model of phone durations and fit
+    measured on the utterance itself. False rejections and detection rates over every utterance we can make:
+    tools/mismatch_study.py (README, "Transcript check").
     """
 
     SAMPLE_RATE = 16000
     FRATE = 100  # frames per second
-    LOUD_PAUSE_DB = 6.0
     DECODER = dict(bestpath=False, dither=True, seed=1, beam=1e-80, wbeam=1e-60, pbeam=1e-80, loglevel="FATAL")
 
-    def __init__(self, min_confidence: float = -30.0):
+    def __init__(self, min_confidence: float = -30.0, alpha: float = STRETCH_ALPHA):
         self.min_confidence = min_confidence
+        self.alpha = alpha
         self.confidence: Optional[float] = None  # of the last alignment
+        self.phones: List[AlignedWord] = []  # of the last alignment that reached the stretch check
 
     @classmethod
     def _decoder(cls, **kwargs):
@@ -179,6 +291,7 @@ class ForcedAligner:
 
     def align(self, audio: np.ndarray, sr: int, text: Optional[str] = None) -> List[Word]:
         tokens = transcript_tokens(text)
+        self.confidence, self.phones = None, []
         x = np.asarray(audio, dtype=np.float32)
         x = A.resample(A.to_mono(x), sr, self.SAMPLE_RATE) if sr != self.SAMPLE_RATE else A.to_mono(x)
         if x.shape[-1] < self.SAMPLE_RATE // 10:
@@ -210,7 +323,7 @@ class ForcedAligner:
         if self.confidence < self.min_confidence:
             raise AlignmentError(f"the transcript does not match the audio (alignment confidence "
                                  f"{self.confidence:.1f} per frame < {self.min_confidence:.1f})")
-        problem = self._untranscribed(d, segs, x)
+        problem = self._untranscribed(d, x, pcm)
         if problem:
             raise AlignmentError(f"the transcript does not match the audio: {problem}")
         seconds = x.shape[-1] / self.SAMPLE_RATE
@@ -222,27 +335,34 @@ class ForcedAligner:
             i += len(ws)
         return check_words(out, seconds)
 
-    def _untranscribed(self, d, segs, x: np.ndarray) -> Optional[str]:
-        """Speech the transcript lacks shows as a loud pause (a `<sil>` of >= 150 ms whose 90th-percentile
-        level is within `LOUD_PAUSE_DB` of the clip's speech level, its 95th percentile) or as a word stretched
-        over the missing ones (>= 0.6 s and >= 200 ms per phone). Frame levels: 25 ms RMS every 10 ms."""
+    def _untranscribed(self, d, x: np.ndarray, pcm: bytes) -> Optional[str]:
+        """Speech the transcript lacks (`untranscribed`), said in one line. Frame levels: 25 ms RMS every 10 ms."""
         n = max(1, (x.shape[-1] - 400) // 160 + 1)
         idx = np.arange(400)[None, :] + 160 * np.arange(n)[:, None]
         xp = np.pad(x, (0, max(0, idx.max() + 1 - x.shape[-1])))
         db = 10.0 * np.log10(np.mean(xp[idx].astype(np.float64) ** 2, axis=1) + 1e-12)
-        top = np.percentile(db, 95)
-        for s in segs:
-            frames = s.end_frame - s.start_frame + 1
-            level = np.percentile(db[s.start_frame:s.end_frame + 1], 90) if s.start_frame < n else -120.0
-            where = f"{s.start_frame / self.FRATE:.2f}-{(s.end_frame + 1) / self.FRATE:.2f} s"
-            if s.word == "<sil>" and frames >= 15 and level > top - self.LOUD_PAUSE_DB:
-                return f"there is speech at {where} that the transcript does not have"
-            if not self._is_filler(s.word):
-                phones = len((d.lookup_word(s.word) or "x").split())
-                if frames >= 60 and frames >= 20 * phones:
-                    return (f"{s.word.split('(')[0]!r} would last {frames / self.FRATE:.2f} s ({where}): words "
-                            "around it seem to be missing from the transcript")
-        return None
+        self.phones = self._phone_alignment(d, pcm)
+        bad = untranscribed(self.phones, db, self.alpha)
+        if bad is None:
+            return None
+        kind, w, p_dur, p_fit = bad
+        where = f"{w.start / self.FRATE:.2f}-{w.end / self.FRATE:.2f} s"
+        if kind == "pause":
+            return (f"there is speech at {where} that the transcript does not have (a pause in the alignment, "
+                    f"loud, its sound unlike silence: p = {p_fit:.1g})")
+        return (f"{w.word!r} would last {w.frames / self.FRATE:.2f} s ({where}, {len(w.phones)} phones: "
+                f"p = {p_dur:.1g} for that length, and its sounds fit its phones worse than the rest: "
+                f"p = {p_fit:.1g}): words around it seem to be missing from the transcript")
+
+    def _phone_alignment(self, d, pcm: bytes) -> List["AlignedWord"]:
+        """The transcript's words with their phones (pocketsphinx' second pass over the word alignment:
+        `set_alignment`, as its `align` command does for phone output)."""
+        d.set_alignment()
+        d.start_utt()
+        d.process_raw(pcm, full_utt=True)
+        d.end_utt()
+        return [AlignedWord(w.name.split("(")[0], [Phone(p.name, p.start, p.duration, p.score) for p in w])
+                for w in d.get_alignment()]
 
     @staticmethod
     def _is_filler(name: str) -> bool:
