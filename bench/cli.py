@@ -46,11 +46,14 @@ def run_suites(quick: bool, keyword: Optional[str]) -> Dict:
         if keyword:
             cmd += ["-k", keyword]
         env = dict(os.environ, VOICEPORT_BENCH_QUICK="1" if quick else "0")
+        load = [os.getloadavg()[0]]  # a shared host's load moves ratios more than most changes do: keep it
         res = subprocess.run(cmd, cwd=ROOT, env=env)
+        load.append(os.getloadavg()[0])
         if not out.exists():
             raise RuntimeError(f"bench suites wrote no results (pytest exit {res.returncode})")
         data = json.loads(out.read_text())
         data["pytest_exit"] = res.returncode
+        data["load"] = load
         return data
 
 
@@ -77,7 +80,8 @@ def to_entry(data: Dict, quick: bool) -> Dict:
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sha": sha, "quick": quick,
         "machine": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                    "processor": _cpu_name(), "python": platform.python_version()},
+                    "processor": _cpu_name(), "python": platform.python_version(),
+                    "load_1min": data.get("load")},  # [before, after] the suites
         "versions": versions, "blas": cpu.blas_info(), "roofline": measure(quick=quick),
         "pytest_exit": data.get("pytest_exit"), "cases": cases,
     }
@@ -145,3 +149,6 @@ def print_table(entry: Dict) -> None:
         print(f"{name:<48} {c['median_s'] * 1e3:>10.2f} {('%.2fx' % ratio) if ratio else '':>17}")
     rl = entry["roofline"]
     print("roofline: " + ", ".join(f"{k} {v:.1f}" for k, v in rl.items()) + f"; blas: {entry['blas']['blas']}")
+    load = entry["machine"].get("load_1min")
+    if load:
+        print(f"load (1 min) before/after the suites: {load[0]:.1f} / {load[1]:.1f} on {entry['machine']['cpus']} cpus")
