@@ -430,6 +430,42 @@ def part_overhead(ckpt: str, n_prompt: int, n_tok: int) -> List[Dict]:
     return rows
 
 
+def part_ab(ckpt: str, n_prompt: int, n_tok: int, rounds: int = 6) -> List[Dict]:
+    """Fused vs unfused projections, alternated in one process (run-to-run spread of a single pair is ~15 %)."""
+    import mlx.core as mx
+
+    from impl import llama
+    from impl.outetts.generate import decode_loop
+    from impl.outetts.sampler import Sampler, SamplerConfig
+
+    models = {"fused": llama.load(ckpt, fuse=True), "unfused": llama.load(ckpt, fuse=False)}
+    prompt = _prompt(n_prompt, models["fused"].args.vocab_size)
+    pids = mx.array(np.asarray(prompt, np.int32)[None])
+    samples: Dict[str, List[float]] = {}
+    for r in range(rounds + 1):
+        for name, m in models.items():
+            cache = llama.make_cache(m)
+            y = mx.argmax(m(pids, cache, logits_to_keep=1)[:, -1], -1)
+            mx.eval(y)
+            t = time.perf_counter()
+            for _ in range(n_tok):
+                y = mx.argmax(m(y[:, None], cache)[:, -1], axis=-1)
+                mx.async_eval(y)
+            mx.eval(y)
+            bench = time.perf_counter() - t
+            t = time.perf_counter()
+            decode_loop(m, llama.make_cache(m), prompt, Sampler(SamplerConfig(), 0), n_tok)
+            loop = time.perf_counter() - t
+            if r:  # round 0 warms up
+                samples.setdefault(f"{name}_bench", []).append(n_tok / bench)
+                samples.setdefault(f"{name}_official_loop", []).append(n_tok / loop)
+    rows = [{"case": f"ab_{k}", "tok_s_median": float(np.median(v)), "tok_s": [round(x, 1) for x in v]}
+            for k, v in samples.items()]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_loop", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="folder for gpu_loop.json")
@@ -438,7 +474,7 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="tiny LM widths (smoke test of this script on a CPU)")
     p.add_argument("--skip-cold", action="store_true", help="skip the fresh-process cold-start part")
     p.add_argument("--skip-quant", action="store_true", help="skip q8/q4")
-    p.add_argument("--part", choices=["all", "overhead"], default="all",
+    p.add_argument("--part", choices=["all", "overhead", "ab"], default="all",
                    help="all: cold start, loops, step parts, quantized; overhead: where a decode step's time goes")
     p.add_argument("--cold-child", metavar="CKPT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -459,6 +495,10 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         ckpt = str(write_seeded_checkpoint(tmp / "lm", _config(args.small), 0, dtype="bfloat16"))
         print(json.dumps({"case": "write_checkpoint", "s": time.perf_counter() - t}), flush=True)
+        if args.part == "ab":
+            result["rows"] += part_ab(ckpt, args.prompt, args.tokens)
+            (out / "gpu_ab.json").write_text(json.dumps(result, indent=1))
+            return 0
         if args.part == "overhead":
             result["rows"] += part_overhead(ckpt, args.prompt, args.tokens)
             (out / "gpu_overhead.json").write_text(json.dumps(result, indent=1))
