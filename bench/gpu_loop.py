@@ -46,6 +46,30 @@ def _prompt(n: int, vocab: int, seed: int = 0) -> List[int]:
     return np.random.default_rng(seed).integers(0, vocab, n).tolist()
 
 
+def _emitter(rows: List[Dict]):
+    def emit(row: Dict) -> None:
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return emit
+
+
+def greedy_tg(model, pids, n: int) -> float:
+    """Seconds for n greedy tokens after prefilling `pids` (1, L): model + argmax, no host read (bench/gpu.py's tg)."""
+    import mlx.core as mx
+
+    from impl import llama
+
+    cache = llama.make_cache(model)
+    y = mx.argmax(model(pids, cache, logits_to_keep=1)[:, -1], -1)
+    mx.eval(y)
+    t = time.perf_counter()
+    for _ in range(n):
+        y = mx.argmax(model(y[:, None], cache)[:, -1], axis=-1)
+        mx.async_eval(y)
+    mx.eval(y)
+    return time.perf_counter() - t
+
+
 def _log_softmax(logits):
     import mlx.core as mx
 
@@ -119,11 +143,7 @@ def part_loop(ckpt: str, n_prompt: int, n_tok: int, quant: bool) -> List[Dict]:
     from impl.outetts.sampler import Sampler, SamplerConfig, process_candidates
 
     rows: List[Dict] = []
-
-    def emit(row):
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-
+    emit = _emitter(rows)
     model = llama.load(ckpt)
     V = model.args.vocab_size
     prompt = _prompt(n_prompt, V)
@@ -144,15 +164,7 @@ def part_loop(ckpt: str, n_prompt: int, n_tok: int, quant: bool) -> List[Dict]:
     emit({"case": "prefill_warm", "prompt": n_prompt, "s": float(np.median(ts)), "tok_s": n_prompt / float(np.median(ts))})
 
     def bench_loop():
-        cache, logits = prefill()
-        y = mx.argmax(logits, -1)
-        mx.eval(y)
-        t = time.perf_counter()
-        for _ in range(n_tok):
-            y = mx.argmax(model(y[:, None], cache)[:, -1], axis=-1)
-            mx.async_eval(y)
-        mx.eval(y)
-        return time.perf_counter() - t
+        return greedy_tg(model, pids, n_tok)
 
     def real_loop(sampler_factory):
         def run():
@@ -317,25 +329,13 @@ def part_overhead(ckpt: str, n_prompt: int, n_tok: int) -> List[Dict]:
     from impl import llama
 
     rows: List[Dict] = []
-
-    def emit(row):
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-
+    emit = _emitter(rows)
     model = llama.load(ckpt)
     V = model.args.vocab_size
     pids = mx.array(np.asarray(_prompt(n_prompt, V), np.int32)[None])
 
     def bench_loop(m, n=n_tok):
-        cache = llama.make_cache(m)
-        y = mx.argmax(m(pids, cache, logits_to_keep=1)[:, -1], -1)
-        mx.eval(y)
-        t = time.perf_counter()
-        for _ in range(n):
-            y = mx.argmax(m(y[:, None], cache)[:, -1], axis=-1)
-            mx.async_eval(y)
-        mx.eval(y)
-        return (time.perf_counter() - t) / n
+        return greedy_tg(m, pids, n) / n
 
     bench_loop(model)
     emit({"case": "ov_bench_16_layers", "ms_per_tok": 1e3 * np.median([bench_loop(model) for _ in range(3)])})
@@ -444,15 +444,7 @@ def part_ab(ckpt: str, n_prompt: int, n_tok: int, rounds: int = 6) -> List[Dict]
     samples: Dict[str, List[float]] = {}
     for r in range(rounds + 1):
         for name, m in models.items():
-            cache = llama.make_cache(m)
-            y = mx.argmax(m(pids, cache, logits_to_keep=1)[:, -1], -1)
-            mx.eval(y)
-            t = time.perf_counter()
-            for _ in range(n_tok):
-                y = mx.argmax(m(y[:, None], cache)[:, -1], axis=-1)
-                mx.async_eval(y)
-            mx.eval(y)
-            bench = time.perf_counter() - t
+            bench = greedy_tg(m, pids, n_tok)
             t = time.perf_counter()
             decode_loop(m, llama.make_cache(m), prompt, Sampler(SamplerConfig(), 0), n_tok)
             loop = time.perf_counter() - t
