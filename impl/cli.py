@@ -18,6 +18,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "dac": ("impl.dac.cli", "DAC codec: encode audio to codes, decode codes to audio, write seeded checkpoints"),
     "tts": ("impl.outetts.cli", "text + speaker profile -> speech (OuteTTS 1.0 in MLX)"),
     "profile": ("impl.speaker.cli", "create / inspect OuteTTS v3 speaker profiles"),
+    "spark": ("impl.spark.cli", "Spark-TTS BiCodec: tokenize audio to global + semantic ids, detokenize ids to audio"),
 }
 
 
