@@ -74,7 +74,8 @@ def folders(checkpoint: Optional[str], need_w2v: bool) -> Tuple[Path, Optional[P
         return seeded_bicodec("bicodec", 0), seeded_w2v("xlsr53", 0) if need_w2v else None, dict(AUDIO_CONFIG)
     root = Path(checkpoint)
     if not root.is_dir():
-        raise SparkInputError(f"--checkpoint {checkpoint}: not a folder (a Spark-TTS folder holds {BICODEC}/ and {W2V}/)")
+        raise SparkInputError(f"--checkpoint {checkpoint}: not a folder (a Spark-TTS folder holds {BICODEC}/ and "
+                              f"{W2V}/)")
     want = [BICODEC] + ([W2V] if need_w2v else [])
     missing = [n for n in want if not (root / n).is_dir()]
     if missing:
@@ -148,9 +149,9 @@ def read_tokens(path: str, space: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarra
 
 # ------------------------------------------------------------------------------------------------- run
 
-def _step(i: int, n: int, what: str) -> float:
+def _step(i: int, n: int, what: str) -> None:
+    """A progress line, once every input has been read and checked (an input error is then the only line)."""
     print(f"[{i}/{n}] {what}", file=sys.stderr, flush=True)
-    return time.perf_counter()
 
 
 def tokenize(args) -> Path:
@@ -163,17 +164,17 @@ def tokenize(args) -> Path:
     out = check_output(args.out, "-o", (".json",), "tokens")
     given = folders(args.checkpoint, need_w2v=True) if args.checkpoint is not None else None
     cfg = given[2] if given else dict(AUDIO_CONFIG)
-    t0 = _step(1, 4, f"reading {args.audio} (16 kHz, volume normalised)")
+    t0 = time.perf_counter()
     wav = audio.load_audio(args.audio, cfg["sample_rate"], volume_normalize=cfg["volume_normalize"])
     clip = audio.ref_clip(wav, cfg["sample_rate"], cfg["ref_segment_duration"], cfg["latent_hop_length"])
     bicodec_dir, w2v_dir, _ = given or folders(None, need_w2v=True)  # the seeded folders: written on first use
-    _step(2, 4, f"loading {w2v_dir} and {bicodec_dir}")
+    _step(1, 3, f"loading {w2v_dir} and {bicodec_dir}")
     w2v = wav2vec2.load(w2v_dir)
     model = spark.load(bicodec_dir)
-    _step(3, 4, f"wav2vec2 features of {len(wav) / 16000:.2f} s ({len(wav)} samples)")
+    _step(2, 3, f"wav2vec2 features of {len(wav) / 16000:.2f} s ({len(wav)} samples at 16 kHz)")
     feat = wav2vec2.features(w2v, wav)
     mx.eval(feat)
-    _step(4, 4, f"BiCodec tokenize: {feat.shape[1]} semantic frames, {len(clip) / 16000:g} s reference clip")
+    _step(3, 3, f"BiCodec tokenize: {feat.shape[1]} semantic frames, {len(clip) / 16000:g} s reference clip")
     sem, glob = model.tokenize(feat, mx.array(clip.astype(np.float32))[None])
     sem, glob = np.array(sem), np.array(glob)
     doc = {"sample_rate": 16000, "global": glob.reshape(-1).tolist(), "semantic": sem.reshape(-1).tolist()}
@@ -194,12 +195,12 @@ def detokenize(args) -> Path:
 
     out = check_output(args.out, "-o", AUDIO_SUFFIXES, "audio")
     given = folders(args.checkpoint, need_w2v=False) if args.checkpoint is not None else None
-    t0 = _step(1, 3, f"reading {args.tokens}")
+    t0 = time.perf_counter()
     semantic, global_ids = read_tokens(args.tokens, _id_space(given[0] if given else None))
     bicodec_dir = given[0] if given else folders(None, need_w2v=False)[0]
-    _step(2, 3, f"loading {bicodec_dir}")
+    _step(1, 2, f"loading {bicodec_dir}")
     model = spark.load(bicodec_dir)
-    _step(3, 3, f"BiCodec detokenize: {semantic.shape[1]} semantic frames -> "
+    _step(2, 2, f"BiCodec detokenize: {semantic.shape[1]} semantic frames -> "
                 f"{semantic.shape[1] * model.hop_length / 16000:.2f} s")
     wav = np.array(model.detokenize(mx.array(semantic), mx.array(global_ids)))[0]
     A.save_audio(wav, out, 16000)
