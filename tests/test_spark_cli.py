@@ -262,6 +262,8 @@ CASES: List[Case] = [
     Case("tokenize first channel silent", lambda c: tok(c, c.wav("st.wav", np.stack([np.zeros(3200), _noise(3200)],
                                                                                       axis=1))),
          ["st.wav", "silent", "first channel"]),
+    Case("tokenize 44.1 kHz without soxr", lambda c: tok(c, _without_soxr(c, c.wav("a44.wav", _noise(4410), 44100))),
+         ["a44.wav", "44100 Hz audio needs resampling", "voiceport[spark]"]),
     # -------------------------------------------------------------- tokenize: output and checkpoint
     Case("tokenize out wrong extension", lambda c: tok(c, str(c.fx.clip), out="t.npy"),
          ["-o", "t.npy", "unknown tokens extension", ".json"]),
@@ -326,6 +328,13 @@ CASES: List[Case] = [
                                                   "8000"], None), ["unrecognized arguments: --rate"],
          where="voiceport spark detokenize"),
 ]
+
+
+def _without_soxr(c: Ctx, path: str) -> str:
+    import sys
+
+    c.monkeypatch.setitem(sys.modules, "soxr", None)  # `import soxr` raises ImportError
+    return path
 
 
 def _top_config(c: Ctx, text: str) -> str:

@@ -64,8 +64,11 @@ def load_audio(path: Union[str, os.PathLike], sampling_rate: int = SAMPLE_RATE, 
     if not np.any(audio):
         raise A.AudioError(f"{os.fspath(path)}: audio is silent (every sample of its first channel is 0)")
     if sr != sampling_rate:
-        import soxr
-
+        try:
+            import soxr
+        except ImportError:
+            raise A.AudioError(f"{os.fspath(path)}: {sr} Hz audio needs resampling to {sampling_rate} Hz with the soxr "
+                               "package: pip install 'voiceport[spark]'") from None
         audio = soxr.resample(audio, sr, sampling_rate, quality="VHQ")
     if len(audio) < MIN_SAMPLES * sampling_rate // SAMPLE_RATE:
         raise A.AudioError(f"{os.fspath(path)}: {len(audio)} samples at {sampling_rate} Hz is too short: at least "
