@@ -16,7 +16,6 @@ run by tests/test_mutate.py), so the catalogue cannot rot silently as impl/ chan
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -636,7 +635,9 @@ def _write(out: Path, results: Sequence[Result], elapsed: float, done: bool) -> 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="vp parity mutate", description=__doc__.split("\n\n")[0])
+    from impl.cli import Parser  # the project's argparse: a usage error is one line, exit 2
+
+    p = Parser(prog="vp parity mutate", description=__doc__.split("\n\n")[0])
     p.add_argument("names", nargs="*", help="mutations to run (default: the whole catalogue); see --list")
     p.add_argument("--list", action="store_true", help="list the catalogue and exit")
     p.add_argument("--check", action="store_true", help="check that every mutation still applies, and exit")
