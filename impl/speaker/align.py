@@ -141,6 +141,10 @@ class Phone:
     frames: int
     score: int  # pocketsphinx acoustic score over the phone (<= 0: each frame is scored against its best senone)
 
+    @property
+    def end(self) -> int:
+        return self.start + self.frames
+
 
 @dataclass(frozen=True)
 class AlignedWord:
@@ -206,7 +210,8 @@ def untranscribed(words: Sequence[AlignedWord], levels_db: np.ndarray, alpha: fl
       that of the longest of its n phones (`word_duration_tail`);
     - a pause is a candidate when it could hold a word (>= `MIN_PAUSE` frames) and is loud (its 90th-percentile
       frame level within `LOUD_PAUSE_DB` of the utterance's 95th percentile, `levels_db`: one per frame).
-    A word is refused when both its length and its fit are improbable, a loud pause when its fit is, each at
+    A word is refused when its longest phone is loud (the same rule: a pause before a stop, absorbed into its
+    closure, is quiet) and both its length and its fit are improbable, a loud pause when its fit is, each at
     alpha / (words + candidate pauses) (Bonferroni over the tests of the utterance): a right transcript is
     refused with probability <= alpha under the model. A long word spoken as written (a held final word, a slow
     speaker) fits its phones as well as the rest and is kept; a short coarticulated word with a poor fit is kept.
@@ -221,7 +226,7 @@ def untranscribed(words: Sequence[AlignedWord], levels_db: np.ndarray, alpha: fl
                         1.0)
     top = float(np.percentile(levels_db, 95))
 
-    def loud(w):
+    def loud(w):  # the segment (a pause, or a word's longest phone) holds sound, not a closure or a breath pause
         seg = levels_db[w.start:w.end]
         return seg.size > 0 and float(np.percentile(seg, 90)) > top - LOUD_PAUSE_DB
 
@@ -231,6 +236,8 @@ def untranscribed(words: Sequence[AlignedWord], levels_db: np.ndarray, alpha: fl
     for kind, w in [("pause", w) for w in pauses] + [("word", w) for w in speech]:
         p_fit = _upper_tail((fit - w.per_frame) * math.sqrt(w.frames) / spread)
         p_dur = word_duration_tail(w, mu, sigma) if kind == "word" else 0.0
+        if kind == "word" and not loud(max(w.phones, key=lambda p: p.frames)):
+            continue  # a quiet longest phone: a pause inside the word (a stop's closure), not missing speech
         if p_fit < level and p_dur < level and (worst is None or p_fit < worst[3]):
             worst = (kind, w, p_dur, p_fit)
     return worst
