@@ -45,7 +45,8 @@ LAYER_TITLES = {"dac": "DAC layers", "llama": "LM layers"}
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("components", nargs="*", metavar="COMPONENT",
-                   help=f"components to check (default: all: {' '.join(DEFAULT)}; also: toy)")
+                   help=f"components to check (default: all: {' '.join(DEFAULT)}; also: toy). "
+                        "The mutation self-test is `vp parity mutate` (its own --help)")
     p.add_argument("--report", default=str(ROOT / "out" / "report"),
                    help="output folder for report.json and index.html (default: out/report in the clone)")
     p.add_argument("--seed", type=int, default=0, help="seed of the layer specs' inputs")
