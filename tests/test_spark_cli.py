@@ -6,7 +6,7 @@ samples, and the bad-input catalogue.
 - `spark tokenize` writes the ids sparktts' BiCodecTokenizer.tokenize gives on the same Spark-TTS folder (the tiny
   seeded BiCodec + wav2vec2 in the official layout); `spark detokenize` writes what BiCodec.detokenize of impl gives.
 - Bad input (catalogue as tests/test_bad_inputs.py): exit 2, one `voiceport spark: error:` line naming the file or
-  option, the folder byte-for-byte as before.
+  option, the folder byte-for-byte as before; corrupted wav / tokens.json bytes (hypothesis): ids or that one line.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from impl.cli import main
 
@@ -389,3 +391,34 @@ def test_spark_bad_input(case, fx, tmp_path, capsys, monkeypatch):
     for frag in case.frags:
         assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
     assert snapshot(d) == before, "the failed run changed its folder (an output, a temporary file left)"
+
+
+# ------------------------------------------------------------------------------------------------ corrupted bytes
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), which=st.sampled_from(["clip", "tokens"]))
+def test_spark_corrupted_input_is_ids_or_one_line(fx, tmp_path_factory, capsys, data, which):
+    """Cut at a drawn offset or with drawn bytes flipped, the wav or tokens.json gives exit 0 or exit 2 with one line
+    and nothing written; never a traceback."""
+    src = Path(getattr(fx, which)).read_bytes()
+    cut = data.draw(st.integers(0, len(src)), label="cut")
+    flips = data.draw(st.lists(st.tuples(st.integers(0, len(src) - 1), st.integers(1, 255)), max_size=4),
+                      label="flips")
+    b = bytearray(src[:cut] if data.draw(st.booleans(), label="truncate") else src)
+    for i, x in flips:
+        if i < len(b):
+            b[i] ^= x
+    d = tmp_path_factory.mktemp("corrupt")
+    inp = d / ("in.wav" if which == "clip" else "in.json")
+    inp.write_bytes(bytes(b))
+    out = d / ("t.json" if which == "clip" else "o.wav")
+    action = "tokenize" if which == "clip" else "detokenize"
+    rc, _, err = run_cli(["spark", action, str(inp), "-o", str(out), "--checkpoint", str(fx.ckpt)], capsys)
+    event(f"{which} exit {rc}")
+    assert "Traceback" not in err
+    if rc == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("voiceport spark: error: "), err
+        assert not out.exists()
+    else:
+        assert rc == 0 and out.exists(), err
