@@ -27,7 +27,7 @@ from impl.cli import main
 OLD = b"an earlier output: must survive a failed run\n"
 OLD_MTIME = 1_600_000_000
 # Spark-TTS-0.5B's config.yaml: the keys BiCodecTokenizer reads (and two it does not).
-TOP_CONFIG = ("highpass_cutoff_freq: 40\nsample_rate: 16000\nsegment_duration: 2.4\nmax_val_duration: 12\n"
+TOP_CONFIG = ("highpass_cutoff_freq: 40\nsample_rate: 16000\nsegment_duration: 2.4 # (s)\nmax_val_duration: 12 # (s)\n"
               "latent_hop_length: 320\nref_segment_duration: 6\nvolume_normalize: true\n")
 
 
