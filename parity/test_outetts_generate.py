@@ -20,6 +20,7 @@ from impl.outetts.text import TextError, chunk_text
 from impl.outetts.tokenizer import Tokenizer
 from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
 from impl.seeded.speaker import synthetic_speaker
+from parity.specs.sampler import LogitsScriptLM
 from reference import outetts as R
 
 GREEDY = SamplerConfig(temperature=0)
@@ -277,20 +278,6 @@ def test_outetts_runtime_imports_no_torch_or_transformers(model_dir):
 
 
 # ------------------------------------------------------------- repetition-penalty window inside the real loop
-
-class LogitsScriptLM:
-    """Stand-in LM for `decode_loop`: call n returns rows[n] as the last position's logits, whatever the input."""
-
-    def __init__(self, rows):
-        self.rows, self.calls = [np.asarray(r, np.float32) for r in rows], 0
-
-    def __call__(self, ids, cache):
-        B, L = ids.shape
-        out = np.zeros((B, L, self.rows[0].size), np.float32)
-        out[:, -1] = self.rows[self.calls]
-        self.calls += 1
-        return mx.array(out)
-
 
 def _window_case(back: int, where: str):
     """(prompt, logits rows, decision step) for a near-tie decided only by whether the id `back` positions before

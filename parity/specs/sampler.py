@@ -124,11 +124,11 @@ def record(quick: bool) -> Dict[str, Any]:
     return {"sets": sets, "skipped": skipped, "loops": loops}
 
 
-class _LogitsScriptLM:
-    """Stand-in LM for decode_loop: call n returns rows[n] as the last position's logits."""
+class LogitsScriptLM:
+    """Stand-in LM for decode_loop: call n returns rows[n] as the last position's logits, whatever the input."""
 
     def __init__(self, rows):
-        self.rows, self.calls = rows, 0
+        self.rows, self.calls = [np.asarray(r, np.float32) for r in rows], 0
 
     def __call__(self, ids, cache):
         import mlx.core as mx
@@ -177,7 +177,7 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
     for lp in rec["loops"]:
         prompt, rows, s = window_case(lp["back"], lp["where"])
         cfg = SamplerConfig(temperature=0)  # the shipped defaults: window 64, penalty 1.1
-        got = G.decode_loop(_LogitsScriptLM(rows), None, prompt, G.Sampler(cfg), budget=len(rows))
+        got = G.decode_loop(LogitsScriptLM(rows), None, prompt, G.Sampler(cfg), budget=len(rows))
         cases.append(ids_case(f"penalty window in decode_loop: id {lp['back']} back, {lp['where']} "
                               f"(decision step {s})", got, lp["ids"].tolist()))
     return section("sampler", f"impl.outetts.sampler vs outetts' patched transformers processors: "
