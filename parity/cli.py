@@ -3,7 +3,9 @@ DIR/report.json + DIR/index.html; exit 1 when any section fails (or could not ru
 
 Components: the layer-by-layer specs (`dac`, `llama`: parity/specs/dac.py, llama.py, through parity.harness) and
 the contracts (parity/specs/<stem>.py, through parity.contracts): DAC encode/decode, outetts' chunked codec
-interface, LM greedy-64, prompt ids, sampler, speaker profile, audio path, end-to-end generation.
+interface, LM greedy-64, prompt ids, sampler, speaker profile, audio path, end-to-end generation; then the
+Spark-TTS BiCodec's four paths (`spark-decoder`, `spark-global`, `spark-semantic`, `spark-wav2vec2`:
+parity/specs/spark.py).
 `--fixtures` replays every section from recorded reference outputs (fixtures/), without torch.
 
 report.json: {"passed": bool, "sections": [{"name", "passed", "cases", "worst", "limit", "first_divergence",
@@ -24,6 +26,16 @@ COMPONENTS: Dict[str, tuple] = {
     "dac": ("parity.specs.dac:spec", {"config": "24khz_speech", "seconds": 1.0, "signal": "speech"},
             {"config": "24khz_speech", "seconds": 0.5, "signal": "speech"}),
     "llama": ("parity.specs.llama:spec", {"config": "1b", "seq_len": 32}, {"config": "small", "seq_len": 32}),
+    # Spark-TTS BiCodec (parity/specs/spark.py): full = the real sizes; quick = the tiny configs at the sizes of
+    # the fixtures (fixtures/spark-*, 4.4 MB: a longer run records more per layer)
+    "spark-decoder": ("parity.specs.spark:decoder_spec", {"config": "bicodec", "frames": 50},
+                      {"config": "tiny", "frames": 4}),
+    "spark-global": ("parity.specs.spark:global_spec", {"config": "bicodec", "samples": 96000},
+                     {"config": "tiny", "samples": 1920}),
+    "spark-semantic": ("parity.specs.spark:semantic_spec", {"config": "bicodec", "frames": 50},
+                       {"config": "tiny", "frames": 50}),
+    "spark-wav2vec2": ("parity.specs.spark:wav2vec2_spec", {"config": "xlsr53", "samples": 16000},
+                       {"config": "tiny", "samples": 4000}),
 }
 # contracts: component -> module holding CONTRACT (parity.contracts.Contract)
 CONTRACTS: Dict[str, str] = {
@@ -38,9 +50,11 @@ CONTRACTS: Dict[str, str] = {
 }
 # the report's order: codec first, then the LM, the text side, the speaker side, the whole pipeline
 DEFAULT = ["dac", "dac-codec", "dac-interface", "llama", "lm-greedy", "prompt-ids", "sampler", "speaker-profile",
-           "audio-path", "generation"]
+           "audio-path", "generation", "spark-decoder", "spark-global", "spark-semantic", "spark-wav2vec2"]
 EXTRA = {"toy": ("parity.toy:spec", {}, {})}  # the harness self-test, on request only
-LAYER_TITLES = {"dac": "DAC layers", "llama": "LM layers"}
+LAYER_TITLES = {"dac": "DAC layers", "llama": "LM layers", "spark-decoder": "Spark BiCodec decoder layers",
+                "spark-global": "Spark global-token layers", "spark-semantic": "Spark semantic-token layers",
+                "spark-wav2vec2": "Spark wav2vec2 feature layers"}
 
 
 def configure(p: argparse.ArgumentParser) -> None:

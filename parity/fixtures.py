@@ -21,7 +21,7 @@ from parity.spec import Spec
 MAX_ELEMS = 4096  # per compared tensor: longer ones keep MAX_ELEMS evenly spaced elements
 MAX_ISO_ELEMS = 1 << 16  # isolated inputs are recorded only for layers whose inputs are at most this big
 MAX_OUT_ELEMS = 1 << 18  # outputs longer than this are subsampled too (except KL-compared logits)
-VERSIONED = ("torch", "transformers", "dac", "outetts")  # what produces the reference outputs
+VERSIONED = ("torch", "transformers", "dac", "outetts", "spark-tts-lib")  # what produces the reference outputs
 
 
 class FixtureError(ValueError):

@@ -500,7 +500,7 @@ def _env() -> Dict[str, str]:
     import platform
 
     env = {"python": platform.python_version(), "machine": platform.machine(), "system": platform.system()}
-    for pkg in ("mlx", "torch", "numpy", "transformers", "dac", "outetts"):
+    for pkg in ("mlx", "torch", "numpy", "transformers", "dac", "outetts", "spark-tts-lib"):
         try:
             from importlib.metadata import version
 
