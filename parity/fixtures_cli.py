@@ -17,8 +17,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("components", nargs="*", metavar="COMPONENT",
                    help=f"default: {' '.join(FIXTURE_COMPONENTS)}")
     g.add_argument("--dir", default=str(DEFAULT_DIR), help="fixtures folder")
-    g.add_argument("--seed", type=int, default=0, help="seed of the layer specs' inputs (default 0; the fixture "
-                   "file names carry it, and replay uses the same seed)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the layer specs' inputs (default 0; part of each "
+                   "layer fixture's file name)")
     v = sub.add_parser("verify", help="sha256 of every fixture file, and package versions vs the manifest")
     v.add_argument("--dir", default=str(DEFAULT_DIR), help="fixtures folder")
     v.add_argument("--no-versions", action="store_true", help="check sha256 only")
