@@ -228,7 +228,7 @@ def test_pyproject_deps_and_extras_match_requirements_base():
         from pip._vendor import tomli as tomllib
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    shipped = project["dependencies"] + extras["tts"] + extras["profile"] + extras["ja"]
+    shipped = project["dependencies"] + extras["tts"] + extras["profile"] + extras["ja"] + extras["spark"]
     assert _requirements(shipped) == _requirements((ROOT / "requirements" / "base.txt").read_text().splitlines())
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     assert packages["include"] == ["impl", "impl.*"]
