@@ -7,9 +7,10 @@ file, never a skip.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -62,3 +63,65 @@ def tiny_ckpt(tmp_path_factory) -> str:
     from reference import dac as ref
 
     return str(ref.write_random_init_checkpoint(tmp_path_factory.mktemp("dac") / "tiny.pth", TINY, seed=0))
+
+
+# ------------------------------------------------------------------------------------- bad-input catalogues
+# Shared by tests/test_bad_inputs.py and tests/test_spark_cli.py: a case builds its inputs in its own folder, runs
+# the real entry point, and the folder must be unchanged afterwards (an earlier output kept byte for byte).
+
+OLD = b"an earlier output: must survive a failed run\n"
+OLD_MTIME = 1_600_000_000  # an old mtime: a rewrite of the existing output would change it
+
+
+@dataclass
+class CaseFolder:
+    """A case builder's own empty folder (`d`) and pytest's monkeypatch; catalogues add their shared inputs."""
+
+    d: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    def file(self, name: str, data=b"") -> str:
+        p = self.d / name
+        p.write_bytes(data if isinstance(data, bytes) else data.encode())
+        return str(p)
+
+    def folder(self, name: str) -> str:
+        (self.d / name).mkdir()
+        return str(self.d / name)
+
+    def cut(self, src: Path, name: str, keep: float = 0.5) -> str:
+        """The first `keep` of `src`'s bytes (a truncated download)."""
+        b = Path(src).read_bytes()
+        return self.file(name, b[: int(len(b) * keep)])
+
+
+def keep_earlier_output(out) -> None:
+    """Put an earlier output (OLD, mtime OLD_MTIME) where a case's command would write, if its folder exists."""
+    if out is not None and Path(out).parent.is_dir() and not Path(out).exists():
+        Path(out).write_bytes(OLD)
+        os.utime(out, (OLD_MTIME, OLD_MTIME))
+
+
+def snapshot(folder: Path) -> dict:
+    """Every entry under `folder`: path -> (kind, bytes, mtime_ns) (folders: kind only)."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(root, name), folder)] = ("dir",)
+        for name in files:
+            p = os.path.join(root, name)
+            data = Path(p).read_bytes()  # io.open: untouched by a case's patch of builtins.open
+            out[os.path.relpath(p, folder)] = ("file", data, os.stat(p).st_mtime_ns)
+    return out
+
+
+def run_cli(argv: List[str], capsys) -> Tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `impl.cli.main(argv)`; argparse's SystemExit gives its code."""
+    from impl.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, err

@@ -26,11 +26,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from impl.cli import main
-from parity.doubles import TINY
-
-OLD = b"an earlier output: must survive a failed run\n"
-OLD_MTIME = 1_600_000_000  # an old mtime: a rewrite of the existing output would change it
+from parity.doubles import TINY, CaseFolder, keep_earlier_output, run_cli, snapshot
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -71,25 +67,10 @@ class Fx:
 
 
 @dataclass
-class Ctx:
-    """What a case builder gets: its own empty folder, the shared inputs, and pytest's monkeypatch."""
+class Ctx(CaseFolder):
+    """What a case builder gets: its own empty folder, pytest's monkeypatch (CaseFolder) and the shared inputs."""
 
-    d: Path
-    fx: Fx
-    monkeypatch: pytest.MonkeyPatch
-
-    def file(self, name: str, data=b"") -> str:
-        p = self.d / name
-        p.write_bytes(data if isinstance(data, bytes) else data.encode())
-        return str(p)
-
-    def folder(self, name: str) -> str:
-        (self.d / name).mkdir()
-        return str(self.d / name)
-
-    def cut(self, src: Path, name: str, keep: float = 0.5) -> str:
-        b = Path(src).read_bytes()
-        return self.file(name, b[: int(len(b) * keep)])
+    fx: Fx = None
 
     def read_only(self, name: str) -> str:
         """A folder this process may not write. We run as root, where chmod 0o555 does not stop a write, so the
@@ -504,28 +485,6 @@ def _misshape_lm(d: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ the runner
 
-def snapshot(folder: Path) -> dict:
-    """Every entry under `folder`: path -> (kind, bytes, mtime_ns) (folders: kind only)."""
-    out = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            out[os.path.relpath(os.path.join(root, name), folder)] = ("dir",)
-        for name in files:
-            p = os.path.join(root, name)
-            data = Path(p).read_bytes()  # io.open: untouched by Ctx.unreadable's patch of builtins.open
-            out[os.path.relpath(p, folder)] = ("file", data, os.stat(p).st_mtime_ns)
-    return out
-
-
-def run_cli(argv: List[str], capsys) -> Tuple[int, str, str]:
-    try:
-        rc = main(argv)
-    except SystemExit as e:  # argparse
-        rc = e.code
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def one_error_line(err: str, command: str, where: Optional[str] = None) -> str:
     """The single `voiceport <command>: error:` line of `err` (`where`: the expected start before ": error: ")."""
     assert "Traceback" not in err, err
@@ -539,10 +498,8 @@ def one_error_line(err: str, command: str, where: Optional[str] = None) -> str:
 def test_bad_input(case, fx, tmp_path, capsys, monkeypatch):
     d = tmp_path / "case"
     d.mkdir()
-    argv, out = case.build(Ctx(d, fx, monkeypatch))
-    if out is not None and Path(out).parent.is_dir() and not Path(out).exists():  # an earlier output to keep
-        Path(out).write_bytes(OLD)
-        os.utime(out, (OLD_MTIME, OLD_MTIME))
+    argv, out = case.build(Ctx(d, monkeypatch, fx))
+    keep_earlier_output(out)
     before = snapshot(d)
     rc, _, err = run_cli(argv, capsys)
     assert rc == 2, err

@@ -22,10 +22,8 @@ import soundfile as sf
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from impl.cli import main
+from parity.doubles import CaseFolder, keep_earlier_output, run_cli, snapshot
 
-OLD = b"an earlier output: must survive a failed run\n"
-OLD_MTIME = 1_600_000_000
 # Spark-TTS-0.5B's config.yaml: the keys BiCodecTokenizer reads (and two it does not).
 TOP_CONFIG = ("highpass_cutoff_freq: 40\nsample_rate: 16000\nsegment_duration: 2.4 # (s)\nmax_val_duration: 12 # (s)\n"
               "latent_hop_length: 320\nref_segment_duration: 6\nvolume_normalize: true\n")
@@ -57,15 +55,6 @@ def fx(tmp_path_factory, librivox):
     (d / "tokens.json").write_text(json.dumps({"sample_rate": 16000, "global": rng.integers(0, 4096, 8).tolist(),
                                                "semantic": rng.integers(0, 256, 20).tolist()}))
     return Fx(d=d, ckpt=ckpt, clip=d / "clip.wav", tokens=d / "tokens.json")
-
-
-def run_cli(argv: List[str], capsys) -> Tuple[int, str, str]:
-    try:
-        rc = main(argv)
-    except SystemExit as e:  # argparse
-        rc = e.code
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def _resampled(src: Path, dst: Path, sr: int, subtype: str = "PCM_16", stereo: bool = False) -> Path:
@@ -159,27 +148,12 @@ def test_spark_help_explains_every_argument(capsys):
 # ------------------------------------------------------------------------------------------------ bad input
 
 @dataclass
-class Ctx:
-    d: Path
-    fx: Fx
-    monkeypatch: pytest.MonkeyPatch
-
-    def file(self, name: str, data=b"") -> str:
-        p = self.d / name
-        p.write_bytes(data if isinstance(data, bytes) else data.encode())
-        return str(p)
-
-    def folder(self, name: str) -> str:
-        (self.d / name).mkdir()
-        return str(self.d / name)
+class Ctx(CaseFolder):
+    fx: Fx = None
 
     def wav(self, name: str, x: np.ndarray, sr: int = 16000, subtype: str = "PCM_16") -> str:
         sf.write(str(self.d / name), x, sr, subtype=subtype)
         return str(self.d / name)
-
-    def cut(self, src: Path, name: str, keep: float = 0.5) -> str:
-        b = Path(src).read_bytes()
-        return self.file(name, b[: int(len(b) * keep)])
 
     def tokens(self, name: str = "bad.json", **edit) -> str:
         doc = json.loads(self.fx.tokens.read_text())
@@ -361,25 +335,12 @@ def _drop_tensor(c: Ctx) -> str:
     return str(dst)
 
 
-def snapshot(folder: Path) -> dict:
-    out = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            out[os.path.relpath(os.path.join(root, name), folder)] = ("dir",)
-        for name in files:
-            p = os.path.join(root, name)
-            out[os.path.relpath(p, folder)] = ("file", Path(p).read_bytes(), os.stat(p).st_mtime_ns)
-    return out
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_spark_bad_input(case, fx, tmp_path, capsys, monkeypatch):
     d = tmp_path / "case"
     d.mkdir()
-    argv, out = case.build(Ctx(d, fx, monkeypatch))
-    if out is not None and Path(out).parent.is_dir() and not Path(out).exists():  # an earlier output to keep
-        Path(out).write_bytes(OLD)
-        os.utime(out, (OLD_MTIME, OLD_MTIME))
+    argv, out = case.build(Ctx(d, monkeypatch, fx))
+    keep_earlier_output(out)
     before = snapshot(d)
     rc, _, err = run_cli(argv, capsys)
     assert rc == 2, err
