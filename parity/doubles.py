@@ -94,6 +94,22 @@ class CaseFolder:
         b = Path(src).read_bytes()
         return self.file(name, b[: int(len(b) * keep)])
 
+    def read_only(self, name: str) -> str:
+        """A folder the output checks must find not writable. Tests may run as root, where chmod does not stop a
+        write, so `os.access(folder, W_OK)` is answered False for this folder by a monkeypatch; the folder is
+        really writable, so a command that skipped the check would write into it and the snapshot would differ."""
+        folder = self.d / name
+        folder.mkdir()
+        real = os.access
+
+        def access(path, mode, *a, **k):
+            if Path(path).resolve() == folder.resolve() and mode & os.W_OK:
+                return False
+            return real(path, mode, *a, **k)
+
+        self.monkeypatch.setattr(os, "access", access)
+        return str(folder)
+
 
 def keep_earlier_output(out) -> None:
     """Put an earlier output (OLD, mtime OLD_MTIME) where a case's command would write, if its folder exists."""

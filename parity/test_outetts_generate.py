@@ -20,7 +20,7 @@ from impl.outetts.text import TextError, chunk_text
 from impl.outetts.tokenizer import Tokenizer
 from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
 from impl.seeded.speaker import synthetic_speaker
-from parity.specs.sampler import LogitsScriptLM
+from parity.specs.sampler import LogitsScriptLM, window_case
 from reference import outetts as R
 
 GREEDY = SamplerConfig(temperature=0)
@@ -279,30 +279,6 @@ def test_outetts_runtime_imports_no_torch_or_transformers(model_dir):
 
 # ------------------------------------------------------------- repetition-penalty window inside the real loop
 
-def _window_case(back: int, where: str):
-    """(prompt, logits rows, decision step) for a near-tie decided only by whether the id `back` positions before
-    the decision (the oldest of a 64-id window when back = 64) is penalised.
-
-    Every step but two is forced (filler F at logit 10, everything else -5: the 1.1 penalty cannot move it). One
-    step has the far id A in the sequence (in the prompt, or forced as a generated token); at the decision step A
-    has logit 1.05 and B (never in the sequence) 1.0: A penalised, 1.05 / 1.1 = 0.9545 < 1.0, B wins; A outside
-    the window, A wins. `where`: A in the prompt and decided at the first (prefill) step, A in the prompt and
-    decided at a later step (the loop's own window update), A generated and decided later."""
-    V, F, A, B = 8, 0, 5, 6
-    forced = lambda t: np.where(np.arange(V) == t, 10.0, -5.0)  # noqa: E731
-    tie = np.full(V, -5.0)
-    tie[A], tie[B] = 1.05, 1.0
-    if where == "prompt-first-step":
-        prompt, steps, s = [A] + [F] * (back - 1), [], 0
-    elif where == "prompt-later-step":
-        s = 10
-        prompt, steps = [A] + [F] * (back - 1 - s), [forced(F)] * s
-    else:  # generated: A is new token 2 after a 5-id prompt; decided when the sequence is 5 + s ids long
-        s = back + 2
-        prompt, steps = [F] * 5, [forced(F), forced(F), forced(A)] + [forced(F)] * (s - 3)
-    return prompt, steps + [tie, forced(F)], s
-
-
 def _reference_greedy(prompt, rows, penalty: float):
     """transformers' greedy search with outetts' patched repetition-penalty processor on the same logits."""
     ids = list(prompt)
@@ -319,7 +295,7 @@ def test_outetts_generate_penalty_window_in_loop_matches_outetts(back, where):
     default SamplerConfig's window, greedy): the id exactly 64 back is penalised, the id 65 back is not, as in
     outetts' RepetitionPenaltyLogitsProcessorPatch (penalty_last_n = 64) run on the same logits. A window of 63
     (or 65) in the loop, at prefill or in its per-step update, changes the decision token and fails here."""
-    prompt, rows, s = _window_case(back, where)
+    prompt, rows, s = window_case(back, where)
     A, B = 5, 6
     cfg = SamplerConfig(temperature=0)  # the shipped defaults: window 64, penalty 1.1
     got = G.decode_loop(LogitsScriptLM(rows), None, prompt, G.Sampler(cfg), budget=len(rows))

@@ -72,23 +72,6 @@ class Ctx(CaseFolder):
 
     fx: Fx = None
 
-    def read_only(self, name: str) -> str:
-        """A folder this process may not write. We run as root, where chmod 0o555 does not stop a write, so the
-        check's `os.access(folder, W_OK)` is answered False for this folder by a monkeypatch (the chmod stays, for
-        a non-root run); the folder is really writable, so a command that skipped the check would write into it
-        and the snapshot comparison would fail."""
-        folder = self.d / name
-        folder.mkdir()
-        real = os.access
-
-        def access(path, mode, *a, **k):
-            if Path(path).resolve() == folder.resolve() and mode & os.W_OK:
-                return False
-            return real(path, mode, *a, **k)
-
-        self.monkeypatch.setattr(os, "access", access)
-        return str(folder)
-
     def unreadable(self, src: Path, name: str) -> str:
         """A copy of `src` this process may not read. As root, chmod 0o000 does not stop a read, so Python's `open`
         raises PermissionError for this path through a monkeypatch (readers that open files through Python)."""

@@ -172,20 +172,6 @@ class Ctx(CaseFolder):
         shutil.rmtree(dst / part)
         return str(dst)
 
-    def read_only(self, name: str) -> str:
-        """A folder that os.access calls not writable (we run as root, where chmod does not stop a write)."""
-        folder = self.d / name
-        folder.mkdir()
-        real = os.access
-
-        def access(path, mode, *a, **k):
-            if Path(path).resolve() == folder.resolve() and mode & os.W_OK:
-                return False
-            return real(path, mode, *a, **k)
-
-        self.monkeypatch.setattr(os, "access", access)
-        return str(folder)
-
 
 @dataclass(frozen=True)
 class Case:

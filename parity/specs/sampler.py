@@ -73,8 +73,14 @@ def _inputs(quick: bool):
 
 
 def window_case(back: int, where: str):
-    """(prompt, logits rows, decision step): a near-tie decided only by whether the id `back` positions before the
-    decision is penalised (see the module docstring; as parity/test_outetts_generate.py builds it)."""
+    """(prompt, logits rows, decision step) for a near-tie decided only by whether the id `back` positions before
+    the decision (the oldest of a 64-id window when back = 64) is penalised.
+
+    Every step but two is forced (filler F at logit 10, everything else -5: the 1.1 penalty cannot move it). One
+    step has the far id A in the sequence (in the prompt, or forced as a generated token); at the decision step A
+    has logit 1.05 and B (never in the sequence) 1.0: A penalised, 1.05 / 1.1 = 0.9545 < 1.0, B wins; A outside
+    the window, A wins. `where`: A in the prompt and decided at the first (prefill) step, A in the prompt and
+    decided at a later step (the loop's own window update), A generated and decided later."""
     V, F, A, B = 8, 0, 5, 6
     forced = lambda t: np.where(np.arange(V) == t, 10.0, -5.0).astype(np.float32)  # noqa: E731
     tie = np.full(V, -5.0, np.float32)
