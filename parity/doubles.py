@@ -141,3 +141,27 @@ def run_cli(argv: List[str], capsys) -> Tuple[int, str, str]:
         rc = e.code
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def error_line(err: str, where: str, progress: int = 0) -> str:
+    """The one `<where>: error: ...` line that ends `err`, after exactly `progress` "[i/n]" progress lines; no
+    traceback."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 + progress, f"{len(lines)} lines on stderr, expected {1 + progress}:\n{err}"
+    assert all(line.startswith("[") for line in lines[:-1]), err
+    assert lines[-1].startswith(f"{where}: error: "), lines[-1]
+    return lines[-1]
+
+
+def assert_refused(argv: List[str], out, d: Path, capsys, where: str, frags, progress: int = 0) -> None:
+    """Run `argv` through the CLI with an earlier output at `out`: exit 2, one error line holding every fragment,
+    and the case folder `d` unchanged (nothing written, nothing left)."""
+    keep_earlier_output(out)
+    before = snapshot(d)
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2, err
+    line = error_line(err, where, progress)
+    for frag in frags:
+        assert frag in line, f"{frag!r} not in {line!r}"
+    assert snapshot(d) == before, "the failed run changed its folder (an output, a temporary file left)"

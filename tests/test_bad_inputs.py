@@ -26,7 +26,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from parity.doubles import TINY, CaseFolder, keep_earlier_output, run_cli, snapshot
+from parity.doubles import TINY, CaseFolder, assert_refused, error_line, run_cli
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -468,28 +468,12 @@ def _misshape_lm(d: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ the runner
 
-def one_error_line(err: str, command: str, where: Optional[str] = None) -> str:
-    """The single `voiceport <command>: error:` line of `err` (`where`: the expected start before ": error: ")."""
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"{len(lines)} lines on stderr:\n{err}"
-    assert lines[0].startswith(f"{where or f'voiceport {command}'}: error: "), lines[0]
-    return lines[0]
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case, fx, tmp_path, capsys, monkeypatch):
     d = tmp_path / "case"
     d.mkdir()
     argv, out = case.build(Ctx(d, monkeypatch, fx))
-    keep_earlier_output(out)
-    before = snapshot(d)
-    rc, _, err = run_cli(argv, capsys)
-    assert rc == 2, err
-    line = one_error_line(err, argv[0], case.where)
-    for frag in case.frags:
-        assert frag in line, f"{frag!r} not in {line!r}"
-    assert snapshot(d) == before, "the failed run changed its folder (an output, a temporary file left)"
+    assert_refused(argv, out, d, capsys, case.where or f"voiceport {argv[0]}", case.frags)
 
 
 def test_bad_input_catalogue_size():
@@ -556,7 +540,7 @@ def check_never_a_traceback(argv: List[str], folder: Path, out: Optional[Path], 
     assert rc in (0, 2), (rc, err)
     assert "Traceback" not in err, err
     if rc == 2:
-        one_error_line(err, argv[0])
+        error_line(err, f"voiceport {argv[0]}")
         assert set(os.listdir(folder)) == before, "a failed run left a file"
         if out is not None:
             assert not out.exists()
