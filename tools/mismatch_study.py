@@ -2,8 +2,8 @@
 (false rejection) and how often it refuses a wrong one (detection), over every utterance this machine can make.
 
 Utterances (each aligned with its right transcript, then with five wrong ones):
-- LibriVox: every clip of the folders given (default: fixtures/data/librivox, and /work/shared/data/librivox
-  where it exists; same file names are read once), whole, and cut into every run of 3, 5 and 8 words at the
+- LibriVox: every clip of the folders given (fixtures/data/librivox, plus any `--data DIR`; same file names are
+  read once), whole, and cut into every run of 3, 5 and 8 words at the
   word boundaries of its pocketsphinx alignment (the `.json` beside it), up to 0.1 s of the pause around kept;
 - LibriVox held: the last word of each whole clip and of each 5-word cut time-stretched x2 / x3 (x2.5 for cuts;
   librosa's phase vocoder), the way a reader holds a final word;
@@ -217,8 +217,6 @@ def main(argv=None) -> int:
         write_fixtures(Path(args.fixtures))
         return 0
     folders = [ROOT / "fixtures" / "data" / "librivox"] + [Path(d) for d in args.data]
-    if Path("/work/shared/data/librivox").is_dir():
-        folders.append(Path("/work/shared/data/librivox"))
     t0 = time.time()
     utts = librivox_utterances(folders, args.quick)
     try:
