@@ -19,7 +19,7 @@ import hashlib
 import json
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 
@@ -448,3 +448,64 @@ def seeded_w2v(config: Union[str, Dict[str, Any]] = "tiny", seed: int = 0) -> Pa
     if not (dest / "model.safetensors").exists():
         write_w2v_dir(dest, c, seed)
     return dest
+
+
+# ------------------------------------------------------------------------------------------------- LLM tokenizer
+
+# Qwen2's pre-tokenizer split (Llama 3's, but one digit per token): Qwen2.5's tokenizer.json
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLM_TOKENIZER_VERSION = 1  # bump when build_llm_tokenizer's output changes
+
+
+def build_llm_tokenizer(path: Union[str, Path], n_merges: int = 256) -> Path:
+    """Write a deterministic Spark-TTS LLM tokenizer folder (tokenizer.json, tokenizer_config.json,
+    special_tokens_map.json) at `path`, structured as Spark-TTS-0.5B/LLM's: Qwen2.5's normalizer (NFC), split regex,
+    byte-level BPE and decoder, no post-processor tokens; ids 0..151642 the base vocabulary (the byte alphabet, merges
+    learned from a fixed corpus, then `<vp_unused_N>` entries no merge reaches), then every added token of
+    `impl.spark.tokens.layout()` at its id (the real ids where a source exists: see that module). 166,000 ids in all.
+    """
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import BPE
+
+    from impl._io import atomic_path
+    from impl.seeded.outetts import _CORPUS, _bytes_to_unicode, _learn_merges
+    from impl.spark import tokens as T
+
+    path = Path(path)
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+    ])
+    merges = _learn_merges([w for w, _ in pre.pre_tokenize_str(_CORPUS)], n_merges)
+    vocab = {ch: i for i, ch in enumerate(_bytes_to_unicode().values())}
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    for i in range(len(vocab), T.QWEN_BASE):
+        vocab[f"<vp_unused_{i}>"] = i
+    tok = Tokenizer(BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    rows = T.layout()
+    assert [i for i, _, _ in rows] == list(range(T.QWEN_BASE, T.VOCAB_SIZE))
+    # added in id order (each gets the next id), in runs of the same kind: special ones via add_special_tokens
+    run: List[Any] = []
+    for k, (_, content, special) in enumerate(rows):
+        run.append(AddedToken(content, special=special, normalized=False, lstrip=False, rstrip=False,
+                              single_word=False))
+        if k + 1 == len(rows) or rows[k + 1][2] != special:
+            (tok.add_special_tokens if special else tok.add_tokens)(run)
+            run = []
+    config = {"tokenizer_class": "Qwen2Tokenizer", "bos_token": None, "eos_token": T.IM_END,
+              "pad_token": "<|endoftext|>", "unk_token": None, "clean_up_tokenization_spaces": False,
+              "errors": "replace", "model_max_length": 32768, "split_special_tokens": False}
+    special_map = {"eos_token": T.IM_END, "pad_token": "<|endoftext|>"}
+    path.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path / "tokenizer.json") as tmp:
+        tok.save(tmp)
+    for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special_map)):
+        with atomic_path(path / name) as tmp:
+            Path(tmp).write_text(json.dumps(content, indent=2) + "\n")
+    return path
