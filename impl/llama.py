@@ -78,6 +78,7 @@ class ModelArgs:
     tie_word_embeddings: bool = False
     attention_bias: bool = False
     mlp_bias: bool = False
+    o_proj_bias: Optional[bool] = None  # not a LlamaConfig key: None = attention_bias; Qwen2 (impl.qwen2) sets False
     hidden_act: str = "silu"
     initializer_range: float = 0.02
     bos_token_id: Optional[int] = None
@@ -90,6 +91,8 @@ class ModelArgs:
             self.num_key_value_heads = self.num_attention_heads
         if self.head_dim is None:
             self.head_dim = self.hidden_size // self.num_attention_heads
+        if self.o_proj_bias is None:
+            self.o_proj_bias = self.attention_bias
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads {self.num_attention_heads} is not a multiple of "
                              f"num_key_value_heads {self.num_key_value_heads}")
@@ -172,7 +175,7 @@ class Attention(nn.Module):
         self.q_proj = nn.Linear(D, H * hd, bias=args.attention_bias)
         self.k_proj = nn.Linear(D, KV * hd, bias=args.attention_bias)
         self.v_proj = nn.Linear(D, KV * hd, bias=args.attention_bias)
-        self.o_proj = nn.Linear(H * hd, D, bias=args.attention_bias)
+        self.o_proj = nn.Linear(H * hd, D, bias=args.o_proj_bias)
         # rope periods 1/inv_freq: mx.fast.rope's `freqs` (a buffer, not a parameter: excluded from weights)
         self._freqs = mx.array(1.0 / rope_inv_freq(args))
 
@@ -366,6 +369,14 @@ def _load_safetensors(file: Path) -> Dict[str, mx.array]:
         raise CheckpointError(f"{file}: not a readable safetensors file ({reason(e)})") from None
 
 
+def read_config(path: Path) -> Tuple[Path, Dict[str, Any]]:
+    """(path/config.json, its dict): FileNotFoundError or CheckpointError naming the file."""
+    config_path = path / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"no config.json in {path}")
+    return config_path, _read_json(config_path)
+
+
 def _read_weights(path: Path) -> Dict[str, mx.array]:
     index = path / "model.safetensors.index.json"
     single = path / "model.safetensors"
@@ -403,14 +414,18 @@ def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional
             (whose layout and BLAS path are tuned per matrix, and where the parity suite runs).
     """
     path = Path(path)
-    config_path = path / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"no config.json in {path}")
-    config = _read_json(config_path)
+    config_path, config = read_config(path)
     try:
         args = ModelArgs.from_dict(config)
     except (TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
         raise CheckpointError(f"{config_path}: not a Llama config ({reason(e)})") from None
+    return load_model(path, args, dtype, quantize, fuse)
+
+
+def load_model(path: Path, args: ModelArgs, dtype: Optional[str] = None, quantize: Optional[str] = None,
+               fuse: Optional[bool] = None, name: str = "Llama") -> Model:
+    """`Model(args)` with the checkpoint's weights at `path` (strict keys and shapes), then `load`'s dtype,
+    fusing, quantizing and CPU layout; `name` is the model's name in a key error (impl.qwen2 shares this)."""
     if dtype is not None and dtype not in _DTYPES:
         raise ValueError(f"dtype {dtype!r} not one of {sorted(_DTYPES)}")
     if quantize is not None and quantize not in _QUANT:
@@ -421,7 +436,7 @@ def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional
     notes = [] if emb is None or emb.shape[0] == args.vocab_size else [
         f"config vocab_size {args.vocab_size} != model.embed_tokens.weight rows {emb.shape[0]} "
         "(config.json and the checkpoint disagree)"]
-    check_weights(model, weights, str(path), notes, name="Llama")
+    check_weights(model, weights, str(path), notes, name=name)
     if dtype is not None:
         weights = {k: v.astype(_DTYPES[dtype]) for k, v in weights.items()}
     model.load_weights(list(weights.items()), strict=True)

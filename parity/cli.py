@@ -36,6 +36,8 @@ COMPONENTS: Dict[str, tuple] = {
                        {"config": "tiny", "frames": 50}),
     "spark-wav2vec2": ("parity.specs.spark:wav2vec2_spec", {"config": "xlsr53", "samples": 16000},
                        {"config": "tiny", "samples": 4000}),
+    # Spark-TTS LM (parity/specs/qwen2.py): full = the real 0.5B; quick = the small config (fixtures/qwen2-0.5b)
+    "qwen2-0.5b": ("parity.specs.qwen2:spec", {"config": "0.5b", "seq_len": 32}, {"config": "small", "seq_len": 32}),
 }
 # contracts: component -> module holding CONTRACT (parity.contracts.Contract)
 CONTRACTS: Dict[str, str] = {
@@ -54,7 +56,7 @@ DEFAULT = ["dac", "dac-codec", "dac-interface", "llama", "lm-greedy", "prompt-id
 EXTRA = {"toy": ("parity.toy:spec", {}, {})}  # the harness self-test, on request only
 LAYER_TITLES = {"dac": "DAC layers", "llama": "LM layers", "spark-decoder": "Spark BiCodec decoder layers",
                 "spark-global": "Spark global-token layers", "spark-semantic": "Spark semantic-token layers",
-                "spark-wav2vec2": "Spark wav2vec2 feature layers"}
+                "spark-wav2vec2": "Spark wav2vec2 feature layers", "qwen2-0.5b": "Spark LM (Qwen2) layers"}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
