@@ -458,6 +458,84 @@ def part_ab(ckpt: str, n_prompt: int, n_tok: int, rounds: int = 6) -> List[Dict]
     return rows
 
 
+ENV_CONFIGS = {  # mlx-cuda reads these once per process (mlx/utils.h, mlx/backend/cuda/device.cpp)
+    "default": {},  # H100/H200 (compute capability 9.0): 100 ops and 1000 MB per CUDA graph
+    "ops_50": {"MLX_MAX_OPS_PER_BUFFER": "50"},
+    "ops_200": {"MLX_MAX_OPS_PER_BUFFER": "200"},
+    "ops_254": {"MLX_MAX_OPS_PER_BUFFER": "254"},
+    "no_graphs": {"MLX_USE_CUDA_GRAPHS": "0"},
+}
+
+
+def env_child(ckpt: str, n_prompt: int, n_tok: int, count_nodes: bool) -> Dict:
+    """In a fresh process (the env settings are read once): the bench and official loops, the per-op dispatch cost."""
+    import collections
+    import re
+
+    import mlx.core as mx
+
+    from impl import llama
+    from impl.outetts.generate import decode_loop
+    from impl.outetts.sampler import Sampler, SamplerConfig
+
+    out: Dict = {}
+    model = llama.load(ckpt)
+    prompt = _prompt(n_prompt, model.args.vocab_size)
+    pids = mx.array(np.asarray(prompt, np.int32)[None])
+
+    def official():
+        t = time.perf_counter()
+        decode_loop(model, llama.make_cache(model), prompt, Sampler(SamplerConfig(), 0), n_tok)
+        return time.perf_counter() - t
+
+    for name, fn in (("bench", lambda: greedy_tg(model, pids, n_tok)), ("official", official)):
+        fn()
+        out[f"{name}_tok_s"] = n_tok / float(np.median([fn() for _ in range(3)]))
+    # the dispatch floor: a chain of n dependent one-element (and one-row) adds, built first, then evaluated
+    for label, shape in (("scalar", (1,)), ("row2048", (2048,))):
+        x = mx.zeros(shape, mx.bfloat16)
+        mx.eval(x)
+        n = 4000
+        for _ in range(2):
+            y = x
+            for _ in range(n):
+                y = y + 1
+            t = time.perf_counter()
+            mx.eval(y)
+            dt = time.perf_counter() - t
+        out[f"dispatch_{label}_us_per_op"] = 1e6 * dt / n
+    if count_nodes:  # one decode step's graph as this device builds it (fast ops are single nodes on a GPU)
+        cache = llama.make_cache(model)
+        y = mx.argmax(model(pids, cache, logits_to_keep=1)[:, -1], -1)
+        mx.eval(y)
+        step = mx.argmax(model(y[:, None], cache)[:, -1], axis=-1)
+        with tempfile.TemporaryDirectory() as tmp:
+            dot = Path(tmp) / "step.dot"
+            mx.export_to_dot(str(dot), step)
+            labels = re.findall(r'label ="([^"]+)"', dot.read_text())
+        out["step_nodes"] = len(labels)
+        out["step_node_kinds"] = dict(collections.Counter(labels).most_common(30))
+    return out
+
+
+def part_env(ckpt: str, n_prompt: int, n_tok: int, rounds: int = 2) -> List[Dict]:
+    """The same loops under mlx-cuda's graph settings, each in a fresh process, configurations alternated."""
+    rows: List[Dict] = []
+    for r in range(rounds):
+        for name, env in ENV_CONFIGS.items():
+            cmd = [sys.executable, "-m", "bench.gpu_loop", "--env-child", ckpt, "--prompt", str(n_prompt),
+                   "--tokens", str(n_tok)] + (["--count-nodes"] if r == 0 and name == "default" else [])
+            p = subprocess.run(cmd, env=dict(os.environ, **env), capture_output=True, text=True)
+            row = {"case": f"env_{name}", "round": r, "env": env, "rc": p.returncode}
+            try:
+                row.update(json.loads(p.stdout.strip().splitlines()[-1]))
+            except (IndexError, ValueError):
+                row["stderr"] = p.stderr[-2000:]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_loop", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="folder for gpu_loop.json")
@@ -466,10 +544,17 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="tiny LM widths (smoke test of this script on a CPU)")
     p.add_argument("--skip-cold", action="store_true", help="skip the fresh-process cold-start part")
     p.add_argument("--skip-quant", action="store_true", help="skip q8/q4")
-    p.add_argument("--part", choices=["all", "overhead", "ab"], default="all",
-                   help="all: cold start, loops, step parts, quantized; overhead: where a decode step's time goes")
+    p.add_argument("--part", choices=["all", "overhead", "ab", "env"], default="all",
+                   help="all: cold start, loops, step parts, quantized; overhead: where a decode step's time goes; "
+                        "ab: fused vs unfused projections; env: mlx-cuda's CUDA-graph settings (ops per graph, "
+                        "graphs off) and the per-op dispatch cost, each in a fresh process")
     p.add_argument("--cold-child", metavar="CKPT", help=argparse.SUPPRESS)
+    p.add_argument("--env-child", metavar="CKPT", help=argparse.SUPPRESS)
+    p.add_argument("--count-nodes", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.env_child:
+        print(json.dumps(env_child(args.env_child, args.prompt, args.tokens, args.count_nodes)), flush=True)
+        return 0
     if args.cold_child:
         print(json.dumps(cold(args.cold_child, args.prompt)), flush=True)
         return 0
@@ -490,6 +575,10 @@ def main(argv=None) -> int:
         if args.part == "ab":
             result["rows"] += part_ab(ckpt, args.prompt, args.tokens)
             (out / "gpu_ab.json").write_text(json.dumps(result, indent=1))
+            return 0
+        if args.part == "env":
+            result["rows"] += part_env(ckpt, args.prompt, args.tokens)
+            (out / "gpu_env.json").write_text(json.dumps(result, indent=1))
             return 0
         if args.part == "overhead":
             result["rows"] += part_overhead(ckpt, args.prompt, args.tokens)
