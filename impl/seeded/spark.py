@@ -10,7 +10,9 @@ FSQ levels all used, VQ argmax not degenerate, audio not saturated).
 
 CONFIGS: "bicodec" = the real Spark-TTS-0.5B/BiCodec architecture (values of its config.yaml); "tiny" = the same
 code paths at small widths for fast tests (ECAPA's 512 channels and the Perceiver's 8 x 64 heads are fixed by
-upstream's constructors and stay).
+upstream's constructors and stay); "tts-tiny" = "tiny" with the real id spaces, for the whole Spark-TTS folder.
+Spark-TTS folders (`write_spark_dir`, `seeded_spark`, `default_spark_dir`): config.yaml, LLM/ (the generated
+tokenizer of `build_llm_tokenizer` + a seeded Qwen2), BiCodec/, wav2vec2-large-xlsr-53/.
 """
 from __future__ import annotations
 
@@ -64,7 +66,16 @@ def _tiny() -> Dict[str, Any]:
     return c
 
 
-CONFIGS: Dict[str, Dict[str, Any]] = {"bicodec": _BICODEC, "tiny": _tiny()}
+def _tts_tiny() -> Dict[str, Any]:
+    """"tiny" with the real id spaces (8192 semantic codes, 32 global ids): every id the LLM's tokenizer can write
+    decodes, as in the real folder (the end-to-end tests' BiCodec)."""
+    c = _tiny()
+    c["audio_tokenizer"]["quantizer"].update(codebook_size=8192)
+    c["audio_tokenizer"]["speaker_encoder"].update(token_num=32)
+    return c
+
+
+CONFIGS: Dict[str, Dict[str, Any]] = {"bicodec": _BICODEC, "tiny": _tiny(), "tts-tiny": _tts_tiny()}
 
 
 def resolve_config(config: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
@@ -509,3 +520,67 @@ def build_llm_tokenizer(path: Union[str, Path], n_merges: int = 256) -> Path:
         with atomic_path(path / name) as tmp:
             Path(tmp).write_text(json.dumps(content, indent=2) + "\n")
     return path
+
+
+# ------------------------------------------------------------------------------------------------- model folder
+
+# The Spark-TTS-0.5B folder's config.yaml (the keys BiCodecTokenizer and SparkTTS read, and those they do not).
+TOP_CONFIG = ("highpass_cutoff_freq: 40\nsample_rate: 16000\nsegment_duration: 2.4 # (s)\nmax_val_duration: 12 # (s)\n"
+              "latent_hop_length: 320\nref_segment_duration: 6\nvolume_normalize: true\n")
+
+
+def llm_configs() -> Dict[str, Dict[str, Any]]:
+    """"0.5b": Spark-TTS-0.5B's LLM (impl.qwen2.SPARK_TTS_0_5B_CONFIG); "tiny": its structure scaled down at the
+    real 166,000-token vocabulary (so the real token ids exist), untied head and initializer_range 0.2 (a tiny
+    random LM with tied embeddings at 0.02 collapses onto one token)."""
+    from impl.qwen2 import SPARK_TTS_0_5B_CONFIG
+
+    tiny = dict(SPARK_TTS_0_5B_CONFIG, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, initializer_range=0.2)
+    return {"0.5b": dict(SPARK_TTS_0_5B_CONFIG), "tiny": tiny}
+
+
+def write_llm_dir(path: Union[str, Path], config: Union[str, Dict[str, Any]] = "tiny", seed: int = 0,
+                  dtype: str = "float32") -> Path:
+    """An `LLM/` folder: the generated tokenizer (build_llm_tokenizer) + a seeded Qwen2 (impl.seeded.qwen2)."""
+    from impl.seeded.qwen2 import write_qwen2
+
+    c = llm_configs()[config] if isinstance(config, str) else dict(config)
+    if c["vocab_size"] < T_VOCAB:
+        raise ValueError(f"LLM vocab_size {c['vocab_size']} < the tokenizer's {T_VOCAB} ids")
+    with atomic_dir(path, replace=True) as tmp:
+        build_llm_tokenizer(tmp)
+        write_qwen2(tmp, c, seed, dtype)
+    return Path(path)
+
+
+T_VOCAB = 166000  # impl.spark.tokens.VOCAB_SIZE (not imported at module level: impl.spark pulls in mlx)
+
+
+def write_spark_dir(path: Union[str, Path], llm: Union[str, Dict[str, Any]] = "tiny", bicodec: str = "tts-tiny",
+                    w2v: str = "tiny", seed: int = 0, dtype: str = "float32") -> Path:
+    """A whole Spark-TTS folder in the official layout: config.yaml, LLM/ (write_llm_dir), BiCodec/
+    (write_bicodec_dir), wav2vec2-large-xlsr-53/ (write_w2v_dir); the loaders of both sides read it as is."""
+    with atomic_dir(path, replace=True) as tmp:
+        (tmp / "config.yaml").write_text(TOP_CONFIG)
+        write_llm_dir(tmp / "LLM", llm, seed, dtype)
+        write_bicodec_dir(tmp / "BiCodec", bicodec, seed)
+        write_w2v_dir(tmp / "wav2vec2-large-xlsr-53", w2v, seed)
+    return Path(path)
+
+
+def seeded_spark(llm: str = "tiny", bicodec: str = "tts-tiny", w2v: str = "tiny", seed: int = 0,
+                 dtype: str = "float32") -> Path:
+    """The seeded Spark-TTS folder for these configs, written once into cache_dir() and reused."""
+    key = hashlib.sha256(json.dumps([llm_configs()[llm], resolve_config(bicodec), W2V_CONFIGS[w2v], seed, dtype,
+                                     GENERATOR_VERSION, LLM_TOKENIZER_VERSION], sort_keys=True).encode())
+    dest = cache_dir() / f"spark-tts-{llm}-{bicodec}-{w2v}-s{seed}-{dtype}-{key.hexdigest()[:12]}"
+    if not (dest / "LLM" / "model.safetensors").exists():
+        write_spark_dir(dest, llm, bicodec, w2v, seed, dtype)
+    return dest
+
+
+def default_spark_dir() -> Path:
+    """The embedded Spark-TTS folder the CLI uses without --model: Spark-TTS-0.5B's architecture throughout (LLM
+    0.5B in bf16, BiCodec, wav2vec2-large-xlsr-53) with seeded weights."""
+    return seeded_spark("0.5b", "bicodec", "xlsr53", 0, "bfloat16")

@@ -1,0 +1,398 @@
+"""Spark-TTS generation: text + a voice (prompt audio, or gender/pitch/speed) -> LLM ids -> BiCodec -> 16 kHz audio.
+
+Ports sparktts `cli/SparkTTS.py` (SparkTTS.inference) on impl's pieces:
+  - cloning: the prompt audio through BiCodecTokenizer.tokenize (impl.spark: load_audio, the 6 s reference clip,
+    wav2vec2 features, BiCodec.tokenize) -> 32 global ids (+ semantic ids with a prompt transcript) ->
+    `prompt.clone_ids`; creation: `prompt.control_ids`;
+  - generate: prefill + one token per step (`impl.outetts.generate.decode_loop`: KV cache, async decode), the
+    official sampler (`impl.spark.sampler`), until an EOS id of the LLM folder (generation_config.json, else
+    config.json; included, as transformers returns it) or max_new_tokens (official: 3000);
+  - parse as upstream: decode the new ids with skip_special_tokens, then `bicodec_semantic_(\\d+)` (and, creating a
+    voice, `bicodec_global_(\\d+)`) over the text; BiCodec.detokenize -> audio.
+Beyond upstream: "auto" max_new_tokens (the CLI's default: the text's expected semantic ids, doubled: random
+weights rarely emit EOS); long texts split into chunks (`impl.outetts.text.chunk_text`, 50 words at most; a text
+that fits one chunk is used verbatim, as upstream), every chunk in the same voice -- creating a voice, the first
+chunk's generated global ids clone it for the rest; parsed ids outside the codebooks are dropped with a warning
+(upstream's embedding lookup would fail); a voice creation that yields fewer global ids than BiCodec needs is an
+error (upstream's reshape fails), more are cut to the first 32 with a warning; `stream()` yields each chunk's audio.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import mlx.core as mx
+import numpy as np
+
+from impl.spark import prompt as P
+from impl.spark.sampler import TEMPERATURE, TOP_K, TOP_P, Sampler, SamplerConfig
+from impl.spark.sampler import config as sampler_config
+from impl.spark.tokens import Tokenizer
+
+SAMPLE_RATE = 16000
+TOKENS_PER_SECOND = 50  # semantic ids per second of audio (BiCodec hop 320 at 16 kHz)
+MAX_NEW_TOKENS = 3000   # SparkTTS.inference's generate call
+AUTO = "auto"
+CAP_FACTOR, CAP_MARGIN = 2.0, 64
+CHARS_PER_SECOND = 14.5  # speech without a transcript to measure: ~14.5 characters per second
+CHUNK_WORDS = (20, 50)   # chunk_text's min/max words per chunk: ~20 s at most, well inside 3000 ids (60 s)
+AUDIO_CONFIG = {"sample_rate": 16000, "ref_segment_duration": 6, "latent_hop_length": 320, "volume_normalize": True}
+LLM, BICODEC, W2V = "LLM", "BiCodec", "wav2vec2-large-xlsr-53"
+
+
+class GenerationError(ValueError):
+    """A request that cannot run as asked (model folder mismatch, bad settings) or a generation with no audio."""
+
+
+@dataclass
+class GenerationConfig:
+    """The official generate call's settings plus ours (greedy, seed, auto cap).
+
+    max_new_tokens: an int cap per chunk (official: 3000) or "auto" (the text's expected length doubled, at most
+    3000: the CLI's default, for random weights that never emit EOS)."""
+
+    temperature: float = TEMPERATURE
+    top_k: int = TOP_K
+    top_p: float = TOP_P
+    greedy: bool = False
+    max_new_tokens: Union[int, str] = MAX_NEW_TOKENS
+    seed: int = 0
+
+    def __post_init__(self):
+        m = self.max_new_tokens
+        if not (m == AUTO or (isinstance(m, int) and not isinstance(m, bool) and m >= 1)):
+            raise GenerationError(f"max_new_tokens must be {AUTO!r} or an integer >= 1, got {m!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise GenerationError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise GenerationError(f"temperature must be a finite number > 0 (greedy=True for argmax), "
+                                  f"got {self.temperature!r}")
+
+    @property
+    def sampler(self) -> SamplerConfig:
+        return sampler_config(0.0 if self.greedy else self.temperature, self.top_k, self.top_p)
+
+
+@dataclass
+class Voice:
+    """Who speaks: cloned from prompt audio (`global_codes`, and `semantic_codes` + `prompt_text` when a transcript
+    is given) or created from attributes (`gender`, `pitch`, `speed`)."""
+
+    global_codes: Optional[np.ndarray] = None
+    semantic_codes: Optional[np.ndarray] = None
+    prompt_text: Optional[str] = None
+    gender: Optional[str] = None
+    pitch: str = "moderate"
+    speed: str = "moderate"
+
+    @property
+    def creates(self) -> bool:
+        return self.global_codes is None
+
+    def __post_init__(self):
+        if self.creates:
+            if self.gender is None:
+                raise GenerationError("a voice needs prompt audio (global ids) or a gender to create one")
+            P.check_control(self.gender, self.pitch, self.speed)
+
+
+@dataclass
+class ChunkPlan:
+    text: str
+    prompt: List[int]
+    budget: int
+    rule: str
+
+
+@dataclass
+class ChunkResult:
+    text: str
+    prompt_len: int
+    tokens: List[int]
+    seconds: float
+    prefill_seconds: float
+    budget: int
+
+
+def split_text(text: str) -> List[str]:
+    """The chunks to generate one by one: the text verbatim when it fits one chunk (as upstream), else
+    `chunk_text`'s sentence-aligned chunks of at most CHUNK_WORDS[1] words."""
+    from impl.outetts.text import chunk_text
+
+    chunks = chunk_text(text, *CHUNK_WORDS)
+    if not chunks:
+        raise GenerationError("text is empty: nothing to speak")
+    return [text] if len(chunks) == 1 else chunks
+
+
+def auto_max_new_tokens(chunk: str, voice: Voice, n_global: int) -> Tuple[int, str]:
+    """The default cap and its rule: 2 x the chunk's expected semantic ids + 64 (+ the global ids a created voice
+    writes first), at most 3000. Rate: the prompt audio's semantic ids per transcript character when a transcript
+    is given, else 50 ids/s / 14.5 characters/s."""
+    chars = sum(1 for ch in chunk if not ch.isspace())
+    rate, source = TOKENS_PER_SECOND / CHARS_PER_SECOND, "50 ids/s at 14.5 chars/s"
+    if voice.prompt_text is not None and voice.semantic_codes is not None:
+        n = sum(1 for ch in voice.prompt_text if not ch.isspace())
+        if n:
+            rate, source = len(voice.semantic_codes) / n, "the prompt audio's"
+    extra = n_global + 2 if voice.creates else 0
+    cap = min(MAX_NEW_TOKENS, int(math.ceil(CAP_FACTOR * rate * chars)) + CAP_MARGIN + extra)
+    return cap, (f"auto: {CAP_FACTOR:g} x {rate:.2f} ids/char ({source}) x {chars} chars + {CAP_MARGIN}"
+                 + (f" + {extra} (global ids)" if extra else "") + f", at most {MAX_NEW_TOKENS}")
+
+
+def parse_ids(text: str, kind: str) -> List[int]:
+    """Upstream's parse: every `bicodec_{kind}_(\\d+)` in the decoded text."""
+    return [int(t) for t in re.findall(rf"bicodec_{kind}_(\d+)", text)]
+
+
+def _in_range(ids: List[int], n: int, what: str) -> np.ndarray:
+    a = np.asarray(ids, dtype=np.int64)
+    ok = (a >= 0) & (a < n)
+    if not ok.all():
+        warnings.warn(f"dropping {int((~ok).sum())} of {a.size} {what} ids outside 0..{n - 1}")
+    return a[ok]
+
+
+def no_audio_error(n_tokens: int, kind: str = "semantic") -> GenerationError:
+    return GenerationError(f"the model produced no {kind} ids in {n_tokens} tokens: nothing to decode "
+                           "(random weights? try a larger --max-new-tokens / max_new_tokens)")
+
+
+class SparkTTS:
+    """Spark-TTS in MLX: an LLM `lm(ids (1, L) int32, cache) -> logits (1, L, V)`, its tokenizer, BiCodec
+    (`impl.spark.load`) and, for cloning, the wav2vec2 features model (`impl.spark.wav2vec2.load`).
+
+    Args:
+        lm: the LLM (impl.qwen2 / impl.llama Model, or a callable with that signature and `make_cache`).
+        tokenizer: `impl.spark.tokens.Tokenizer` of the LLM folder.
+        codec: the BiCodec; w2v: the wav2vec2 features model (None: creation only).
+        make_cache: () -> the LM's cache (None: `impl.llama.make_cache(lm)`).
+        stop_ids: EOS ids (None: `<|im_end|>`); vocab_size: the LM's embedding rows (None: from lm.args).
+        audio_config: the model folder's config.yaml keys BiCodecTokenizer reads.
+    """
+
+    def __init__(self, lm: Callable, tokenizer: Tokenizer, codec: Any = None, w2v: Any = None,
+                 make_cache: Optional[Callable[[], Any]] = None, stop_ids: Optional[Sequence[int]] = None,
+                 vocab_size: Optional[int] = None, audio_config: Optional[Dict[str, Any]] = None):
+        if vocab_size is None:
+            vocab_size = getattr(getattr(lm, "args", None), "vocab_size", None)
+        if vocab_size is not None and tokenizer.max_id >= vocab_size:
+            raise GenerationError(f"tokenizer {tokenizer.path} uses ids up to {tokenizer.max_id} but the LM has "
+                                  f"{vocab_size} embedding rows: they do not belong together")
+        if make_cache is None:
+            from impl.llama import make_cache as llama_cache
+
+            make_cache = lambda: llama_cache(lm)  # noqa: E731
+        self.lm, self.tokenizer, self.codec, self.w2v, self.make_cache = lm, tokenizer, codec, w2v, make_cache
+        self.stop_ids = set(int(i) for i in (stop_ids if stop_ids is not None else [tokenizer.eos_id]))
+        self.audio_config = dict(AUDIO_CONFIG, **(audio_config or {}))
+        self.n_global = int(np.prod(codec.global_shape)) if codec is not None else 32
+
+    # ------------------------------------------------------------------------------------------------ voices
+
+    def voice_from_audio(self, path: Union[str, Path], prompt_text: Optional[str] = None) -> Voice:
+        """BiCodecTokenizer.tokenize of the prompt audio -> a cloning Voice (AudioError for unusable audio)."""
+        from impl.spark import audio, wav2vec2
+
+        if self.w2v is None or self.codec is None:
+            raise GenerationError("cloning needs the BiCodec and wav2vec2 models (load them with the folder)")
+        c = self.audio_config
+        wav = audio.load_audio(path, c["sample_rate"], volume_normalize=c["volume_normalize"])
+        clip = audio.ref_clip(wav, c["sample_rate"], c["ref_segment_duration"], c["latent_hop_length"])
+        sem, glob = self.codec.tokenize(wav2vec2.features(self.w2v, wav), mx.array(clip.astype(np.float32))[None])
+        return Voice(global_codes=np.array(glob).reshape(-1).astype(np.int64),
+                     semantic_codes=np.array(sem).reshape(-1).astype(np.int64), prompt_text=prompt_text)
+
+    def prompt(self, text: str, voice: Voice) -> List[int]:
+        if voice.creates:
+            return P.control_ids(self.tokenizer, text, voice.gender, voice.pitch, voice.speed)
+        return P.clone_ids(self.tokenizer, text, voice.global_codes, voice.semantic_codes, voice.prompt_text)
+
+    # ------------------------------------------------------------------------------------------------ tokens
+
+    def plan(self, text: str, voice: Voice, config: GenerationConfig) -> List[ChunkPlan]:
+        """Every chunk's prompt and budget before any generation (input errors come from here). Creating a voice,
+        chunks after the first are planned as clones of it (their prompts are rebuilt once its ids exist)."""
+        plans = []
+        for n, chunk in enumerate(split_text(text)):
+            v = voice if n == 0 or not voice.creates else Voice(global_codes=np.zeros(self.n_global, np.int64))
+            ids = self.prompt(chunk, v)
+            if config.max_new_tokens == AUTO:
+                budget, rule = auto_max_new_tokens(chunk, v, self.n_global)
+            else:
+                budget, rule = config.max_new_tokens, "max_new_tokens"
+            plans.append(ChunkPlan(chunk, ids, budget, rule))
+        return plans
+
+    def generate_chunks(self, text: str, voice: Voice, config: Optional[GenerationConfig] = None,
+                        on_token: Optional[Callable[[int], None]] = None,
+                        on_chunk: Optional[Callable[[int, int, ChunkPlan], None]] = None,
+                        plans: Optional[List[ChunkPlan]] = None) -> Iterator[Tuple[ChunkResult, Voice]]:
+        """(ChunkResult, the voice that spoke it) per chunk; one seeded sampler across chunks."""
+        from impl.outetts.generate import decode_loop
+
+        config = config or GenerationConfig()
+        plans = self.plan(text, voice, config) if plans is None else plans
+        sampler = Sampler(config.sampler, config.seed)
+        for n, p in enumerate(plans):
+            if n and voice.creates:  # the rest of the text in the voice the first chunk created
+                raise GenerationError("internal: a created voice must be resolved after its first chunk")
+            if n and p.prompt != self.prompt(p.text, voice):
+                p = replace(p, prompt=self.prompt(p.text, voice))
+            first: List[float] = []
+
+            def tap(tok: int) -> None:
+                if not first:
+                    first.append(time.perf_counter())
+                if on_token is not None:
+                    on_token(tok)
+
+            if on_chunk is not None:
+                on_chunk(n, len(plans), p)
+            t0 = time.perf_counter()
+            tokens = decode_loop(self.lm, self.make_cache(), p.prompt, sampler, p.budget, self.stop_ids, tap)
+            result = ChunkResult(p.text, len(p.prompt), tokens, time.perf_counter() - t0,
+                                 (first[0] if first else time.perf_counter()) - t0, p.budget)
+            spoke = voice
+            if voice.creates:
+                spoke = voice = Voice(global_codes=self.parse(tokens, voice)[1])
+            yield result, spoke
+
+    # ----------------------------------------------------------------------------------------------- audio
+
+    def parse(self, tokens: Sequence[int], voice: Voice) -> Tuple[np.ndarray, np.ndarray]:
+        """(semantic codes (T,), global codes (32,)) from new tokens, as upstream: decode with skip_special_tokens,
+        regex. Cloning, the global codes are the voice's own."""
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        sem = _in_range(parse_ids(text, "semantic"), self.tokenizer.semantic_ids.size, "semantic")
+        if not voice.creates:
+            return sem, np.asarray(voice.global_codes, np.int64)
+        glob = _in_range(parse_ids(text, "global"), self.tokenizer.global_ids.size, "global")
+        if glob.size < self.n_global:
+            raise GenerationError(f"creating a voice: the model wrote {glob.size} global ids in {len(tokens)} "
+                                  f"tokens, BiCodec needs {self.n_global} (random weights? try a larger "
+                                  "--max-new-tokens / max_new_tokens)")
+        if glob.size > self.n_global:
+            warnings.warn(f"the model wrote {glob.size} global ids; the first {self.n_global} are used")
+        return sem, glob[:self.n_global]
+
+    def decode(self, semantic: np.ndarray, global_codes: np.ndarray) -> np.ndarray:
+        """BiCodec.detokenize: semantic codes (T,), global codes (32,) -> (T * 320,) float32 at 16 kHz."""
+        if self.codec is None:
+            raise GenerationError("no BiCodec loaded: pass codec= to decode audio")
+        if semantic.size == 0:
+            return np.zeros(0, np.float32)
+        g = np.asarray(global_codes, np.int64).reshape((1,) + tuple(self.codec.global_shape))
+        wav = self.codec.detokenize(mx.array(semantic.astype(np.int32)[None]), mx.array(g.astype(np.int32)))
+        return np.array(wav, dtype=np.float32).reshape(-1)
+
+    def generate(self, text: str, voice: Voice, config: Optional[GenerationConfig] = None,
+                 on_token: Optional[Callable[[int], None]] = None) -> Tuple[np.ndarray, List[int]]:
+        """(audio at 16 kHz, every chunk's new tokens concatenated). Raises GenerationError when no semantic id
+        was produced."""
+        pieces, tokens = [], []
+        for r, spoke in self.generate_chunks(text, voice, config, on_token):
+            pieces.append(self.decode(*self.parse(r.tokens, spoke)))
+            tokens += r.tokens
+        audio = np.concatenate(pieces)
+        if audio.size == 0:
+            raise no_audio_error(len(tokens))
+        return audio, tokens
+
+    def stream(self, text: str, voice: Voice, config: Optional[GenerationConfig] = None,
+               on_token: Optional[Callable[[int], None]] = None) -> Iterator[np.ndarray]:
+        """Each chunk's audio as soon as its tokens are generated."""
+        for r, spoke in self.generate_chunks(text, voice, config, on_token):
+            yield self.decode(*self.parse(r.tokens, spoke))
+
+
+# ------------------------------------------------------------------------------------------------ model dirs
+
+def stop_ids_from_config(llm_dir: Path, tokenizer: Tokenizer) -> List[int]:
+    """EOS ids as transformers' generate reads them: generation_config.json, else config.json; else `<|im_end|>`."""
+    for name in ("generation_config.json", "config.json"):
+        f = Path(llm_dir) / name
+        if f.is_file():
+            eos = json.loads(f.read_text()).get("eos_token_id")
+            if eos is not None:
+                return [int(e) for e in (eos if isinstance(eos, list) else [eos])]
+    return [tokenizer.eos_id]
+
+
+def load_lm(llm_dir: Path, dtype: Optional[str] = None, quantize: Optional[str] = None):
+    """(lm, make_cache) for the LLM folder by its config.json model_type: qwen2 (Spark-TTS-0.5B) or llama."""
+    try:
+        model_type = json.loads((Path(llm_dir) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError) as e:
+        raise GenerationError(f"{Path(llm_dir) / 'config.json'}: cannot read: {e}") from None
+    from impl import llama, qwen2
+
+    if model_type not in ("qwen2", "llama"):
+        raise GenerationError(f"{Path(llm_dir) / 'config.json'}: model_type {model_type!r}; Spark-TTS' LLM is qwen2")
+    lm = (qwen2 if model_type == "qwen2" else llama).load(llm_dir, dtype=dtype, quantize=quantize)
+    return lm, (lambda: llama.make_cache(lm))
+
+
+def default_dtype() -> Optional[str]:
+    """float32 on the CPU (MLX's bf16/fp16 matmuls there are far slower than fp32 through BLAS), else the
+    checkpoint's own."""
+    return "float32" if mx.default_device() == mx.cpu else None
+
+
+def check_folder(model_dir: Union[str, Path], need_w2v: bool = True) -> Tuple[Path, Tokenizer]:
+    """The folder's layout and its LLM tokenizer, before any weight is read: GenerationError naming what is
+    missing or mismatched (tokenizer without the Spark tokens, ids beyond the LM's embedding rows)."""
+    from impl.spark.tokens import TokenizerError
+
+    root = Path(model_dir)
+    if not root.is_dir():
+        raise GenerationError(f"{root}: no such Spark-TTS folder ({LLM}/, {BICODEC}/, {W2V}/, config.yaml)")
+    want = [LLM, BICODEC] + ([W2V] if need_w2v else [])
+    missing = [n + "/" for n in want if not (root / n).is_dir()]
+    if missing:
+        raise GenerationError(f"{root}: no {' or '.join(missing)} folder (the Spark-TTS-0.5B layout: {LLM}/, "
+                              f"{BICODEC}/, {W2V}/, config.yaml)")
+    try:
+        tok = Tokenizer(root / LLM)
+    except TokenizerError as e:
+        raise GenerationError(str(e)) from None
+    try:
+        vocab = int(json.loads((root / LLM / "config.json").read_text())["vocab_size"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GenerationError(f"{root / LLM / 'config.json'}: no readable vocab_size ({e})") from None
+    if tok.max_id >= vocab:
+        raise GenerationError(f"{root / LLM}: the tokenizer uses ids up to {tok.max_id} but the LM has {vocab} "
+                              "embedding rows (config.json vocab_size): they do not belong together")
+    return root, tok
+
+
+def load(model_dir: Optional[Union[str, Path]] = None, dtype: Optional[str] = AUTO, quantize: Optional[str] = None,
+         need_w2v: bool = True) -> SparkTTS:
+    """A SparkTTS from a Spark-TTS-0.5B-layout folder (LLM/, BiCodec/, wav2vec2-large-xlsr-53/, config.yaml).
+
+    Args:
+        model_dir: the folder; None: the embedded seeded one (`impl.seeded.spark.default_spark_dir()`).
+        dtype: "auto" (float32 on CPU, as the CLI), None (the checkpoint's) or a dtype name, for the LLM.
+        quantize: None, "q8" or "q4": the LLM's weights in 8/4-bit groups.
+        need_w2v: load wav2vec2 (cloning); False for voice creation only.
+    """
+    from impl import spark
+    from impl.spark import wav2vec2
+    from impl.spark.cli import _audio_config
+
+    if model_dir is None:
+        from impl.seeded.spark import default_spark_dir
+
+        model_dir = default_spark_dir()
+    root, tok = check_folder(model_dir, need_w2v)
+    cfg = _audio_config(root / "config.yaml")
+    lm, make_cache = load_lm(root / LLM, default_dtype() if dtype == AUTO else dtype, quantize)
+    return SparkTTS(lm, tok, codec=spark.load(root / BICODEC), w2v=wav2vec2.load(root / W2V) if need_w2v else None,
+                    make_cache=make_cache, stop_ids=stop_ids_from_config(root / LLM, tok), audio_config=cfg)

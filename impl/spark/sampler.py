@@ -1,0 +1,26 @@
+"""Spark-TTS sampling: the logits processors of the official `generate` call, in transformers' order.
+
+sparktts `cli/SparkTTS.py` calls `model.generate(do_sample=True, temperature=0.8, top_k=50, top_p=0.95,
+max_new_tokens=3000)`; transformers 4.52.3 `GenerationMixin._get_logits_processor` then appends
+TemperatureLogitsWarper(0.8), TopKLogitsWarper(50, filter -inf, min_tokens_to_keep 1) and TopPLogitsWarper(0.95,
+filter -inf, min_tokens_to_keep 1), in that order, and `_sample` draws from softmax of the processed scores. No
+repetition penalty and no min-p (mlx-audio's Spark adds a 1.3 penalty that the original lacks). The processors are
+`impl.outetts.sampler`'s (the same transformers warpers, proven there) with the penalty off (1.0, empty window) and
+min-p 0 (its filter then removes nothing: no probability is below 0). Greedy: temperature 0, argmax.
+"""
+from __future__ import annotations
+
+from impl.outetts.sampler import Sampler, SamplerConfig, probabilities, process_logits  # noqa: F401
+
+TEMPERATURE, TOP_K, TOP_P = 0.8, 50, 0.95  # SparkTTS.inference's defaults
+
+
+def config(temperature: float = TEMPERATURE, top_k: int = TOP_K, top_p: float = TOP_P) -> SamplerConfig:
+    """The official sampling settings (temperature 0: greedy)."""
+    return SamplerConfig(temperature=temperature, repetition_penalty=1.0, repetition_range=0, top_k=top_k,
+                         top_p=top_p, min_p=0.0)
+
+
+def make_sampler(seed: int = 0, greedy: bool = False, temperature: float = TEMPERATURE) -> Sampler:
+    """A seeded sampler with the official settings: same seed, same draws."""
+    return Sampler(config(0.0 if greedy else temperature), seed)
