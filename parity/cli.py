@@ -52,7 +52,7 @@ CONTRACTS: Dict[str, str] = {
 }
 # the report's order: codec first, then the LM, the text side, the speaker side, the whole pipeline
 DEFAULT = ["dac", "dac-codec", "dac-interface", "llama", "lm-greedy", "prompt-ids", "sampler", "speaker-profile",
-           "audio-path", "generation", "spark-decoder", "spark-global", "spark-semantic", "spark-wav2vec2"]
+           "audio-path", "generation", "spark-decoder", "spark-global", "spark-semantic", "spark-wav2vec2", "qwen2-0.5b"]
 EXTRA = {"toy": ("parity.toy:spec", {}, {})}  # the harness self-test, on request only
 LAYER_TITLES = {"dac": "DAC layers", "llama": "LM layers", "spark-decoder": "Spark BiCodec decoder layers",
                 "spark-global": "Spark global-token layers", "spark-semantic": "Spark semantic-token layers",

@@ -20,14 +20,14 @@ GREEDY_PROMPT = 12
 
 
 def _configs() -> Dict[str, Dict[str, Any]]:
-    """"small": Spark-TTS-0.5B's structure scaled down (q/k/v biases, GQA 3:1, rope theta 1e6, eps 1e-6, tied
+    """"small": Spark-TTS-0.5B's structure scaled down (q/k/v biases, GQA 4:1, rope theta 1e6, eps 1e-6, tied
     embeddings); initializer_range 0.2 instead of 0.02, as parity.specs.llama's small config (at 0.02 a tiny random
     LM's greedy decode collapses onto one token, which would make the token-exact checks uninformative). Its
-    vocabulary (256) keeps the fixtures' logits small."""
+    vocabulary (256) keeps the fixtures' logits small; widths are multiples of 64, q8/q4's group size."""
     from impl.qwen2 import SPARK_TTS_0_5B_CONFIG
 
-    small = dict(SPARK_TTS_0_5B_CONFIG, hidden_size=96, intermediate_size=256, num_hidden_layers=2,
-                 num_attention_heads=6, num_key_value_heads=2, vocab_size=256, initializer_range=0.2)
+    small = dict(SPARK_TTS_0_5B_CONFIG, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=8, num_key_value_heads=2, vocab_size=256, initializer_range=0.2)
     return {"small": small, "0.5b": dict(SPARK_TTS_0_5B_CONFIG)}
 
 
