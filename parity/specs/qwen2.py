@@ -57,7 +57,7 @@ def spec(config: str = "small", seq_len: int = 32, seed: int = 0) -> Spec:
     cfg = config_dict(config)
     isolate = _isolator(qwen2.model_args(cfg))  # impl's causal mask and rope, checked equal to the captured ones
     n_layers = cfg["num_hidden_layers"]
-    batch = 2 if config == "small" else 1
+    batch = 1  # batches > 1 are parity/test_qwen2.py's (chunks, half precision); one row keeps the fixture small
     path = checkpoint(config, seed)
 
     def make_inputs(s: int) -> Dict[str, np.ndarray]:
