@@ -37,7 +37,11 @@ fixtures/spark/ast_check.json and source.json). tests/test_spark_ast_check.py re
 against the stored digest of the official tree on every run. So the package is used as shipped.
 
 Eval mode, CPU, float32 or float64 (the parametrized weight norm then recomputes the weights in float64). Numpy in,
-numpy out, impl's layouts (channels-last). Upstream quirks named once here: `BiCodec.load_from_checkpoint` loads with
+numpy out, impl's layouts (channels-last).
+The whole pipeline (`SparkReference`): `SparkTTS` itself on a Spark-TTS folder (the package's SparkTTS.py, AST-equal
+to cli/SparkTTS.py but for __init__'s model_dir default), its prompt methods and `inference`; the LLM is wrapped only
+to record the ids `generate` returns (inference returns audio alone). `logits_processor` is the list transformers
+builds for inference's generate call. Upstream quirks named once here: `BiCodec.load_from_checkpoint` loads with
 `strict=False` and only prints missing/unexpected tensors (`load` turns that into an error); `tokenize` returns
 (semantic, global) but `BiCodecTokenizer.tokenize` returns (global, semantic); global ids are (N, 1, 32).
 Nothing here re-implements a layer.
@@ -48,7 +52,7 @@ import contextlib
 import io
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -201,3 +205,133 @@ class _CastInput:
 
     def __call__(self, x):
         return self.model(x.to(self.dtype))
+
+
+# ------------------------------------------------------------------------------------------------- SparkTTS
+
+def logits_processor(temperature: float = 0.8, top_k: int = 50, top_p: float = 0.95, do_sample: bool = True):
+    """transformers' LogitsProcessorList for SparkTTS.inference's generate call (do_sample, temperature, top_k,
+    top_p; the folder's generation defaults otherwise: no repetition penalty, no min-p), built by transformers."""
+    from transformers import GenerationConfig, LogitsProcessorList
+    from transformers.generation.utils import GenerationMixin
+
+    class _Mixin(GenerationMixin):
+        pass
+
+    warpers = dict(temperature=temperature, top_k=top_k, top_p=top_p) if do_sample else {}
+    cfg = GenerationConfig(do_sample=do_sample, **warpers)
+    cfg._eos_token_tensor = None  # set by generate()'s _prepare_special_tokens; no EOS-dependent processor here
+    return _Mixin()._get_logits_processor(generation_config=cfg, input_ids_seq_length=0, encoder_input_ids=None,
+                                          prefix_allowed_tokens_fn=None, logits_processor=LogitsProcessorList(),
+                                          device="cpu")
+
+
+def process(logits: np.ndarray, **sampler) -> np.ndarray:
+    """Processed scores (B, V) float32 for next-token `logits` (B, V) (no processor reads the ids)."""
+    import torch
+
+    procs = logits_processor(**sampler)
+    B = np.asarray(logits).shape[0]
+    with torch.no_grad():
+        return procs(torch.zeros((B, 1), dtype=torch.long), torch.as_tensor(np.asarray(logits, np.float32)).clone()
+                     ).numpy()
+
+
+def probabilities(logits: np.ndarray, **sampler) -> np.ndarray:
+    """The distribution transformers' `_sample` draws from: softmax of the processed scores."""
+    import torch
+
+    return torch.softmax(torch.as_tensor(process(logits, **sampler)), dim=-1).numpy()
+
+
+def official_tokenizer(llm_dir: Union[str, Path]):
+    """The LLM folder's tokenizer as SparkTTS loads it (`AutoTokenizer.from_pretrained(f"{model_dir}/LLM")`)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(llm_dir))
+
+
+def prompt_string(text: str, global_codes, semantic_codes=None, prompt_text: Optional[str] = None) -> str:
+    """`SparkTTS.process_prompt`'s string for given BiCodec ids: the method runs on a holder whose audio_tokenizer
+    answers `tokenize(path)` with them, shaped as BiCodecTokenizer returns them ((1, 1, 32) global, (1, T) semantic;
+    T >= 2: upstream's `squeeze()` makes one id a 0-d tensor it cannot iterate)."""
+    import torch
+    from spark_tts_lib.SparkTTS import SparkTTS
+
+    sem = np.asarray(semantic_codes if semantic_codes is not None else [0, 0], np.int64)
+    tokenize = lambda _path: (torch.as_tensor(np.asarray(global_codes, np.int64))[None, None],  # noqa: E731
+                              torch.as_tensor(sem)[None])
+    holder = SimpleNamespace(audio_tokenizer=SimpleNamespace(tokenize=tokenize))
+    return SparkTTS.process_prompt(holder, text, Path("prompt.wav"), prompt_text)[0]
+
+
+def control_string(text: str, gender: str, pitch: str, speed: str) -> str:
+    """`SparkTTS.process_prompt_control`'s string (the method reads nothing from self)."""
+    from spark_tts_lib.SparkTTS import SparkTTS
+
+    return SparkTTS.process_prompt_control(SimpleNamespace(), gender, pitch, speed, text)
+
+
+def encode(tokenizer, prompt: str) -> List[int]:
+    """The ids `SparkTTS.inference` feeds the LM for a prompt string: `tokenizer([prompt])`."""
+    return [int(i) for i in tokenizer([prompt]).input_ids[0]]
+
+
+class _Recording:
+    """The LLM with `generate` recording its output ids (SparkTTS.inference returns only the audio); everything
+    else forwarded."""
+
+    def __init__(self, model):
+        self.model, self.outputs = model, []
+
+    def generate(self, **kw):
+        out = self.model.generate(**kw)
+        self.outputs.append([int(t) for t in out[0, kw["input_ids"].shape[1]:]])  # the new ids, as inference trims
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+class SparkReference:
+    """sparktts' `SparkTTS` on a Spark-TTS folder, as shipped (its own __init__: AutoTokenizer and
+    AutoModelForCausalLM on LLM/, BiCodecTokenizer on the folder), on the CPU in float32."""
+
+    def __init__(self, model_dir: Union[str, Path]):
+        import torch
+        from spark_tts_lib.SparkTTS import SparkTTS
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.tts = SparkTTS(Path(model_dir), device=torch.device("cpu"))
+        self.tts.model = _Recording(self.tts.model)
+        self.tokenizer = self.tts.tokenizer
+
+    def prompt_ids(self, text: str, prompt_audio: Union[str, Path, None] = None, prompt_text: Optional[str] = None,
+                   gender: Optional[str] = None, pitch: Optional[str] = None, speed: Optional[str] = None):
+        """(ids the official `inference` feeds the LM, global ids or None): `process_prompt_control` when gender is
+        given, else `process_prompt`, encoded as inference encodes it (`tokenizer([prompt])`)."""
+        if gender is not None:
+            prompt, glob = self.tts.process_prompt_control(gender, pitch, speed, text), None
+        else:
+            prompt, glob = self.tts.process_prompt(text, Path(prompt_audio), prompt_text)
+            glob = glob.numpy().reshape(-1)
+        return encode(self.tokenizer, prompt), glob
+
+    def inference(self, text: str, prompt_audio: Union[str, Path, None] = None, prompt_text: Optional[str] = None,
+                  gender: Optional[str] = None, pitch: Optional[str] = None, speed: Optional[str] = None,
+                  seed: int = 0, **sampling) -> Tuple[Union[np.ndarray, Exception], List[int]]:
+        """(audio, new token ids) of `SparkTTS.inference` (max_new_tokens 3000, EOS included when reached); greedy
+        is `top_k=1` (one candidate left: the draw is the argmax). When upstream fails after generating (a created
+        voice without exactly 32 global ids: its detokenize cannot reshape them), the exception replaces the audio
+        and the generated ids are still returned."""
+        import torch
+
+        torch.manual_seed(seed)
+        try:
+            with torch.no_grad():
+                wav = self.tts.inference(text, prompt_speech_path=None if prompt_audio is None else Path(prompt_audio),
+                                         prompt_text=prompt_text, gender=gender, pitch=pitch, speed=speed, **sampling)
+            out: Union[np.ndarray, Exception] = np.asarray(wav, np.float32).reshape(-1)
+        except (RuntimeError, ValueError, IndexError) as e:
+            out = e
+        return out, self.tts.model.outputs.pop()
