@@ -536,6 +536,43 @@ def part_env(ckpt: str, n_prompt: int, n_tok: int, rounds: int = 2) -> List[Dict
     return rows
 
 
+def part_jit(tmp: Path, new_tokens: int, small: bool) -> List[Dict]:
+    """`voiceport tts` in a fresh process on an empty kernel cache: each run-time kernel it compiles, in order, with
+    the seconds since the previous one appeared (NVRTC compiles one at a time: mlx/backend/cuda/jit_module.cpp);
+    bf16 without and with impl.gpu.KernelWarmup (the kernels compiled in parallel processes), q8 with it."""
+    from bench.gpu import TTS_TEXT, _tts_line
+    from impl.seeded import default_codec, default_model
+    from impl.seeded.outetts import default_model_dir
+    from impl.seeded.speaker import synthetic_speaker
+
+    env = dict(os.environ, VOICEPORT_CACHE=str(tmp / "vpcache"))
+    os.environ["VOICEPORT_CACHE"] = env["VOICEPORT_CACHE"]
+    model_dir = default_model_dir(_config(True)) if small else default_model()
+    default_codec()
+    words = " ".join(["voices", "carry", "meaning", "across", "quiet", "rooms"] * 5)  # ~1.5k prompt tokens
+    spk = tmp / "speaker.json"
+    spk.write_text(json.dumps(synthetic_speaker(0, text=words, frames_per_word=(10, 22))))
+    rows: List[Dict] = []
+    for quant, warm in ((None, "0"), (None, "1"), ("q8", "1")):
+        ptx = tmp / f"ptx-{quant or 'bf16'}-{warm}"
+        cmd = [sys.executable, "-m", "impl.cli", "tts", "--text", TTS_TEXT, "--speaker", str(spk), "--out",
+               str(tmp / "o.wav"), "--dtype", "bfloat16", "--max-new-tokens", str(new_tokens), "--seed", "0",
+               "--model", str(model_dir)] + (["--quantize", quant] if quant else [])
+        t0 = time.time()
+        r = subprocess.run(cmd, env=dict(env, MLX_PTX_CACHE_DIR=str(ptx), VOICEPORT_KERNEL_WARMUP=warm),
+                           capture_output=True, text=True)
+        files = sorted(ptx.glob("*.ptx"), key=lambda f: f.stat().st_mtime)
+        marks = [t0] + [f.stat().st_mtime for f in files]
+        kernels = [{"name": f.stem[:90], "after_s": round(marks[i + 1] - marks[i], 2),
+                    "at_s": round(marks[i + 1] - t0, 2)} for i, f in enumerate(files)]
+        row = {"case": f"jit_tts_{quant or 'bf16'}_warmup{warm}", "rc": r.returncode,
+               "process_wall_s": time.time() - t0,
+               **_tts_line(r.stdout), "kernels": kernels, "stderr_tail": r.stderr[-600:]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_loop", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="folder for gpu_loop.json")
@@ -544,10 +581,11 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="tiny LM widths (smoke test of this script on a CPU)")
     p.add_argument("--skip-cold", action="store_true", help="skip the fresh-process cold-start part")
     p.add_argument("--skip-quant", action="store_true", help="skip q8/q4")
-    p.add_argument("--part", choices=["all", "overhead", "ab", "env"], default="all",
+    p.add_argument("--part", choices=["all", "overhead", "ab", "env", "jit"], default="all",
                    help="all: cold start, loops, step parts, quantized; overhead: where a decode step's time goes; "
                         "ab: fused vs unfused projections; env: mlx-cuda's CUDA-graph settings (ops per graph, "
-                        "graphs off) and the per-op dispatch cost, each in a fresh process")
+                        "graphs off) and the per-op dispatch cost, each in a fresh process; jit: the run-time kernels a "
+                        "first `voiceport tts` compiles, in order, timed")
     p.add_argument("--cold-child", metavar="CKPT", help=argparse.SUPPRESS)
     p.add_argument("--env-child", metavar="CKPT", help=argparse.SUPPRESS)
     p.add_argument("--count-nodes", action="store_true", help=argparse.SUPPRESS)
@@ -575,6 +613,10 @@ def main(argv=None) -> int:
         if args.part == "ab":
             result["rows"] += part_ab(ckpt, args.prompt, args.tokens)
             (out / "gpu_ab.json").write_text(json.dumps(result, indent=1))
+            return 0
+        if args.part == "jit":
+            result["rows"] += part_jit(tmp, args.tokens, args.small)
+            (out / "gpu_jit.json").write_text(json.dumps(result, indent=1))
             return 0
         if args.part == "env":
             result["rows"] += part_env(ckpt, args.prompt, args.tokens)

@@ -155,7 +155,7 @@ def decode_loop(lm: Callable, cache: Any, prompt: Sequence[int], sampler: Sample
     """The one decode loop (B = 1): prefill `prompt` in one pass, then one token per step, until a token in
     `stop_ids` (included) or `budget` new tokens.
 
-    `lm(ids (1, L) int32, cache) -> logits (1, L, V)`; `sampler(logits (1, V), window (1, W)) -> ids (1,)`, with
+    `lm(ids (1, L) uint32, cache) -> logits (1, L, V)`; `sampler(logits (1, V), window (1, W)) -> ids (1,)`, with
     `window` the last `sampler.config.repetition_range` ids of the sequence, prompt included. Each step is queued
     (`mx.async_eval`) before the previous token is read, so the device never waits on Python.
     """
@@ -171,7 +171,7 @@ def decode_loop(lm: Callable, cache: Any, prompt: Sequence[int], sampler: Sample
     R = sampler.config.repetition_range
     # ids stay uint32 (what argmax / argpartition return) from here on: no cast node per step
     window = mx.array(np.asarray(prompt[max(0, len(prompt) - R):] if R else [], np.uint32)[None])
-    y = sampler(next_logits(mx.array(np.asarray(prompt, np.int32)[None])), window)
+    y = sampler(next_logits(mx.array(np.asarray(prompt, np.uint32)[None])), window)  # one embedding kernel
     mx.async_eval(y)
     out: List[int] = []
     while True:
@@ -343,6 +343,14 @@ def stop_ids_from_config(model_dir: Union[str, Path], tokenizer: Tokenizer) -> L
     return [tokenizer.eos_id]
 
 
+def _json_or_empty(file: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def default_dtype() -> Optional[str]:
     """The LM compute dtype the CLI and `load` pick: float32 on the CPU (MLX's bf16/fp16 matmuls there are far
     slower than fp32 through BLAS), None (the checkpoint's own) on a GPU."""
@@ -359,8 +367,11 @@ def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype:
         dtype: "auto" (default: `default_dtype()`, as the CLI), None (the checkpoint's), or a dtype name.
         quantize: None, "q8" or "q4": the LM's weights in 8/4-bit groups of 64 (`impl.llama.load`); the KL
             divergence and greedy agreement against bf16 are in bench/gpu.py's output.
+
+    On mlx-cuda, a machine's first run compiles the generation's run-time kernels in parallel child processes
+    while the weights load (`impl.gpu.KernelWarmup`; VOICEPORT_KERNEL_WARMUP=0 turns it off).
     """
-    from impl import llama
+    from impl import gpu, llama
 
     if model_dir is None:
         from impl.seeded import default_model
@@ -369,6 +380,11 @@ def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model folder {model_dir} does not exist")
+    dtype = default_dtype() if dtype == AUTO else dtype
+    # mlx-cuda's first run only (None: the checkpoint's own dtype, as config.json states it)
+    warm_dtype = dtype or str(_json_or_empty(model_dir / "config.json").get("torch_dtype") or "bfloat16")
+    warmup = gpu.KernelWarmup(warm_dtype, quantize).start()
     tokenizer = Tokenizer(model_dir)
-    lm = llama.load(model_dir, dtype=default_dtype() if dtype == AUTO else dtype, quantize=quantize)
+    lm = llama.load(model_dir, dtype=dtype, quantize=quantize)
+    warmup.wait()
     return TTS(lm, tokenizer, stop_ids=stop_ids_from_config(model_dir, tokenizer), codec=codec)
