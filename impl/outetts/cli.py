@@ -1,7 +1,10 @@
-"""`voiceport tts`: text + speaker profile -> speech, OuteTTS 1.0 (v3 interface) in MLX.
+"""`voiceport tts`: text + speaker profile -> speech, OuteTTS 1.0 (v3 interface) in MLX; `--model spark`:
+Spark-TTS (impl/spark/tts.py).
 
     voiceport tts --text "Hello there." --speaker speaker.json --out out.wav [--model DIR] [--codec PATH]
                   [--seed N] [--max-new-tokens N] [--greedy] [--stream]
+    voiceport tts --model spark --text "Hello there." --prompt-audio ref.wav [--prompt-text TEXT] --out out.wav
+    voiceport tts --model spark --text "Hello there." --gender female [--pitch P] [--speed S] --out out.wav
 
 Prints tokens/s and RTF (compute seconds / audio seconds; 150 code tokens make one second of audio).
 """
@@ -33,18 +36,21 @@ class TTSInputError(ValueError):
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = ("Text + OuteTTS v3 speaker profile -> speech (OuteTTS 1.0 in MLX). " + DEFAULTS_NOTE)
     p.add_argument("--text", required=True, help="text to speak (long texts are split into chunks, as outetts)")
-    p.add_argument("--speaker", required=True, metavar="FILE", help="OuteTTS v3 speaker profile (.json)")
+    p.add_argument("--speaker", metavar="FILE", help="OuteTTS v3 speaker profile (.json); required for OuteTTS")
     p.add_argument("--out", required=True, metavar="FILE", help="output audio (.wav, .flac or .ogg; 24 kHz)")
-    p.add_argument("--model", metavar="DIR", default=None,
-                   help="HF model folder (config.json, safetensors, tokenizer.json); default: embedded seeded "
-                        "1B checkpoint (random weights)")
+    p.add_argument("--model", metavar="MODEL", default=None,
+                   help="outetts (default: the embedded seeded 1B checkpoint, random weights), an OuteTTS HF model "
+                        "folder (config.json, safetensors, tokenizer.json), spark (the embedded seeded "
+                        "Spark-TTS-0.5B, random weights) or a Spark-TTS folder (LLM/, BiCodec/, "
+                        "wav2vec2-large-xlsr-53/, config.yaml)")
     p.add_argument("--codec", metavar="PATH", default=None,
                    help="DAC 24 kHz checkpoint; default: embedded seeded checkpoint (random weights)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="sampling seed, >= 0 (default 0)")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N", help=CAP_HELP)
     p.add_argument("--max-length", type=int, default=8192, metavar="N",
                    help="prompt + generated tokens per chunk, as outetts' max_length (default 8192)")
-    p.add_argument("--temperature", type=float, default=0.4, metavar="T", help="sampling temperature (outetts: 0.4)")
+    p.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="sampling temperature (default: outetts 0.4, Spark-TTS 0.8)")
     p.add_argument("--greedy", action="store_true", help="argmax decoding (after the repetition penalty)")
     p.add_argument("--quantize", default=None, choices=["q8", "q4"],
                    help="quantize the LM's weights to 8 or 4 bits (groups of 64) after loading: less memory; "
@@ -55,6 +61,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", action="store_true",
                    help="decode each text chunk as soon as it is generated (output written at the end)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    s = p.add_argument_group("Spark-TTS (--model spark or a Spark-TTS folder)")
+    s.add_argument("--prompt-audio", metavar="FILE", default=None,
+                   help="voice cloning: audio of the voice (wav/flac/ogg, any rate; 25 ms to 60 s, not silent)")
+    s.add_argument("--prompt-text", metavar="TEXT", default=None,
+                   help="transcript of --prompt-audio (upstream joins it to --text with no separator)")
+    s.add_argument("--gender", default=None, metavar="G",
+                   help="voice creation instead of cloning: female or male")
+    s.add_argument("--pitch", default=None, metavar="LEVEL",
+                   help="created voice's pitch: very_low, low, moderate (default), high, very_high")
+    s.add_argument("--speed", default=None, metavar="LEVEL",
+                   help="created voice's speed: very_low, low, moderate (default), high, very_high")
 
 
 def _load_codec(path: Optional[str]):
@@ -77,7 +94,26 @@ def _check_numbers(args) -> None:
         raise TTSInputError(f"--temperature {args.temperature}: must be a finite number >= 0")
 
 
+SPARK_ONLY = ("prompt_audio", "prompt_text", "gender", "pitch", "speed")
+
+
 def run(args) -> int:
+    from impl.spark import tts as spark_tts
+
+    if args.model == "spark" or (args.model not in (None, "outetts") and spark_tts.is_spark_folder(args.model)):
+        return spark_tts.run(args)
+    args.model = None if args.model == "outetts" else args.model
+    given = [f"--{k.replace('_', '-')}" for k in SPARK_ONLY if getattr(args, k) is not None]
+    if given:
+        raise TTSInputError(f"{', '.join(given)}: Spark-TTS options; add --model spark (or a Spark-TTS folder)")
+    if args.speaker is None:
+        raise TTSInputError("the following arguments are required: --speaker (voiceport tts --help)")
+    if args.temperature is None:
+        args.temperature = 0.4  # outetts' SamplerConfig default
+    return _run_outetts(args)
+
+
+def _run_outetts(args) -> int:
     from impl._io import check_output
     from impl.audio import save_audio
     from impl.outetts import generate as G

@@ -571,12 +571,19 @@ def write_spark_dir(path: Union[str, Path], llm: Union[str, Dict[str, Any]] = "t
 
 def seeded_spark(llm: str = "tiny", bicodec: str = "tts-tiny", w2v: str = "tiny", seed: int = 0,
                  dtype: str = "float32") -> Path:
-    """The seeded Spark-TTS folder for these configs, written once into cache_dir() and reused."""
+    """The seeded Spark-TTS folder for these configs, written once into cache_dir() and reused; its BiCodec/ and
+    wav2vec2-large-xlsr-53/ are symbolic links to `seeded_bicodec` / `seeded_w2v`'s cached folders (the same
+    weights `voiceport spark` uses, stored once)."""
     key = hashlib.sha256(json.dumps([llm_configs()[llm], resolve_config(bicodec), W2V_CONFIGS[w2v], seed, dtype,
                                      GENERATOR_VERSION, LLM_TOKENIZER_VERSION], sort_keys=True).encode())
     dest = cache_dir() / f"spark-tts-{llm}-{bicodec}-{w2v}-s{seed}-{dtype}-{key.hexdigest()[:12]}"
     if not (dest / "LLM" / "model.safetensors").exists():
-        write_spark_dir(dest, llm, bicodec, w2v, seed, dtype)
+        codec, features = seeded_bicodec(bicodec, seed), seeded_w2v(w2v, seed)
+        with atomic_dir(dest, replace=True) as tmp:
+            (tmp / "config.yaml").write_text(TOP_CONFIG)
+            write_llm_dir(tmp / "LLM", llm, seed, dtype)
+            (tmp / "BiCodec").symlink_to(codec, target_is_directory=True)
+            (tmp / "wav2vec2-large-xlsr-53").symlink_to(features, target_is_directory=True)
     return dest
 
 

@@ -18,7 +18,6 @@ what is compared.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -32,12 +31,15 @@ STOP_AT = 60
 
 
 def _link_tree(src: Path, dst: Path) -> None:
-    """dst mirrors src with symlinked files (the folders are read-only inputs)."""
-    for root, _dirs, files in os.walk(src):
-        out = dst / Path(root).relative_to(src)
-        out.mkdir(parents=True, exist_ok=True)
-        for f in files:
-            (out / f).symlink_to(Path(root) / f)
+    """dst mirrors the Spark-TTS folder src through symbolic links, LLM/ as a real folder (a file is added there)."""
+    dst.mkdir(parents=True)
+    for entry in src.iterdir():
+        if entry.name == "LLM":
+            (dst / "LLM").mkdir()
+            for f in entry.iterdir():
+                (dst / "LLM" / f.name).symlink_to(f.resolve())
+        else:
+            (dst / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
 
 
 def folder(dst: Path, prompt_audio: str) -> Tuple[Path, List[int]]:
@@ -52,11 +54,12 @@ def folder(dst: Path, prompt_audio: str) -> Tuple[Path, List[int]]:
     for kw in CASES.values():
         voice = (G.Voice(gender=kw["gender"], pitch=kw["pitch"], speed=kw["speed"]) if "gender" in kw else
                  tts.voice_from_audio(prompt_audio, kw["prompt_text"]))
-        plan = tts.plan(TEXT, voice, G.GenerationConfig(greedy=True, max_new_tokens=STOP_AT + 1))[0]
-        from impl.outetts.generate import decode_loop
-
-        ids = decode_loop(tts.lm, tts.make_cache(), plan.prompt, G.Sampler(G.GenerationConfig(greedy=True).sampler),
-                          STOP_AT + 1)
+        ids = []
+        try:
+            next(tts.generate_chunks(TEXT, voice, G.GenerationConfig(greedy=True, max_new_tokens=STOP_AT + 1),
+                                     on_token=ids.append))
+        except G.GenerationError:
+            pass  # a created voice's parse fails after its ids (too few global ids): the ids are what is needed
         stops.append(ids[STOP_AT])
     (dst / "LLM" / "generation_config.json").write_text(json.dumps(
         {"bos_token_id": 151643, "eos_token_id": stops, "pad_token_id": 151643}, indent=2) + "\n")

@@ -1,0 +1,133 @@
+"""`voiceport tts --model spark`: text -> speech with Spark-TTS in MLX, cloning a voice or creating one.
+
+    voiceport tts --model spark --text "Hello there." --prompt-audio ref.wav [--prompt-text "..."] --out out.wav
+    voiceport tts --model spark --text "Hello there." --gender female [--pitch high] [--speed low] --out out.wav
+
+`--model spark` is the embedded seeded Spark-TTS-0.5B folder (random weights); `--model DIR` a Spark-TTS folder
+(LLM/, BiCodec/, wav2vec2-large-xlsr-53/, config.yaml). Options shared with the OuteTTS path (impl/outetts/cli.py):
+--seed, --max-new-tokens, --temperature, --greedy, --quantize, --dtype, --stream, --quiet; the same progress,
+tokens/s and RTF lines (50 semantic ids make one second of 16 kHz audio). Every input is checked before any model
+loads: an error is one line, exit 2, nothing written.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+NOTE = ("using the embedded seeded Spark-TTS-0.5B folder (random weights: the audio is noise; the first run writes "
+        "it, minutes)")
+
+
+def is_spark_folder(path: str) -> bool:
+    """A folder in the Spark-TTS-0.5B layout (what `--model DIR` then means)."""
+    return (Path(path) / "LLM").is_dir() and (Path(path) / "BiCodec").is_dir()
+
+
+def _check_args(args) -> None:
+    """Option combinations and values, before anything is read (ValueError: one line naming the option)."""
+    from impl.spark.generate import GenerationError
+    from impl.spark.prompt import check_control
+
+    clone, create = args.prompt_audio is not None, args.gender is not None
+    if args.speaker is not None:
+        raise GenerationError("--speaker is an OuteTTS profile; Spark-TTS takes --prompt-audio (cloning) or "
+                              "--gender (creation)")
+    if args.codec is not None:
+        raise GenerationError("--codec is OuteTTS' DAC; Spark-TTS' BiCodec is in the model folder")
+    if clone and create:
+        raise GenerationError("--prompt-audio and --gender: give one (cloning a voice, or creating one)")
+    if not clone and not create:
+        raise GenerationError("--model spark needs --prompt-audio FILE (cloning) or --gender female|male (creation)")
+    if args.prompt_text is not None and not clone:
+        raise GenerationError("--prompt-text is the transcript of --prompt-audio, which is missing")
+    if not create and (args.pitch is not None or args.speed is not None):
+        raise GenerationError("--pitch/--speed shape a created voice: give --gender too (cloning copies the voice)")
+    if create:
+        check_control(args.gender, args.pitch or "moderate", args.speed or "moderate")
+    if args.seed < 0:
+        raise GenerationError(f"--seed {args.seed}: the seed must be >= 0")
+    if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= 3000:
+        raise GenerationError(f"--max-new-tokens {args.max_new_tokens}: must be 1..3000 (Spark-TTS' own cap)")
+    t = args.temperature
+    if t is not None and not (t == t and 0 < t < float("inf")):
+        raise GenerationError(f"--temperature {t}: must be a finite number > 0 (--greedy for argmax)")
+
+
+def run(args) -> int:
+    from impl._io import check_output
+    from impl.audio import save_audio
+    from impl.outetts.cli import AUDIO_SUFFIXES, _caps, _Progress
+    from impl.spark import audio as spark_audio
+    from impl.spark import generate as G
+
+    out = check_output(args.out, "--out", AUDIO_SUFFIXES, "audio")
+    _check_args(args)
+    try:
+        chunks = G.split_text(args.text)
+    except G.GenerationError:
+        raise G.GenerationError("--text is empty: nothing to speak") from None
+    if args.prompt_audio is not None:
+        spark_audio.load_audio(args.prompt_audio)  # unreadable, silent, too short, > 60 s: one line naming it
+    folder = None if args.model == "spark" else Path(args.model)
+    if folder is not None:
+        G.check_folder(folder, need_w2v=args.prompt_audio is not None)  # layout, tokenizer, vocabulary
+    config = G.GenerationConfig(temperature=args.temperature or G.TEMPERATURE, greedy=args.greedy, seed=args.seed,
+                                max_new_tokens=G.AUTO if args.max_new_tokens is None else args.max_new_tokens)
+
+    t_load = time.perf_counter()
+    if folder is None:
+        print(f"voiceport tts: {NOTE}", file=sys.stderr)
+    tts = G.load(folder, dtype=args.dtype or G.default_dtype(), quantize=args.quantize,
+                 need_w2v=args.prompt_audio is not None)
+    if args.prompt_audio is not None:
+        voice = tts.voice_from_audio(args.prompt_audio, args.prompt_text)
+    else:
+        voice = G.Voice(gender=args.gender, pitch=args.pitch or "moderate", speed=args.speed or "moderate")
+    plans = tts.plan(args.text, voice, config)
+    load_s = time.perf_counter() - t_load
+
+    progress = _Progress(args.quiet, plans)
+    caught = warnings.catch_warnings(record=True)  # library warnings become one "note:" line each, at the end
+    notes = caught.__enter__()
+    warnings.simplefilter("always")
+    t0 = time.perf_counter()
+    n_tokens = n_prompt = n_capped = 0
+    pieces: List[np.ndarray] = []
+    gen_s = prefill_s = 0.0
+    try:
+        for r, spoke in tts.generate_chunks(args.text, voice, config, on_token=progress.token,
+                                            on_chunk=progress.chunk, plans=plans):
+            progress.done(r)
+            n_tokens += len(r.tokens)
+            n_prompt += r.prompt_len
+            n_capped += bool(r.tokens) and len(r.tokens) >= r.budget and r.tokens[-1] not in tts.stop_ids
+            gen_s += r.seconds
+            prefill_s += r.prefill_seconds
+            pieces.append(tts.decode(*tts.parse(r.tokens, spoke)))  # --stream: decoded as each chunk ends
+    finally:
+        progress.close()
+        caught.__exit__(None, None, None)
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    compute_s = time.perf_counter() - t0
+    for msg in dict.fromkeys(str(w.message) for w in notes):
+        print(f"voiceport tts: note: {msg}", file=sys.stderr)
+    if audio.size == 0:
+        raise G.no_audio_error(n_tokens)
+    save_audio(audio, out, G.SAMPLE_RATE)
+    audio_s = audio.size / G.SAMPLE_RATE
+    n_chunks = len(plans)
+    print(f"wrote {out} ({audio_s:.2f} s of audio, {G.SAMPLE_RATE} Hz; {len(chunks)} chunk(s))")
+    decode_s, n_decode = gen_s - prefill_s, n_tokens - n_chunks
+    print(f"tokens: {n_tokens} in {gen_s:.2f} s = {n_tokens / max(gen_s, 1e-9):.1f} tokens/s "
+          f"(audio needs {G.TOKENS_PER_SECOND} tokens/s for real time); "
+          f"prefill {n_prompt} prompt tokens in {prefill_s:.2f} s, decode {n_decode / max(decode_s, 1e-9):.1f} "
+          f"tokens/s; load {load_s:.1f} s")
+    print(f"stopped: {n_chunks - n_capped} of {n_chunks} chunk(s) at an EOS id, {n_capped} at the cap "
+          f"({_caps(plans)})")
+    print(f"RTF: {compute_s / audio_s:.3f} (compute {compute_s:.2f} s / audio {audio_s:.2f} s)")
+    return 0
