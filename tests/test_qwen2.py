@@ -8,10 +8,12 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from impl import qwen2
+from mlx.utils import tree_flatten, tree_unflatten
+
+from impl import llama, qwen2
 from impl.seeded.qwen2 import param_shapes, seeded_tensor, write_qwen2
 
-TINY = dict(qwen2.SPARK_TTS_0_5B_CONFIG, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+TINY = dict(qwen2.SPARK_TTS_0_5B_CONFIG, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, vocab_size=50, initializer_range=0.2)
 
 
@@ -87,6 +89,33 @@ def test_qwen2_load_interface_is_the_llama_models(tmp_path):
     bound = 10 * TINY["hidden_size"] * float(np.finfo(np.float32).eps) * float(mx.max(mx.abs(full)))
     assert float(mx.max(mx.abs(pre[0, 0] - full[0, 7]))) <= bound
     assert float(mx.max(mx.abs(step[0, 0] - full[0, 8]))) <= bound
+
+
+def test_qwen2_fused_attention_with_biases_equals_attention_exactly():
+    """The GPU load path (impl.llama.fuse_projections) stacks the q|k|v biases with their weights, o_proj keeps
+    none. On integer-valued weights, biases and inputs every projection is exact in fp32 whatever the summation
+    order (as tests/test_llama_fused.py), so fused == unfused exactly, prefill and a cached step."""
+    args = qwen2.model_args(TINY)
+    attn = llama.Attention(args)
+    rng = np.random.default_rng(0)
+    attn.update(tree_unflatten([(k, mx.array(rng.integers(-2, 3, v.shape).astype(np.float32)))
+                                for k, v in tree_flatten(attn.parameters())]))
+    fused = llama.FusedAttention(attn)
+    assert "bias" in fused.qkv_proj and "bias" not in fused.o_proj
+    x = mx.array(rng.integers(-2, 3, (1, 6, TINY["hidden_size"])).astype(np.float32))
+    ca, cb = llama.KVCache(), llama.KVCache()
+    assert np.array_equal(np.array(attn(x, "causal", ca)), np.array(fused(x, "causal", cb)))
+    step = x[:, -1:] * 2
+    assert np.array_equal(np.array(attn(step, None, ca)), np.array(fused(step, None, cb)))
+
+
+def test_qwen2_fused_q8_load_runs(tmp_path):
+    path = write_qwen2(tmp_path / "m", TINY, seed=0)
+    for quantize in (None, "q8"):
+        model = qwen2.load(path, quantize=quantize, fuse=True)
+        assert isinstance(model.layers[1].self_attn, llama.FusedAttention)
+        out = model(mx.array([[1, 2, 3]], dtype=mx.int32))
+        assert out.shape == (1, 3, TINY["vocab_size"]) and bool(mx.all(mx.isfinite(out)))
 
 
 def test_qwen2_impl_is_torch_free():
