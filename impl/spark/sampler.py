@@ -10,7 +10,10 @@ min-p 0 (its filter then removes nothing: no probability is below 0). Greedy: te
 """
 from __future__ import annotations
 
-from impl.outetts.sampler import Sampler, SamplerConfig, probabilities, process_logits  # noqa: F401
+from impl.outetts.sampler import Sampler, SamplerConfig, probabilities, process_logits
+
+__all__ = ["Sampler", "SamplerConfig", "config", "make_sampler", "probabilities", "process_logits", "TEMPERATURE",
+           "TOP_K", "TOP_P"]
 
 TEMPERATURE, TOP_K, TOP_P = 0.8, 50, 0.95  # SparkTTS.inference's defaults
 

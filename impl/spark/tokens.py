@@ -83,7 +83,8 @@ def layout() -> List[Tuple[int, str, bool]]:
     rows += [(TASK_BASE + i, t, False) for i, t in enumerate(TASK_TOKEN_MAP.values())]
     for k, name in enumerate(DELIMITERS):
         if name is not None:
-            rows += [(DELIMITER_BASE + k, f"<|start_{name}|>", False), (DELIMITER_BASE + 6 + k, f"<|end_{name}|>", False)]
+            rows += [(DELIMITER_BASE + k, f"<|start_{name}|>", False),
+                     (DELIMITER_BASE + 6 + k, f"<|end_{name}|>", False)]
     taken = {i for i, _, _ in rows}
     rows += [(i, f"<|vp_reserved_{i}|>", False) for i in range(QWEN_BASE, VOCAB_SIZE) if i not in taken]
     return sorted(rows)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.specs.sampler import softmax_bound  # noqa: F401 (the bound, derived once)
+from parity.specs.sampler import softmax_bound
+
+__all__ = ["OFFICIAL", "VOCAB", "full_vocab", "softmax_bound"]  # softmax_bound: the bound, derived once
 
 OFFICIAL = dict(temperature=0.8, top_k=50, top_p=0.95)
 VOCAB = 166000
