@@ -90,11 +90,15 @@ def _kernel_builders(dtype: str, quantize: Optional[str]):
     return builders
 
 
+_STARTED: dict = {}  # marker path -> the child processes started for it in this process
+
+
 class KernelWarmup:
     """Compile the first run's kernels in parallel child processes (mlx-cuda only; elsewhere nothing happens).
 
     `start()` launches them (call it before loading weights, which then overlap the compilations); `wait()` joins
-    them and records the set as done in the cache folder, so later processes skip it. Never raises."""
+    them and records the set as done in the cache folder, so later processes skip it. A second `start()` for the
+    same set in one process joins the children of the first. Never raises."""
 
     def __init__(self, dtype: str = "bfloat16", quantize: Optional[str] = None, timeout: float = 180.0):
         self.dtype, self.quantize, self.timeout = dtype, quantize, timeout
@@ -116,6 +120,10 @@ class KernelWarmup:
         self.marker = folder / f"voiceport-warm-{mx.__version__}-{self.dtype}-{self.quantize or 'none'}"
         if self.marker.exists():
             return self
+        if str(self.marker) in _STARTED:  # started earlier in this process (the CLI starts it first): join those
+            self.procs = _STARTED[str(self.marker)]
+            return self
+        self.procs = _STARTED.setdefault(str(self.marker), [])
         names = list(_kernel_builders(self.dtype, self.quantize))
         for name in names:
             try:
@@ -136,7 +144,7 @@ class KernelWarmup:
                 ok += p.wait(timeout=max(0.0, deadline - time.monotonic())) == 0
             except Exception:  # a child past the deadline: the main process compiles what it lacks
                 p.kill()
-        if self.procs and ok == len(self.procs) and self.marker is not None:
+        if self.procs and ok == len(self.procs) and self.marker is not None and not self.marker.exists():
             try:
                 self.marker.write_text("\n".join(_kernel_builders(self.dtype, self.quantize)) + "\n")
             except OSError:

@@ -53,3 +53,16 @@ def test_switched_off(monkeypatch):
     monkeypatch.setenv("MLX_PTX_CACHE_DIR", "/nonexistent-never-created")
     w = gpu.KernelWarmup("bfloat16").start()
     assert w.procs == [] and w.marker is None
+
+
+def test_second_start_joins_the_first(monkeypatch, tmp_path):
+    """The CLI starts the warm-up before the codec loads and `generate.load` starts it again: one set of children."""
+    monkeypatch.setattr(gpu, "_cuda", lambda mx: True)
+    monkeypatch.setenv("MLX_PTX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(gpu, "_STARTED", {})
+    first = gpu.KernelWarmup("float32").start()
+    second = gpu.KernelWarmup("float32").start()
+    assert first.procs and second.procs is first.procs
+    assert len(first.procs) == len(gpu._kernel_builders("float32", None))
+    assert second.wait() == len(first.procs)  # every child exits 0 (here on the CPU)
+    assert first.marker.exists() and gpu.KernelWarmup("float32").start().procs == []  # later: skipped

@@ -137,6 +137,8 @@ def _run_outetts(args) -> int:
                                 seed=args.seed)
 
     t_load = time.perf_counter()
+    # mlx-cuda's first run: its kernels compile in child processes while the codec and the LM load (G.load joins)
+    G.start_kernel_warmup(args.model, args.dtype or G.default_dtype(), args.quantize)
     codec = _load_codec(args.codec)  # seconds, before the 1B LM (minutes the first time): its errors come first
     if args.model is None:
         print("using the embedded seeded OuteTTS 1.0 1B checkpoint (random weights: the audio is noise)",

@@ -351,6 +351,17 @@ def _json_or_empty(file: Path) -> Dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def start_kernel_warmup(model_dir: Optional[Union[str, Path]], dtype: Optional[str], quantize: Optional[str]):
+    """`impl.gpu.KernelWarmup(...).start()` for the LM `load` will build (mlx-cuda's first run; a no-op elsewhere):
+    dtype None = the checkpoint's own, as its config.json states it (the embedded seeded model is bf16)."""
+    from impl import gpu
+
+    if dtype is None:
+        config = _json_or_empty(Path(model_dir) / "config.json") if model_dir is not None else {}
+        dtype = str(config.get("torch_dtype") or "bfloat16")
+    return gpu.KernelWarmup(dtype, quantize).start()
+
+
 def default_dtype() -> Optional[str]:
     """The LM compute dtype the CLI and `load` pick: float32 on the CPU (MLX's bf16/fp16 matmuls there are far
     slower than fp32 through BLAS), None (the checkpoint's own) on a GPU."""
@@ -371,7 +382,7 @@ def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype:
     On mlx-cuda, a machine's first run compiles the generation's run-time kernels in parallel child processes
     while the weights load (`impl.gpu.KernelWarmup`; VOICEPORT_KERNEL_WARMUP=0 turns it off).
     """
-    from impl import gpu, llama
+    from impl import llama
 
     if model_dir is None:
         from impl.seeded import default_model
@@ -381,9 +392,7 @@ def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype:
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model folder {model_dir} does not exist")
     dtype = default_dtype() if dtype == AUTO else dtype
-    # mlx-cuda's first run only (None: the checkpoint's own dtype, as config.json states it)
-    warm_dtype = dtype or str(_json_or_empty(model_dir / "config.json").get("torch_dtype") or "bfloat16")
-    warmup = gpu.KernelWarmup(warm_dtype, quantize).start()
+    warmup = start_kernel_warmup(model_dir, dtype, quantize)
     tokenizer = Tokenizer(model_dir)
     lm = llama.load(model_dir, dtype=dtype, quantize=quantize)
     warmup.wait()
