@@ -43,7 +43,7 @@ CAP_FACTOR, CAP_MARGIN = 2.0, 64
 CHARS_PER_SECOND = 14.5  # speech without a transcript to measure: ~14.5 characters per second
 CHUNK_WORDS = (20, 50)   # chunk_text's min/max words per chunk: ~20 s at most, well inside 3000 ids (60 s)
 AUDIO_CONFIG = {"sample_rate": 16000, "ref_segment_duration": 6, "latent_hop_length": 320, "volume_normalize": True}
-LLM, BICODEC, W2V = "LLM", "BiCodec", "wav2vec2-large-xlsr-53"
+LLM, BICODEC, W2V, CONFIG = "LLM", "BiCodec", "wav2vec2-large-xlsr-53", "config.yaml"
 
 
 class GenerationError(ValueError):
@@ -199,16 +199,9 @@ class SparkTTS:
 
     def voice_from_audio(self, path: Union[str, Path], prompt_text: Optional[str] = None) -> Voice:
         """BiCodecTokenizer.tokenize of the prompt audio -> a cloning Voice (AudioError for unusable audio)."""
-        from impl.spark import audio, wav2vec2
-
         if self.w2v is None or self.codec is None:
             raise GenerationError("cloning needs the BiCodec and wav2vec2 models (load them with the folder)")
-        c = self.audio_config
-        wav = audio.load_audio(path, c["sample_rate"], volume_normalize=c["volume_normalize"])
-        clip = audio.ref_clip(wav, c["sample_rate"], c["ref_segment_duration"], c["latent_hop_length"])
-        sem, glob = self.codec.tokenize(wav2vec2.features(self.w2v, wav), mx.array(clip.astype(np.float32))[None])
-        return Voice(global_codes=np.array(glob).reshape(-1).astype(np.int64),
-                     semantic_codes=np.array(sem).reshape(-1).astype(np.int64), prompt_text=prompt_text)
+        return voice_from_audio(self.codec, self.w2v, path, prompt_text, self.audio_config)
 
     def prompt(self, text: str, voice: Voice) -> List[int]:
         if voice.creates:
@@ -313,6 +306,20 @@ class SparkTTS:
             yield self.decode(*self.parse(r.tokens, spoke))
 
 
+def voice_from_audio(codec: Any, w2v: Any, path: Union[str, Path], prompt_text: Optional[str] = None,
+                     audio_config: Optional[Dict[str, Any]] = None) -> Voice:
+    """A cloning Voice from prompt audio, as BiCodecTokenizer.tokenize: load_audio (16 kHz, volume-normalised), the
+    6 s reference clip -> 32 global ids, wav2vec2 features of the whole clip -> semantic ids."""
+    from impl.spark import audio, wav2vec2
+
+    c = dict(AUDIO_CONFIG, **(audio_config or {}))
+    wav = audio.load_audio(path, c["sample_rate"], volume_normalize=c["volume_normalize"])
+    clip = audio.ref_clip(wav, c["sample_rate"], c["ref_segment_duration"], c["latent_hop_length"])
+    sem, glob = codec.tokenize(wav2vec2.features(w2v, wav), mx.array(clip.astype(np.float32))[None])
+    return Voice(global_codes=np.array(glob).reshape(-1).astype(np.int64),
+                 semantic_codes=np.array(sem).reshape(-1).astype(np.int64), prompt_text=prompt_text)
+
+
 # ------------------------------------------------------------------------------------------------ model dirs
 
 def stop_ids_from_config(llm_dir: Path, tokenizer: Tokenizer) -> List[int]:
@@ -392,7 +399,7 @@ def load(model_dir: Optional[Union[str, Path]] = None, dtype: Optional[str] = AU
 
         model_dir = default_spark_dir()
     root, tok = check_folder(model_dir, need_w2v)
-    cfg = _audio_config(root / "config.yaml")
+    cfg = _audio_config(root / CONFIG)
     lm, make_cache = load_lm(root / LLM, default_dtype() if dtype == AUTO else dtype, quantize)
     return SparkTTS(lm, tok, codec=spark.load(root / BICODEC), w2v=wav2vec2.load(root / W2V) if need_w2v else None,
                     make_cache=make_cache, stop_ids=stop_ids_from_config(root / LLM, tok), audio_config=cfg)

@@ -79,15 +79,26 @@ def run(args) -> int:
     config = G.GenerationConfig(temperature=args.temperature or G.TEMPERATURE, greedy=args.greedy, seed=args.seed,
                                 max_new_tokens=G.AUTO if args.max_new_tokens is None else args.max_new_tokens)
 
+    from impl import spark
+    from impl.spark import wav2vec2
+    from impl.spark.cli import _audio_config
+
     t_load = time.perf_counter()
     if folder is None:
+        from impl.seeded.spark import default_spark_dir
+
         print(f"voiceport tts: {NOTE}", file=sys.stderr)
-    tts = G.load(folder, dtype=args.dtype or G.default_dtype(), quantize=args.quantize,
-                 need_w2v=args.prompt_audio is not None)
-    if args.prompt_audio is not None:
-        voice = tts.voice_from_audio(args.prompt_audio, args.prompt_text)
+        folder = default_spark_dir()
+    root, tok = G.check_folder(folder, need_w2v=args.prompt_audio is not None)
+    cfg = _audio_config(root / G.CONFIG)
+    codec = spark.load(root / G.BICODEC)
+    if args.prompt_audio is not None:  # the voice first, wav2vec2 freed before the LLM loads: a lower peak
+        voice = G.voice_from_audio(codec, wav2vec2.load(root / G.W2V), args.prompt_audio, args.prompt_text, cfg)
     else:
         voice = G.Voice(gender=args.gender, pitch=args.pitch or "moderate", speed=args.speed or "moderate")
+    lm, make_cache = G.load_lm(root / G.LLM, args.dtype or G.default_dtype(), args.quantize)
+    tts = G.SparkTTS(lm, tok, codec=codec, make_cache=make_cache, stop_ids=G.stop_ids_from_config(root / G.LLM, tok),
+                     audio_config=cfg)
     plans = tts.plan(args.text, voice, config)
     load_s = time.perf_counter() - t_load
 
