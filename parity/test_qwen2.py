@@ -116,11 +116,12 @@ def test_qwen2_defaults_equal_transformers_qwen2_config():
     not num_attention_heads; theta 1e4; eps 1e-6; untied), and the network is built from them."""
     from transformers import Qwen2Config
 
-    ours, hf = qwen2.Qwen2Args(), Qwen2Config()
     assert [f.name for f in dataclasses.fields(qwen2.Qwen2Args)
             if f.name not in ("head_dim", "model_type")] == QWEN2_KEYS
-    for key in QWEN2_KEYS:
-        assert getattr(ours, key) == getattr(hf, key), key
+    for given in ({}, {"hidden_size": 1024, "num_attention_heads": 64}):  # 64 heads: KV heads still 32
+        ours, hf = qwen2.Qwen2Args(**given), Qwen2Config(**given)
+        for key in QWEN2_KEYS:
+            assert getattr(ours, key) == getattr(hf, key), (given, key)
     a = qwen2.model_args({"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": None})
     assert (a.num_key_value_heads, a.head_dim, a.rms_norm_eps, a.rope_theta, a.tie_word_embeddings) == \
         (4, 16, 1e-6, 10000.0, False)
