@@ -86,11 +86,17 @@ class BiCodec(nn.Module):
 
 # ------------------------------------------------------------------------------------------------- sanitize
 
-def _fold(g: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """torch._weight_norm(v, g, dim=0) in float64: g * v / ||v|| over all axes but 0."""
-    v64 = v.astype(np.float64)
-    norm = np.sqrt(np.sum(v64 * v64, axis=tuple(range(1, v.ndim)), keepdims=True))
-    return g.astype(np.float64) * v64 / norm
+def _fold(g: np.ndarray, v: np.ndarray, rows: int = 64) -> np.ndarray:
+    """torch._weight_norm(v, g, dim=0) in float64, rounded to float32: g * v / ||v|| over all axes but 0. A block
+    of rows at a time (the same per-row operations, bit-equal to the whole-array form): the whole-array float64
+    temporaries of the 19 M-element transposed convs made this 5x slower (6.8 s of a 9 s load, measured)."""
+    out = np.empty(v.shape, np.float32)
+    axes = tuple(range(1, v.ndim))
+    for i in range(0, v.shape[0], rows):
+        v64 = v[i:i + rows].astype(np.float64)
+        norm = np.sqrt(np.sum(v64 * v64, axis=axes, keepdims=True))
+        out[i:i + rows] = g[i:i + rows].astype(np.float64) * v64 / norm
+    return out
 
 
 def _is_transposed(key: str) -> bool:
@@ -103,7 +109,7 @@ def _is_transposed(key: str) -> bool:
 def sanitize(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Official keys -> impl's: drop the optional tensors, fold weight norm, move conv axes to MLX's layout
     (Conv1d (C_out, C_in, K) and ConvTranspose1d (C_in, C_out, K) -> (C_out, K, C_in); Snake alpha (1, C, 1) ->
-    (C,)). Pure: the input is not modified."""
+    (C,)). Pure: the input is not modified (float32 tensors may be returned as views of it)."""
     out: Dict[str, np.ndarray] = {}
     for k, v in weights.items():
         if k.startswith(OPTIONAL) or k.endswith("num_batches_tracked") or k.endswith(".weight_g"):
@@ -112,14 +118,13 @@ def sanitize(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         if k.endswith(".weight_v"):
             base = k[: -len(".weight_v")]
             w = _fold(np.asarray(weights[base + ".weight_g"]), v)
-            w = w.transpose(1, 2, 0) if _is_transposed(k) else w.transpose(0, 2, 1)
-            out[base + ".weight"] = w.astype(np.float32)
+            out[base + ".weight"] = w.transpose(1, 2, 0) if _is_transposed(k) else w.transpose(0, 2, 1)
         elif k.endswith(".alpha"):
-            out[k] = v.reshape(-1).astype(np.float32)
+            out[k] = v.reshape(-1).astype(np.float32, copy=False)
         elif k.endswith(".weight") and v.ndim == 3:  # plain Conv1d (incl. depthwise (C, 1, K))
-            out[k] = v.transpose(0, 2, 1).astype(np.float32)
+            out[k] = v.transpose(0, 2, 1).astype(np.float32, copy=False)
         else:
-            out[k] = v.astype(np.float32)
+            out[k] = v.astype(np.float32, copy=False)
     return out
 
 
