@@ -104,6 +104,8 @@ class Voice:
 
 @dataclass
 class ChunkPlan:
+    """One text chunk before generation: its prompt ids and its new-token budget (`rule` says where from)."""
+
     text: str
     prompt: List[int]
     budget: int
@@ -112,6 +114,8 @@ class ChunkPlan:
 
 @dataclass
 class ChunkResult:
+    """One chunk's generation: its new tokens (EOS included when reached) and timings (prefill: to the first)."""
+
     text: str
     prompt_len: int
     tokens: List[int]
@@ -264,10 +268,12 @@ class SparkTTS:
         """(semantic codes (T,), global codes (32,)) from new tokens, as upstream: decode with skip_special_tokens,
         regex. Cloning, the global codes are the voice's own."""
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        sem = _in_range(parse_ids(text, "semantic"), self.tokenizer.semantic_ids.size, "semantic")
+        n_sem = self.codec.codebook_size if self.codec is not None else self.tokenizer.semantic_ids.size
+        sem = _in_range(parse_ids(text, "semantic"), n_sem, "semantic")
         if not voice.creates:
             return sem, np.asarray(voice.global_codes, np.int64)
-        glob = _in_range(parse_ids(text, "global"), self.tokenizer.global_ids.size, "global")
+        n_glob = self.codec.global_codebook_size if self.codec is not None else self.tokenizer.global_ids.size
+        glob = _in_range(parse_ids(text, "global"), n_glob, "global")
         if glob.size < self.n_global:
             raise GenerationError(f"creating a voice: the model wrote {glob.size} global ids in {len(tokens)} "
                                   f"tokens, BiCodec needs {self.n_global} (random weights? try a larger "
