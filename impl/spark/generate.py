@@ -238,10 +238,9 @@ class SparkTTS:
         config = config or GenerationConfig()
         plans = self.plan(text, voice, config) if plans is None else plans
         sampler = Sampler(config.sampler, config.seed)
+        created = voice.creates
         for n, p in enumerate(plans):
-            if n and voice.creates:  # the rest of the text in the voice the first chunk created
-                raise GenerationError("internal: a created voice must be resolved after its first chunk")
-            if n and p.prompt != self.prompt(p.text, voice):
+            if n and created:  # the later chunks clone the voice the first one created
                 p = replace(p, prompt=self.prompt(p.text, voice))
             first: List[float] = []
 

@@ -7,8 +7,8 @@ folder's tokenizer.json); `LAYOUT` below is what `impl.seeded.spark.build_tokeni
 source:
   - 0..151642: Qwen2.5's byte-level BPE (151,643 tokens), then its 22 control tokens 151643..151664
     (`<|endoftext|>`, `<|im_start|>`, `<|im_end|>` = 151645, ...): Qwen2.5's tokenizer_config.json;
-  - `<|bicodec_global_0..4095|>` 151665..155760 and `<|bicodec_semantic_0..8191|>` 155761..163952: third-party
-    notes (/work/shared/spark-notes.md) and an independent port (GLOBAL_BASE / SEMANTIC_BASE constants), agreeing;
+  - `<|bicodec_global_0..4095|>` 151665..155760 and `<|bicodec_semantic_0..8191|>` 155761..163952: the project's
+    collected third-party notes and an independent public port (GLOBAL_BASE / SEMANTIC_BASE constants), agreeing;
   - `<|task_tts|>` 165137, `<|start_content|>` 165146, `<|end_content|>` 165152, `<|start_global_token|>` 165150,
     `<|end_global_token|>` 165156: that port's constants; `<|start_semantic_token|>` 165151,
     `<|end_semantic_token|>` 165157: the notes. The six starts then six ends are consecutive (165146..165157);
