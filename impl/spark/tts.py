@@ -5,8 +5,9 @@
 
 `--model spark` is the embedded seeded Spark-TTS-0.5B folder (random weights); `--model DIR` a Spark-TTS folder
 (LLM/, BiCodec/, wav2vec2-large-xlsr-53/, config.yaml). Options shared with the OuteTTS path (impl/outetts/cli.py):
---seed, --max-new-tokens, --temperature, --greedy, --quantize, --dtype, --stream, --quiet; the same progress,
-tokens/s and RTF lines (50 semantic ids make one second of 16 kHz audio). Every input is checked before any model
+--seed, --max-new-tokens, --temperature, --greedy, --quantize, --dtype, --stream (here each chunk is always decoded
+as soon as it is generated, in its own voice), --quiet; the same progress, tokens/s and RTF lines (50 semantic ids
+make one second of 16 kHz audio). Every input is checked before any model
 loads: an error is one line, exit 2, nothing written.
 """
 from __future__ import annotations
