@@ -25,16 +25,17 @@ from impl.weights import CheckpointError
 
 # Spark-TTS-0.5B/LLM/config.json, HF Qwen2Config keys. The checkpoint cannot be downloaded here; every value is
 # from public copies of that file, cross-checked:
-# - SparkAudio/Spark-TTS runtime/triton_trtllm's converted TensorRT-LLM config (as printed in ai-bot-pro/achatbot's
-#   tts_spark notes): Qwen2ForCausalLM, vocab 166000, hidden 896, 24 layers, 14 heads, 2 KV heads (head_size 64),
-#   intermediate 4864, max_position 32768, norm_epsilon 1e-6, rotary_base 1e6, rotary_scaling null, attn_bias true,
-#   mlp_bias false, silu, tie_word_embeddings true;
+# - its TensorRT-LLM conversion (SparkAudio/Spark-TTS runtime/triton_trtllm/scripts/convert_checkpoint.py; the
+#   resulting config as printed in ai-bot-pro/achatbot's deploy/modal tts_spark notes): Qwen2ForCausalLM, vocab
+#   166000, hidden 896, 24 layers, 14 heads, 2 KV heads (head_size 64), intermediate 4864, max_position 32768,
+#   norm_epsilon 1e-6, rotary_base 1e6, rotary_scaling null, attn_bias true, mlp_bias false, silu, tied embeddings;
 # - Blaizzy/mlx-audio's Spark test config (a copy of config.json): the same values plus bos 151643, eos 151645
 #   (`<|im_end|>`, as Qwen2.5-0.5B-Instruct's config.json; the base Qwen2.5-0.5B's eos is 151643 =
 #   `<|endoftext|>`), use_sliding_window false, sliding_window 32768, max_window_layers 21, initializer_range 0.02,
 #   torch_dtype "bfloat16", transformers_version 4.43.1;
-# - /work notes on the checkpoint: its safetensors are said to hold F32 tensors though config.json says bfloat16
-#   (unverifiable here; `load` keeps the stored dtype unless asked, so both read the same).
+# - third-party notes on the checkpoint: its safetensors hold F32 tensors though config.json says bfloat16
+#   (unverifiable here). The official cli/SparkTTS.py loads it with no torch_dtype, i.e. in fp32 whatever is
+#   stored; `load` keeps the stored dtype unless given one: dtype="float32" is the official setting.
 SPARK_TTS_0_5B_CONFIG: Dict[str, Any] = {
     "architectures": ["Qwen2ForCausalLM"],
     "model_type": "qwen2",
