@@ -11,6 +11,7 @@ resolution of the output's largest value (parity.harness.compare). Silence is ex
 Drawn: lengths shorter than n_fft (513..1023: reflect padding needs more than n_fft / 2 samples), any length up
 to 2 s (mostly not multiples of 320), and long ones (up to 10 s: the 6 s reference clip is 96,000 samples); signals
 speech / noise / sweep at silence, tiny (1e-6), full-scale (peak 1) and clipped (x3 clipped to [-1, 1]) levels.
+Also here: the CPU path's GELU (impl.spark.vocos.gelu, a rational erf) against torch's, by the same rule.
 """
 from types import SimpleNamespace
 
@@ -115,3 +116,26 @@ def test_a_symmetric_window_is_outside_the_tolerance(mels):
     _, r32, r64 = run(mels, wav)
     res = compare(np.array(broken(mx.array(wav))), r64, r32, TOL)
     assert not res["ok"] and res["max_abs"] > 100 * res["floor"], res
+
+
+# ------------------------------------------------------------------------------------------ GELU (CPU path)
+# impl.spark.vocos.gelu, the rational-erf GELU every ConvNeXt block and wav2vec2 layer runs on the CPU, beside the
+# mel as the other front-end numeric the BiCodec paths share: vs torch's GELU (fp32, and fp64 as the truth) and
+# MLX's nn.gelu (the native path), same 10 x floor rule.
+
+@settings(**SETTINGS)
+@given(n=st.integers(1, 5000), scale=st.sampled_from([1e-6, 0.1, 1.0, 3.0, 30.0]), seed=st.integers(0, 2 ** 16))
+def test_spark_gelu_cpu_path_within_the_fp32_floor(n, scale, seed):
+    from impl import ops
+    from impl.spark.vocos import gelu
+
+    x = (scale * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+    with ops.use_path("gemm"):
+        got = np.array(gelu(mx.array(x)))
+    with ops.use_path("native"):
+        native = np.array(gelu(mx.array(x)))
+    r32 = torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
+    r64 = torch.nn.functional.gelu(torch.from_numpy(x.astype(np.float64))).numpy()
+    for name, y in (("gemm", got), ("native", native)):
+        res = compare(y, r64, r32, TOL)
+        assert res["ok"], f"gelu {name}: max|d| {res['max_abs']:.3g} > {res['limit']:.3g} (floor {res['floor']:.3g})"
