@@ -1,0 +1,309 @@
+"""Spark-TTS BiCodec: tokenize and detokenize of 1 s, 10 s (and 60 s) of speech, impl (MLX) vs the official
+sparktts code (reference/spark.py: spark-tts-lib 0.2.1 + transformers' Wav2Vec2Model, torch, eval, float32), the
+same seeded real-size checkpoints (impl.seeded.spark: BiCodec 156 M parameters, wav2vec2-large-xlsr-53 315 M), in
+the same run.
+
+Both sides do the same work on the same 16 kHz audio (the in-repo LibriVox speech, tiled to length, volume
+normalised as sparktts' load_audio does; file reading and resampling are not timed):
+- tokenize = wav2vec2 features (hidden states 11, 14, 16 averaged) + `BiCodec.tokenize` (encoder + VQ -> semantic
+  ids; the 6 s reference clip -> mel -> speaker encoder -> FSQ -> 32 global ids);
+- detokenize = `BiCodec.detokenize` of impl's ids (the reference's, when it runs, are checked equal).
+The reference is the package as shipped: its weight norm is a torch parametrization, recomputed at each forward
+(the official hook-style tree folds it once; both give bit-identical outputs, reference/spark.py).
+
+Times: median of --rounds calls after one warm-up call (which also pays impl's first-call layouts). Memory:
+- impl: MLX's peak memory of the call (`mx.get_peak_memory()` after `mx.reset_peak_memory()`: the buffers MLX
+  holds, the loaded weights included; on a GPU, device memory), and the part above what was held before the call
+  (`mx.get_active_memory()`: the weights, 0.6 GB BiCodec + 0.8 GB wav2vec2 layers 0-15);
+- both: process RSS growth of the call (peak resident set sampled every 2 ms from /proc/self/statm, minus the RSS
+  before the call): torch's CPU tensors are malloc'ed and invisible to tracemalloc, so RSS is what both share.
+  Before the call freed memory goes back to the system (MLX's `clear_cache`, glibc's `malloc_trim(0)`), else the
+  allocators' kept memory would hide the call's; memory still kept makes it a lower bound. Linux only (else -).
+`--impl-only` never imports torch (a machine with mlx-cuda and no torch); `--out FILE.json` stores the rows.
+
+    ./vp python -m bench.bench_spark_codec [--seconds 1 10 60] [--rounds 3] [--impl-only] [--out FILE.json]
+
+Under `voiceport bench` the pytest cases bench_spark_codec_{tokenize,detokenize} run 1 s and 10 s (quick: 1 s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+try:
+    import pytest
+except ImportError:  # a torch-free GPU machine may lack the test tools; the command line needs none
+    pytest = None
+
+from bench.timing import times
+from impl import cpu
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEECH = sorted((ROOT / "fixtures" / "data" / "librivox").glob("*.wav"))  # 16 kHz mono, 15.4 s together
+QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
+SECONDS = [1] if QUICK else [1, 10]
+SR = 16000
+
+
+# ---------------------------------------------------------------------------------------------------- memory
+
+def _rss() -> Optional[int]:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return None
+
+
+class RssPeak:
+    """`with RssPeak() as m: ...` -> m.growth: peak RSS during the block minus RSS before it (bytes; None where
+    /proc is absent), sampled every `period` s by a thread."""
+
+    def __init__(self, period: float = 0.002):
+        self.period, self.growth = period, None
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self.before = self.peak = _rss()
+        if self.before is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss())
+            time.sleep(self.period)
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss())
+            self.growth = self.peak - self.before
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+
+def speech(seconds: float) -> np.ndarray:
+    """`seconds` of the LibriVox clips (tiled), volume-normalised as sparktts' load_audio does: float64 (L,)."""
+    import soundfile as sf
+
+    from impl.spark.audio import audio_volume_normalize
+
+    a = np.concatenate([sf.read(str(p), dtype="float64", always_2d=True)[0][:, 0] for p in SPEECH])
+    n = int(round(seconds * SR))
+    return audio_volume_normalize(np.tile(a, 1 + n // len(a))[:n])
+
+
+# ---------------------------------------------------------------------------------------------------- sides
+
+def impl_side() -> Dict:
+    import mlx.core as mx
+
+    from impl import spark
+    from impl.seeded.spark import seeded_bicodec, seeded_w2v
+    from impl.spark import audio, wav2vec2
+
+    t = time.perf_counter()
+    model, w2v = spark.load(seeded_bicodec("bicodec", 0)), wav2vec2.load(seeded_w2v("xlsr53", 0))
+    load_s = time.perf_counter() - t
+
+    def tokenize(wav: np.ndarray):
+        feat = wav2vec2.features(w2v, wav)
+        clip = mx.array(audio.ref_clip(wav).astype(np.float32))[None]
+        sem, glob = model.tokenize(feat, clip)
+        mx.eval(sem, glob)
+        return np.array(sem), np.array(glob)
+
+    def detokenize(sem: np.ndarray, glob: np.ndarray):
+        y = model.detokenize(mx.array(sem), mx.array(glob))
+        mx.eval(y)
+        return y
+
+    return {"tokenize": tokenize, "detokenize": detokenize, "load_s": load_s}
+
+
+def ref_side() -> Dict:
+    from impl.seeded.spark import seeded_bicodec, seeded_w2v
+    from reference import spark as ref
+
+    t = time.perf_counter()
+    model = ref.load(seeded_bicodec("bicodec", 0))
+    processor, w2v = ref.load_wav2vec2(seeded_w2v("xlsr53", 0))
+    load_s = time.perf_counter() - t
+
+    def tokenize(wav: np.ndarray):
+        feat = ref.wav2vec2_features(processor, w2v, wav)
+        return ref.tokenize(model, feat, ref.ref_clip(wav)[None].astype(np.float32))
+
+    return {"tokenize": tokenize, "detokenize": lambda sem, glob: ref.detokenize(model, sem, glob),
+            "load_s": load_s}
+
+
+def _release() -> None:
+    """Hand freed memory back to the system: MLX's buffer cache, then glibc's free lists."""
+    import ctypes
+    import gc
+
+    import mlx.core as mx
+
+    gc.collect()
+    mx.clear_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def measure(fn: Callable[[], object], rounds: int, mlx_peak: bool) -> Dict:
+    """Median seconds of `rounds` calls after one warm-up; RSS growth (and MLX peak) of one more call."""
+    s = times(fn, n=rounds, warmup=1)
+    _release()
+    if mlx_peak:
+        import mlx.core as mx
+
+        mx.reset_peak_memory()
+        held = mx.get_active_memory()
+    with RssPeak() as m:
+        fn()
+    row = {"s": float(np.median(s)), "runs_s": s, "rss_growth_mb": None if m.growth is None else m.growth / 2**20}
+    if mlx_peak:
+        row["mlx_peak_mb"] = mx.get_peak_memory() / 2**20
+        row["mlx_above_held_mb"] = row["mlx_peak_mb"] - held / 2**20
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------- machine
+
+def machine(impl_only: bool) -> Dict:
+    import mlx.core as mx
+
+    from impl import ops
+
+    info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "mlx": mx.__version__, "mlx_device": str(mx.default_device()), "conv_path": ops.path(),
+            "blas": cpu.blas_info()["blas"], "load_average": os.getloadavg()[0]}
+    if not impl_only:
+        import torch
+
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    return info
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def run(seconds: List[float], rounds: int, impl_only: bool) -> Dict:
+    impl = impl_side()
+    ref = None if impl_only else ref_side()
+    out = {"machine": machine(impl_only), "rounds": rounds, "impl_load_s": impl["load_s"],
+           "reference_load_s": None if ref is None else ref["load_s"], "rows": []}
+    m = out["machine"]
+    print(f"BiCodec + wav2vec2-large-xlsr-53, seeded real size; impl MLX {m['mlx']} on {m['mlx_device']} (conv path "
+          f"{m['conv_path']}, BLAS {m['blas']})" + ("" if impl_only else f" vs official sparktts on torch "
+                                                   f"{m['torch']} CPU, {m['torch_threads']} threads")
+          + f"; median of {rounds}; load: impl {impl['load_s']:.1f} s"
+          + ("" if ref is None else f", reference {ref['load_s']:.1f} s"))
+    print(f"{'audio':>6} {'phase':<10} {'impl s':>8} {'ref s':>8} {'ref/impl':>8} {'x realtime':>10} "
+          f"{'MLX peak MB':>11} {'(above held)':>12} {'impl RSS+ MB':>12} {'ref RSS+ MB':>11} {'ids':>6} {'max|dy|':>8}")
+    for sec in seconds:
+        wav = speech(sec)
+        sem, glob = impl["tokenize"](wav)
+        same, dy = None, None
+        if ref is not None:
+            r_sem, r_glob = ref["tokenize"](wav)
+            same = bool(np.array_equal(sem, r_sem) and np.array_equal(glob, r_glob))
+            dy = float(np.abs(np.array(impl["detokenize"](sem, glob)) - ref["detokenize"](sem, glob)).max())
+        for phase, args in (("tokenize", (wav,)), ("detokenize", (sem, glob))):
+            i = measure(lambda: impl[phase](*args), rounds, mlx_peak=True)
+            r = None if ref is None else measure(lambda: ref[phase](*args), rounds, mlx_peak=False)
+            row = {"seconds": sec, "phase": phase, "frames": int(sem.shape[1]), "impl": i, "reference": r,
+                   "ratio": None if r is None else r["s"] / i["s"], "realtime_x": sec / i["s"]}
+            if phase == "tokenize":
+                row["ids_equal"] = same
+            else:
+                row["max_abs_audio_diff"] = dy
+            out["rows"].append(row)
+            ids = "-" if phase != "tokenize" or same is None else ("equal" if same else "DIFF")
+            print(f"{sec:>5g}s {phase:<10} {i['s']:>8.3f} {_fmt(r and r['s'], '8.3f'):>8} "
+                  f"{_fmt(row['ratio'], '7.2f')}x {row['realtime_x']:>9.1f}x {i['mlx_peak_mb']:>11.0f} "
+                  f"{i['mlx_above_held_mb']:>12.0f} "
+                  f"{_fmt(i['rss_growth_mb'], '.0f'):>12} {_fmt(r and r['rss_growth_mb'], '.0f'):>11} {ids:>6} "
+                  f"{_fmt(dy if phase == 'detokenize' else None, '.2g'):>8}", flush=True)
+    out["torch_imported"] = "torch" in sys.modules
+    out["machine"]["load_average_end"] = os.getloadavg()[0]
+    print(f"load average {m['load_average']:.2f} -> {out['machine']['load_average_end']:.2f} (a shared machine "
+          f"slows both sides)" + (f"; torch imported: {out['torch_imported']}" if impl_only else ""))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- pytest
+
+if pytest is not None:
+    @pytest.fixture(scope="module")
+    def sides():
+        return {"impl": impl_side(), "ref": ref_side(), "inputs": {}}
+
+    def _inputs(sides: Dict, seconds: float):
+        if seconds not in sides["inputs"]:
+            wav = speech(seconds)
+            sides["inputs"][seconds] = (wav, *sides["impl"]["tokenize"](wav))
+        return sides["inputs"][seconds]
+
+    def _case(benchmark, sides, phase: str, seconds: float):
+        wav, sem, glob = _inputs(sides, seconds)
+        args = (wav,) if phase == "tokenize" else (sem, glob)
+        rounds = 3 if seconds <= 10 else 1
+        ref_s = float(np.median(times(lambda: sides["ref"][phase](*args), n=rounds)))
+        benchmark.pedantic(lambda: sides["impl"][phase](*args), rounds=rounds, warmup_rounds=1)
+        impl_s = benchmark.stats.stats.median
+        benchmark.extra_info.update(ratio=ref_s / impl_s, reference_s=ref_s, impl_s=impl_s, seconds=seconds,
+                                    realtime_x=seconds / impl_s, what=f"BiCodec {phase}, {seconds:g} s")
+
+    @pytest.mark.parametrize("seconds", SECONDS, ids=[f"{s}s" for s in SECONDS])
+    def bench_spark_codec_tokenize(benchmark, sides, seconds):
+        _case(benchmark, sides, "tokenize", seconds)
+
+    @pytest.mark.parametrize("seconds", SECONDS, ids=[f"{s}s" for s in SECONDS])
+    def bench_spark_codec_detokenize(benchmark, sides, seconds):
+        _case(benchmark, sides, "detokenize", seconds)
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.bench_spark_codec", description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, nargs="+", default=[1, 10], help="clip lengths (default 1 10; 60 is slow)")
+    p.add_argument("--rounds", type=int, default=3, help="timed calls per side and phase (median), after a warm-up")
+    p.add_argument("--impl-only", action="store_true", help="time impl alone; torch is never imported")
+    p.add_argument("--out", metavar="FILE.json", help="also store the rows as JSON")
+    args = p.parse_args(argv)
+    bad = [s for s in args.seconds if not 0.025 <= s <= 60]
+    if bad or args.rounds < 1:
+        print(f"bench_spark_codec: --seconds must lie in [0.025, 60] and --rounds >= 1 (got {bad or args.rounds})",
+              file=sys.stderr)
+        return 2
+    if args.out and not args.out.endswith(".json"):
+        print(f"bench_spark_codec: --out {args.out}: expected a .json file", file=sys.stderr)
+        return 2
+    cpu.enable_fast_blas()
+    out = run(args.seconds, args.rounds, args.impl_only)
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+        print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
