@@ -130,5 +130,6 @@ def bicodec_config(cfg: Dict[str, Any], where: str = "config.yaml") -> Dict[str,
     for part in ("encoder", "prenet", "postnet"):
         ratios = (t.get(part) or {}).get("sample_ratios", [1, 1])
         if any(int(r) != 1 for r in ratios):
-            raise ConfigError(f"{where}: {part}.sample_ratios {ratios}: only 1 is ported (Spark-TTS-0.5B uses [1, 1])")
+            raise ConfigError(f"{where}: {part}.sample_ratios {ratios}: only ratio 1 (no resampling stage) is ported; "
+                              "Spark-TTS-0.5B's BiCodec uses [1, 1]")
     return t
