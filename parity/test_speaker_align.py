@@ -30,7 +30,7 @@ def test_speaker_align_forced_matches_librivox_reference(name, librivox, aligner
     start_err = [abs(w.start - r["b"]) for w, r in zip(words, ref)]
     end_err = [abs(w.end - (r["b"] + r["d"])) for w, r in zip(words, ref)]
     assert max(start_err + end_err) <= 0.0101, (start_err, end_err)
-    assert -20.0 < aligner.confidence < 0.0
+    assert -20.0 < aligner.confidence < 20.0  # forced minus phone loop per frame: either may fit better
 
 
 def test_speaker_align_digital_silence_padding(librivox, aligner):
@@ -51,17 +51,11 @@ def test_speaker_align_mismatched_transcript_is_refused(wrong, librivox, aligner
         aligner.align(x, sr, wrong)
 
 
-# The one miss of the nine (the model is not fitted to these clips): "to" takes "do for them", 0.63 s over two
-# phones, its fit improbable (p = 9e-9) but its length not at the Bonferroni level (p = 0.0015 > 0.01 / 19).
-MISSED = {("0870", "last 3")}
-
-
 @pytest.mark.parametrize("name", LIBRIVOX)
 @pytest.mark.parametrize("drop", ["first 3", "middle 3", "last 3"])
-def test_speaker_align_missing_words_are_refused(name, drop, librivox, aligner, request):
-    """Speech the transcript lacks: a loud pause, a word stretched over it, or a poor score."""
-    if (name, drop) in MISSED:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="measured miss of the duration/fit model"))
+def test_speaker_align_missing_words_are_refused(name, drop, librivox, aligner):
+    """Speech the transcript lacks: a loud pause, a word stretched over it, or a poor score (all nine, 0870
+    "last 3" since the fit is judged against a phone loop)."""
     x, sr, text, _ = _clip(librivox[name])
     t = text.split()
     partial = {"first 3": t[3:], "middle 3": t[:5] + t[8:], "last 3": t[:-3]}[drop]
