@@ -9,6 +9,9 @@ Utterances (each aligned with its right transcript, then with five wrong ones):
   librosa's phase vocoder), the way a reader holds a final word;
 - espeak-ng: sentences x voices x rates (libespeak-ng, 0.3 s of digital silence around);
 - espeak-ng held: at 150 words/min, the last word stretched x2.5 (its exact span from espeak's word events).
+- variants of the LibriVox whole clips and 5-word cuts and of espeak-ng at 150 words/min (`variant`): white or
+  pink noise at 20/10/5 dB SNR, 30 dB quieter, 12 dB louder and clipped, the whole utterance 0.7x / 1.5x as long,
+  a late start (2 s of room tone before), the middle word held x2.5.
 Wrong transcripts: the first, a middle or the last word dropped; a sentence spoken nowhere in the study
 ("wrong sentence"); the transcript of another utterance of the same source ("other clip").
 
@@ -98,7 +101,9 @@ def librivox_utterances(folders: List[Path], quick: bool) -> List[dict]:
                 a, b = words[i]["b"] - lead, ends[j] + tail
                 seg = x[int(round(a * sr)):int(round(b * sr))]
                 text = " ".join(w["t"] for w in words[i:j + 1])
-                utts.append(dict(source="librivox", tag=f"{name}[{i}:{j + 1}]", audio=seg, sr=sr, text=text))
+                spans = [(w["b"] - a, w["b"] + w["d"] - a) for w in words[i:j + 1]] if length in (n, 5) else None
+                utts.append(dict(source="librivox", tag=f"{name}[{i}:{j + 1}]", audio=seg, sr=sr, text=text,
+                                 spans=spans))
                 factors = (2.0, 3.0) if length == n else (2.5,) if length == 5 else ()
                 for f in factors:
                     held = _stretch_last(seg, sr, words[j]["b"] - a, ends[j] - a, f)
@@ -117,14 +122,77 @@ def espeak_utterances(quick: bool) -> List[dict]:
             for text in SENTENCES[::2] if quick else SENTENCES:
                 audio, sr, groups = es.synth(text, voice, rate)
                 pad = np.zeros(int(PAD * sr), np.float32)
+                spans = [(PAD + s, PAD + e) for _, _, s, e in groups] if rate == 150 else None
                 utts.append(dict(source="espeak", tag=f"{voice}@{rate}", audio=np.concatenate([pad, audio, pad]),
-                                 sr=sr, text=text))
+                                 sr=sr, text=text, spans=spans))
                 if rate == 150:
                     _, _, s, e = groups[-1]  # the last word group's span (s)
                     held = _stretch_last(audio, sr, s, min(e, len(audio) / sr), 2.5)
                     utts.append(dict(source="espeak held", tag=f"{voice}@{rate} x2.5",
                                      audio=np.concatenate([pad, held, pad]), sr=sr, text=text))
     return utts
+
+
+VARIANTS = ("noise 20 dB", "noise 10 dB", "noise 5 dB", "quiet", "loud", "fast", "slow", "late start",
+            "held middle")
+
+
+def _stretch(x: np.ndarray, factor: float) -> np.ndarray:
+    import librosa
+
+    return librosa.effects.time_stretch(x, rate=1.0 / factor, n_fft=512, hop_length=128).astype(np.float32)
+
+
+def _noise(n: int, pink: bool, rng) -> np.ndarray:
+    """White or pink (1/f power: white shaped by 1/sqrt(f) in the spectrum) noise of unit RMS."""
+    w = rng.standard_normal(n)
+    if pink:
+        spec = np.fft.rfft(w)
+        spec[1:] /= np.sqrt(np.arange(1, spec.size))
+        spec[0] = 0.0
+        w = np.fft.irfft(spec, n)
+    return (w / np.sqrt(np.mean(w ** 2))).astype(np.float32)
+
+
+def variant(u: dict, name: str, k: int) -> dict:
+    """The utterance `u` changed the way real recordings differ (its transcript stays right):
+    - noise N dB: white (even k) or pink (odd k) noise at N dB below the speech's RMS over its loud frames;
+    - quiet: 30 dB down (int16 at the aligner: ~1/30 of full scale); loud: 12 dB up, clipped at full scale;
+    - fast / slow: the whole utterance time-stretched to 0.7x / 1.5x its length (phase vocoder);
+    - late start: 2 s of room tone (white noise 60 dB below the speech) before it, 0.5 s after;
+    - held middle: its middle word (`u['spans']`) stretched x2.5, a speaker dwelling on it."""
+    x, sr = u["audio"], u["sr"]
+    rng = np.random.default_rng(k)
+    frame = sr // 100
+    levels = np.sqrt(np.mean(x[:len(x) // frame * frame].reshape(-1, frame).astype(np.float64) ** 2, axis=1))
+    speech_rms = float(np.sqrt(np.mean(levels[levels > 0.1 * levels.max()] ** 2)))
+    if name.startswith("noise"):
+        snr = float(name.split()[1])
+        y = x + speech_rms * 10 ** (-snr / 20) * _noise(len(x), k % 2 == 1, rng)
+    elif name == "quiet":
+        y = x * 10 ** (-30 / 20)
+    elif name == "loud":
+        y = np.clip(x * 10 ** (12 / 20), -1.0, 1.0)
+    elif name in ("fast", "slow"):
+        y = _stretch(x, 0.7 if name == "fast" else 1.5)
+    elif name == "late start":
+        room = speech_rms * 1e-3 * _noise(int(2.5 * sr), False, rng)
+        y = np.concatenate([room[:2 * sr], x, room[2 * sr:]])
+    elif name == "held middle":
+        s, e = u["spans"][len(u["spans"]) // 2]
+        y = _stretch_last(x, sr, s, e, 2.5)
+    else:
+        raise ValueError(name)
+    tag = f"{u['tag']} {name}"
+    return dict(source=f"{u['source']} {name}", tag=tag, audio=y.astype(np.float32), sr=sr, text=u["text"])
+
+
+def variant_utterances(utts: List[dict], quick: bool) -> List[dict]:
+    """Every variant of the base utterances that carry word spans: LibriVox whole clips and 5-word cuts, espeak
+    at 150 words/min (quick: every other one)."""
+    base = [u for u in utts if u.get("spans")]
+    base = base[::2] if quick else base
+    return [variant(u, name, k) for k, u in enumerate(base) for name in VARIANTS]
 
 
 def wrong_transcripts(utts: List[dict]) -> None:
@@ -206,7 +274,8 @@ def _run(u: dict) -> List[Tuple[str, str, str, str, str]]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a third of the cuts, 2 voices x 2 rates x 5 sentences")
+    ap.add_argument("--quick", action="store_true", help="a third of the cuts, 2 voices x 2 rates x 5 sentences, "
+                    "variants of every other base")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--data", action="append", default=[], metavar="DIR", help="more LibriVox folders")
     ap.add_argument("--fixtures", metavar="DIR", help="write the tests' stored espeak-ng clips there and stop")
@@ -221,6 +290,7 @@ def main(argv=None) -> int:
         utts += espeak_utterances(args.quick)
     except RuntimeError as e:
         print(f"espeak-ng: {e}: synthetic utterances left out", file=sys.stderr)
+    utts += variant_utterances(utts, args.quick)
     wrong_transcripts(utts)
     total = len(utts) * len(CASES)
     print(f"{len(utts)} utterances x {len(CASES)} transcripts = {total} alignments "
