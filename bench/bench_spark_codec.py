@@ -216,7 +216,8 @@ def run(seconds: List[float], rounds: int, impl_only: bool) -> Dict:
           + f"; median of {rounds}; load: impl {impl['load_s']:.1f} s"
           + ("" if ref is None else f", reference {ref['load_s']:.1f} s"))
     print(f"{'audio':>6} {'phase':<10} {'impl s':>8} {'ref s':>8} {'ref/impl':>8} {'x realtime':>10} "
-          f"{'MLX peak MB':>11} {'(above held)':>12} {'impl RSS+ MB':>12} {'ref RSS+ MB':>11} {'ids':>6} {'max|dy|':>8}")
+          f"{'MLX peak MB':>11} {'(above held)':>12} {'impl RSS+ MB':>12} {'ref RSS+ MB':>11} {'ids':>6} "
+          f"{'max|dy|':>8}")
     for sec in seconds:
         wav = speech(sec)
         sem, glob = impl["tokenize"](wav)
