@@ -466,7 +466,7 @@ def seeded_w2v(config: Union[str, Dict[str, Any]] = "tiny", seed: int = 0) -> Pa
 # Qwen2's pre-tokenizer split (Llama 3's, but one digit per token): Qwen2.5's tokenizer.json
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-LLM_TOKENIZER_VERSION = 1  # bump when build_llm_tokenizer's output changes
+LLM_TOKENIZER_VERSION = 2  # bump when build_llm_tokenizer's output changes
 
 
 def build_llm_tokenizer(path: Union[str, Path], n_merges: int = 256) -> Path:

@@ -3,21 +3,26 @@
 
 Strings: sparktts `utils/token_parser.py` (TASK_TOKEN_MAP, GENDER_MAP, LEVELS_MAP and TokenParser's formats) and
 `cli/SparkTTS.py` (the delimiters). Ids: the impl side never hard-codes one (it looks every string up in the
-folder's tokenizer.json); `LAYOUT` below is what `impl.seeded.spark.build_tokenizer` writes, each id range with its
-source:
+folder's tokenizer.json); `LAYOUT` below is what `impl.seeded.spark.build_tokenizer` writes:
   - 0..151642: Qwen2.5's byte-level BPE (151,643 tokens), then its 22 control tokens 151643..151664
     (`<|endoftext|>`, `<|im_start|>`, `<|im_end|>` = 151645, ...): Qwen2.5's tokenizer_config.json;
-  - `<|bicodec_global_0..4095|>` 151665..155760 and `<|bicodec_semantic_0..8191|>` 155761..163952: the project's
-    collected third-party notes and an independent public port (GLOBAL_BASE / SEMANTIC_BASE constants), agreeing;
-  - `<|task_tts|>` 165137, `<|start_content|>` 165146, `<|end_content|>` 165152, `<|start_global_token|>` 165150,
-    `<|end_global_token|>` 165156: that port's constants; `<|start_semantic_token|>` 165151,
-    `<|end_semantic_token|>` 165157: the notes. The six starts then six ends are consecutive (165146..165157);
-  - INFERRED, unverified: the ten task tokens in TASK_TOKEN_MAP's order ending right before `<|start_content|>`
-    (this puts `<|task_tts|>` at 165137, as sourced; `<|task_controllable_tts|>` then is 165143), and
-    `<|start_style_label|>` / `<|end_style_label|>` in the first free start/end slots (165147 / 165153);
-  - NO public source: the attribute tokens (age, gender, pitch/speed/loudness values and labels, emotion) sit in
-    163953..165135 in token_parser.py's order; the rest are `<|vp_reserved_N|>` fillers up to 166,000 (the LM's
-    embedding rows). A real checkpoint's own tokenizer.json decides every id; only the seeded folders use these.
+  - 151665..165157: SparkAudio's tokenizer-extension script (`extend_tokenizer`, Copyright 2025 SparkAudio, Xinsheng
+    Wang; public, not in the Spark-TTS inference repository), which adds to Qwen2.5-0.5B-Instruct's tokenizer, with
+    one `add_tokens` call (none special), in this order: 4096 global, 8192 semantic, pitch values 0..1000, pitch-var
+    values 0..10, pitch labels 0..4, pitch-var labels 0..4, speed values 0..10, speed labels 0..4, loudness values
+    0..30, loudness labels 0..4, ages 0..4, genders 0..2, emotions 0..100, then 22 task/delimiter tokens
+    (`ADDED_ORDER`). Its recorded output ("Original vocab size: 151665 / Added 13493 tokens / New vocab size:
+    165158") lists ids that this order reproduces: `<|bicodec_global_10|>` 151675, `<|bicodec_semantic_8191|>`
+    163952, `<|pitch_value_0|>` 163953, `<|pitch_var_value_0|>` 164954, `<|pitch_label_0|>` 164965,
+    `<|pitch_var_label_0|>` 164970, `<|speed_value_0|>` 164975, `<|speed_label_0|>` 164986, `<|loudness_value_0|>`
+    164991, `<|loudness_label_0|>` 165022, `<|age_0|>` 165027, `<|gender_0|>` 165032, `<|emotion_0|>` 165035,
+    `<|task_prompt_tts|>` 165144, `<|start_content|>` 165146, `<|start_style_label|>` 165147, `<|end_content|>`
+    165152, `<|end_style_label|>` 165153, `<|start_global_token|>` 165150, `<|end_global_token|>` 165156,
+    `<|start_semantic_token|>` 165151 (tests/test_spark_tokens.py checks each); the project's third-party notes
+    and an independent public port agree on every id they state (global/semantic bases, `<|task_tts|>` 165137);
+  - 165158..165999: `<|vp_reserved_N|>` fillers up to the LM's 166,000 embedding rows (the real checkpoint's
+    tokenizer has 165,158 entries; its embedding is padded). A real checkpoint's own tokenizer.json decides every
+    id: only the seeded folders use this layout.
 Which tokens are "special" matters: the official decode skips special tokens before its regex, so the bicodec tokens
 must not be special (else no id would survive); the Qwen control tokens are (`<|im_end|>` among them).
 """
@@ -40,7 +45,6 @@ TASK_TOKEN_MAP = {
 }
 LEVELS_MAP = {"very_low": 0, "low": 1, "moderate": 2, "high": 3, "very_high": 4}
 GENDER_MAP = {"female": 0, "male": 1}
-N_AGES, N_EMOTIONS = 5, 25  # AGE_MAP, EMO_MAP sizes
 
 START_CONTENT, END_CONTENT = "<|start_content|>", "<|end_content|>"
 START_GLOBAL, END_GLOBAL = "<|start_global_token|>", "<|end_global_token|>"
@@ -58,33 +62,34 @@ QWEN_CONTROL: List[Tuple[str, bool]] = [
     ("<|fim_prefix|>", False), ("<|fim_middle|>", False), ("<|fim_suffix|>", False), ("<|fim_pad|>", False),
     ("<|repo_name|>", False), ("<|file_sep|>", False),
 ]
-GLOBAL_BASE, SEMANTIC_BASE = 151665, 155761
-ATTRIBUTE_BASE, TASK_BASE, DELIMITER_BASE, VOCAB_SIZE = 163953, 165136, 165146, 166000
-# start/end slots 165146..165151 / 165152..165157: content, style (inferred), two unknown, global, semantic
-DELIMITERS = ["content", "style_label", None, None, "global_token", "semantic_token"]
+GLOBAL_BASE, SEMANTIC_BASE, VOCAB_SIZE = 151665, 155761, 166000
+
+# SparkAudio's extend_tokenizer: the tokens it adds after Qwen2.5's 151,665, in its order (see the module docstring)
+SPECIAL_ORDER = [
+    "<|task_vc|>", "<|task_tts|>", "<|task_asr|>", "<|task_s2s|>", "<|task_t2s|>", "<|task_cap|>",
+    "<|task_understand|>", "<|task_controllable_tts|>", "<|task_prompt_tts|>", "<|task_edit|>",
+    "<|start_content|>", "<|start_style_label|>", "<|start_style_prompt|>", "<|start_acoustic_token|>",
+    START_GLOBAL, START_SEMANTIC, "<|end_content|>", "<|end_style_label|>", "<|end_style_prompt|>",
+    "<|end_acoustic_token|>", END_GLOBAL, END_SEMANTIC,
+]
 
 
-def attribute_tokens() -> List[str]:
-    """token_parser.py's attribute tokens in its method order (age, gender, pitch value/label, pitch var
-    value/label, loudness value/label, speed value/label, emotion)."""
-    out = [f"<|age_{i}|>" for i in range(N_AGES)] + [f"<|gender_{i}|>" for i in range(len(GENDER_MAP))]
-    for name, n in (("pitch", 1001), ("pitch_var", 11), ("loudness", 31), ("speed", 11)):
-        out += [f"<|{name}_value_{i}|>" for i in range(n)] + [f"<|{name}_label_{i}|>" for i in range(5)]
-    return out + [f"<|emotion_{i}|>" for i in range(N_EMOTIONS)]
+def added_order() -> List[str]:
+    """Every token extend_tokenizer adds, in its order: the first gets id GLOBAL_BASE, the last 165157."""
+    def run(fmt: str, n: int) -> List[str]:
+        return [fmt.format(i) for i in range(n)]
+
+    return (run(GLOBAL, N_GLOBAL) + run(SEMANTIC, N_SEMANTIC) + run("<|pitch_value_{}|>", 1001)
+            + run("<|pitch_var_value_{}|>", 11) + run("<|pitch_label_{}|>", 5) + run("<|pitch_var_label_{}|>", 5)
+            + run("<|speed_value_{}|>", 11) + run("<|speed_label_{}|>", 5) + run("<|loudness_value_{}|>", 31)
+            + run("<|loudness_label_{}|>", 5) + run("<|age_{}|>", 5) + run("<|gender_{}|>", 3)
+            + run("<|emotion_{}|>", 101) + SPECIAL_ORDER)
 
 
 def layout() -> List[Tuple[int, str, bool]]:
     """(id, content, special) of every added token of the seeded LLM tokenizer, ids QWEN_BASE..VOCAB_SIZE - 1."""
     rows = [(QWEN_BASE + i, t, s) for i, (t, s) in enumerate(QWEN_CONTROL)]
-    rows += [(GLOBAL_BASE + i, GLOBAL.format(i), False) for i in range(N_GLOBAL)]
-    rows += [(SEMANTIC_BASE + i, SEMANTIC.format(i), False) for i in range(N_SEMANTIC)]
-    attrs = attribute_tokens()
-    rows += [(ATTRIBUTE_BASE + i, t, False) for i, t in enumerate(attrs)]
-    rows += [(TASK_BASE + i, t, False) for i, t in enumerate(TASK_TOKEN_MAP.values())]
-    for k, name in enumerate(DELIMITERS):
-        if name is not None:
-            rows += [(DELIMITER_BASE + k, f"<|start_{name}|>", False),
-                     (DELIMITER_BASE + 6 + k, f"<|end_{name}|>", False)]
+    rows += [(GLOBAL_BASE + i, t, False) for i, t in enumerate(added_order())]
     taken = {i for i, _, _ in rows}
     rows += [(i, f"<|vp_reserved_{i}|>", False) for i in range(QWEN_BASE, VOCAB_SIZE) if i not in taken]
     return sorted(rows)
