@@ -222,21 +222,29 @@ def test_speaker_bucket_skips_reported(capsys):
 
 
 def test_speaker_features_pitch_track_equals_outetts(librivox):
-    """The pitch track itself (Hz per 400-sample frame) on real speech: 95% of the voiced frames within 1e-4
-    relative, the rest within 1% (the parabolic peak interpolation amplifies last-bit FFT differences)."""
+    """The pitch track itself (Hz per 400-sample frame) on real speech, against outetts' calculate_pitch run in
+    float64 (`want64`): voicing decisions and unvoiced (clamped) frames exact; on voiced frames impl's error is
+    within k = 10 x the official float32 pipeline's own error (`want` vs `want64`, the floor), quantile by
+    quantile (median, 90 %, 99 %, max), so a frame-level fault cannot hide behind the worst frames' floor
+    (measured here: impl/floor 0.33-0.77 per quantile; the parabolic peak interpolation divides by
+    alpha - 2 beta + gamma, which amplifies last-bit autocorrelation differences on flat peaks)."""
     import soundfile as sf
     import torch
     from outetts.version.v3.audio_processor import calculate_pitch
 
     x, sr = sf.read(librivox["0870"].wav, dtype="float32")
-    got = F.calculate_pitch(x, 24000)
-    want = calculate_pitch(torch.from_numpy(x), 24000).numpy()
-    assert got.shape == want.shape
-    voiced = want > 75.0
-    assert np.count_nonzero((got > 75.0) != voiced) <= 2, "voicing decisions differ"
-    both = voiced & (got > 75.0)
-    rel = np.abs(got[both] - want[both]) / want[both]
-    assert np.mean(rel <= 1e-4) >= 0.95 and rel.max() <= 1e-2, (np.mean(rel <= 1e-4), rel.max())
+    got = F.calculate_pitch(x, 24000).astype(np.float64)
+    want = calculate_pitch(torch.from_numpy(x), 24000).numpy().astype(np.float64)
+    want64 = calculate_pitch(torch.from_numpy(x).double(), 24000).numpy()
+    assert got.shape == want.shape == want64.shape
+    voiced = (want64 > 75.0) & (want64 < 600.0)
+    assert np.array_equal((got > 75.0) & (got < 600.0), voiced), "voicing decisions differ"
+    assert np.array_equal(got[~voiced], want64[~voiced])
+    assert np.count_nonzero(voiced) > 100
+    q = (0.5, 0.9, 0.99, 1.0)
+    err = np.quantile(np.abs(got - want64)[voiced], q)
+    floor = np.quantile(np.abs(want - want64)[voiced], q)
+    assert np.all(err <= 10 * floor), f"pitch error quantiles {err} > 10 x the float32 floor {floor}"
 
 
 def test_speaker_features_invalid_audio_is_zeros():
