@@ -25,8 +25,6 @@ import mlx.core as mx
 from impl.seeded.whisper import TINY_DIMS, heads_mask, seeded_mlx_folder, seeded_state_dict, to_mlx
 from reference import whisper as RW
 
-pytest.importorskip("mlx_whisper")  # requirements/nodeps.txt installs it; a bare impl install has no ASR tests
-
 U32 = 2.0 ** -24
 FRAME_S = 0.02  # find_alignment: time index / TOKENS_PER_SECOND (50 per second)
 
@@ -114,6 +112,7 @@ def _near_ties(a: np.ndarray, b: np.ndarray) -> int:
 
 def _alignments(models, clip, tokens):
     import mlx_whisper.timing as MT
+    import torch
     import whisper.timing as WT
 
     m, g = models
@@ -128,8 +127,7 @@ def _alignments(models, clip, tokens):
     _, qk = g.forward_with_cross_qk(mel[None], mx.array([seq]))
     heads = RW.heads(m)
     n_sot = len(tok.sot_sequence)
-    med_ref = lambda w, k: WT.median_filter(__import__("torch").from_numpy(w), k).numpy()  # noqa: E731
-    a = _dtw_matrix(qk_ref, heads, n_sot, num_frames, med_ref)
+    a = _dtw_matrix(qk_ref, heads, n_sot, num_frames, lambda w, k: WT.median_filter(torch.from_numpy(w), k).numpy())
     b = _dtw_matrix([np.array(q[0]) for q in qk], heads, n_sot, num_frames, MT.median_filter)
     return ref, got, _near_ties(a, b), float(np.max(np.abs(a - b)))
 
