@@ -5,7 +5,8 @@ Components: the layer-by-layer specs (`dac`, `llama`: parity/specs/dac.py, llama
 the contracts (parity/specs/<stem>.py, through parity.contracts): DAC encode/decode, outetts' chunked codec
 interface, LM greedy-64, prompt ids, sampler, speaker profile, audio path, end-to-end generation; then the
 Spark-TTS BiCodec's four paths (`spark-decoder`, `spark-global`, `spark-semantic`, `spark-wav2vec2`:
-parity/specs/spark.py).
+parity/specs/spark.py), its LM (`qwen2-0.5b`) and its contracts (`spark-prompt-ids`, `spark-sampler`,
+`spark-generation`: parity/specs/spark_{prompt,sampler,generation}.py).
 `--fixtures` replays every section from recorded reference outputs (fixtures/), without torch.
 
 report.json: {"passed": bool, "sections": [{"name", "passed", "cases", "worst", "limit", "first_divergence",
@@ -49,10 +50,15 @@ CONTRACTS: Dict[str, str] = {
     "speaker-profile": "parity.specs.speaker",
     "audio-path": "parity.specs.audio_path",
     "generation": "parity.specs.generation",
+    # Spark-TTS: prompt ids, sampler, end-to-end generation (parity/specs/spark_{prompt,sampler,generation}.py)
+    "spark-prompt-ids": "parity.specs.spark_prompt",
+    "spark-sampler": "parity.specs.spark_sampler",
+    "spark-generation": "parity.specs.spark_generation",
 }
 # the report's order: codec first, then the LM, the text side, the speaker side, the whole pipeline
 DEFAULT = ["dac", "dac-codec", "dac-interface", "llama", "lm-greedy", "prompt-ids", "sampler", "speaker-profile",
-           "audio-path", "generation", "spark-decoder", "spark-global", "spark-semantic", "spark-wav2vec2", "qwen2-0.5b"]
+           "audio-path", "generation", "spark-decoder", "spark-global", "spark-semantic", "spark-wav2vec2",
+           "qwen2-0.5b", "spark-prompt-ids", "spark-sampler", "spark-generation"]
 EXTRA = {"toy": ("parity.toy:spec", {}, {})}  # the harness self-test, on request only
 LAYER_TITLES = {"dac": "DAC layers", "llama": "LM layers", "spark-decoder": "Spark BiCodec decoder layers",
                 "spark-global": "Spark global-token layers", "spark-semantic": "Spark semantic-token layers",

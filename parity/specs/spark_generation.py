@@ -18,8 +18,14 @@ what is compared.
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+from parity.contracts import Case, Contract, Section, floor_case, floor_ref, ids_case, section
 
 TEXT = "Hello there, how are you today?"
 CASES: Dict[str, Dict[str, Any]] = {
@@ -61,6 +67,109 @@ def folder(dst: Path, prompt_audio: str) -> Tuple[Path, List[int]]:
         except G.GenerationError:
             pass  # a created voice's parse fails after its ids (too few global ids): the ids are what is needed
         stops.append(ids[STOP_AT])
+    write_generation_config(dst, stops)
+    return dst, stops
+
+
+def write_generation_config(dst: Path, stops: List[int]) -> None:
+    """LLM/generation_config.json with these EOS ids (read by transformers' generate and impl's loader alike)."""
     (dst / "LLM" / "generation_config.json").write_text(json.dumps(
         {"bos_token_id": 151643, "eos_token_id": stops, "pad_token_id": 151643}, indent=2) + "\n")
-    return dst, stops
+
+
+# ------------------------------------------------------------------------------------------------ contract
+# The report's section: the three CASES as parity/test_spark_generate.py runs them. The EOS ids (chosen by impl's
+# greedy run, see `folder`) are recorded with the official outputs, so the replay rebuilds the same folder without
+# running the official side (or trusting impl) to choose them.
+
+def prompt_wav() -> str:
+    """LibriVox 0880 (3 s, in the repository: fixtures/data/librivox)."""
+    from parity.doubles import load_librivox
+
+    return load_librivox()["0880"].wav
+
+
+def record(quick: bool) -> Dict[str, Any]:
+    import torch
+
+    from reference import spark as R
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread is faster on this 2-core machine (parity/test_spark.py)
+    try:
+        with tempfile.TemporaryDirectory(prefix="vp-spark-gen-") as tmp:
+            wav = prompt_wav()
+            dst, stops = folder(Path(tmp) / "Spark-TTS-tiny", wav)
+            ref = R.SparkReference(dst)
+            codec64 = R.load(dst / "BiCodec", "float64")
+            runs = {}
+            for case, kw in CASES.items():
+                prompt, glob = ref.prompt_ids(TEXT, wav, **kw)
+                audio, ids = ref.inference(TEXT, wav, top_k=1, **kw)  # greedy: one candidate left
+                text = ref.tokenizer.batch_decode([ids], skip_special_tokens=True)[0]  # upstream's parse
+                sem = [int(t) for t in re.findall(r"bicodec_semantic_(\d+)", text)]
+                run = {"prompt": np.asarray(prompt, np.int32), "ids": np.asarray(ids, np.int32),
+                       "semantic": np.asarray(sem, np.int32), "global": None if glob is None else
+                       np.asarray(glob, np.int32), "audio": None,
+                       "error": f"{type(audio).__name__}: {audio}" if isinstance(audio, Exception) else None}
+                if glob is not None and sem:
+                    a64 = R.detokenize(codec64, np.asarray(sem)[None], np.asarray(glob).reshape(1, 1, -1))[0]
+                    run["audio"] = floor_ref(audio, a64)
+                runs[case] = run
+    finally:
+        torch.set_num_threads(threads)
+    return {"stops": list(stops), "runs": runs}
+
+
+def check(rec: Dict[str, Any], quick: bool) -> Section:
+    from impl.seeded.spark import seeded_spark
+    from impl.spark import generate as G
+
+    wav = prompt_wav()
+    cases: List[Case] = []
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="vp-spark-gen-") as tmp:
+        dst = Path(tmp) / "Spark-TTS-tiny"
+        _link_tree(seeded_spark(), dst)
+        write_generation_config(dst, [int(s) for s in rec["stops"]])
+        tts = G.load(dst)
+        for case, kw in CASES.items():
+            run = rec["runs"][case]
+            voice = (G.Voice(gender=kw["gender"], pitch=kw["pitch"], speed=kw["speed"]) if "gender" in kw else
+                     tts.voice_from_audio(wav, kw["prompt_text"]))
+            if run["global"] is not None:
+                cases.append(ids_case(f"{case}: prompt audio's global ids", voice.global_codes.tolist(),
+                                      run["global"].tolist()))
+            cases.append(ids_case(f"{case}: prompt ids", tts.prompt(TEXT, voice), run["prompt"].tolist()))
+            ids: List[int] = []
+            try:
+                audio, _ = tts.generate(TEXT, voice, G.GenerationConfig(greedy=True), on_token=ids.append)
+                err = None
+            except G.GenerationError as e:
+                audio, err = None, e
+            cases.append(ids_case(f"{case}: generated ids (greedy)", ids, run["ids"].tolist()))
+            notes.append(f"{case}: {len(run['prompt'])} prompt ids, {len(run['ids'])} generated, "
+                         f"{len(run['semantic'])} semantic" + (f"; upstream: {run['error']}" if run["error"] else ""))
+            if run["error"] is not None:  # upstream could not decode (a created voice without 32 global ids)
+                ok = err is not None and "\n" not in str(err)
+                cases.append(Case(f"{case}: refused as upstream fails", 0.0 if ok else 1.0, 0.0, ok, "exact",
+                                  f"impl: {err}" if ok else "impl decoded audio (or a multi-line error) where "
+                                  "upstream's detokenize fails"))
+                continue
+            if err is not None:
+                cases.append(Case(f"{case}: audio", float("inf"), 0.0, False, "exact", f"impl raised {err}"))
+                continue
+            cases.append(ids_case(f"{case}: semantic ids", tts.parse(ids, voice)[0].tolist(),
+                                  run["semantic"].tolist()))
+            if run["audio"] is not None:
+                cases.append(floor_case(f"{case}: audio ({run['audio']['shape'][0]} samples)", audio, run["audio"]))
+    return section("Spark generation (greedy)", "impl.spark SparkTTS.generate vs sparktts' SparkTTS.inference "
+                   "(transformers generate with top_k=1, BiCodecTokenizer, BiCodec) on the tiny seeded Spark-TTS "
+                   f"folder, prompt audio LibriVox 0880, text {TEXT!r}: prompt, generated and semantic ids exact, "
+                   "audio within the floor", cases,
+                   "ids exact; audio 10 x the fp32 floor (fp64: BiCodec.detokenize of the official ids in float64)",
+                   "ids: differing; audio: max|impl - ref64|",
+                   [f"EOS ids (LLM/generation_config.json): {[int(s) for s in rec['stops']]}"] + notes)
+
+
+CONTRACT = Contract("spark-generation", record, check)
