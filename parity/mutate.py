@@ -67,6 +67,9 @@ T_PROMPT = "parity/test_outetts_prompt.py"
 T_OPS = "tests/test_ops.py"
 T_SNAKE = "parity/test_dac_snake.py"
 T_CONTRACTS = "parity/test_contracts.py"
+T_SPROMPT = "parity/test_spark_prompt.py"
+T_SSAMP = "parity/test_spark_sampler.py"
+T_SGEN = "parity/test_spark_generate.py"
 
 CATALOGUE: List[Mutation] = [
     # ---- the issue's own list
@@ -300,6 +303,52 @@ CATALOGUE: List[Mutation] = [
       "out += [SPECIAL.c2.format(b), SPECIAL.c1.format(a)]",
       "prompt codes interleaved c2 before c1",
       (f"{T_PROMPT}::test_outetts_prompt_ids_exact", T_PROMPT), ("prompt-ids", "generation")),
+    # ---- Spark-TTS prompts, sampler, parse
+    M("spark-transcript-space", "impl/spark/prompt.py",
+      "ids += tok.encode(text if prompt_text is None else prompt_text + text)",
+      "ids += tok.encode(text if prompt_text is None else prompt_text + \" \" + text)",
+      "prompt transcript and text joined with a space (upstream joins them with none)",
+      (f"{T_SPROMPT}::test_spark_prompt_texts_joined_without_separator", T_SPROMPT),
+      ("spark-prompt-ids", "spark-generation")),
+    M("spark-empty-transcript-no-semantic", "impl/spark/prompt.py",
+      "    if prompt_text is not None:",
+      "    if prompt_text:",
+      "an empty prompt transcript drops the reference's semantic ids (upstream tests `is not None`)",
+      (f"{T_SPROMPT}::test_spark_prompt_empty_transcript_still_adds_semantic_ids", T_SPROMPT),
+      ("spark-prompt-ids",)),
+    M("spark-control-pitch-from-speed", "impl/spark/prompt.py",
+      't[f"<|pitch_label_{LEVELS_MAP[pitch]}|>"]',
+      't[f"<|pitch_label_{LEVELS_MAP[speed]}|>"]',
+      "voice creation: the pitch label token takes the speed level",
+      (f"{T_SPROMPT}::test_spark_prompt_control_ids_equal_official", T_SPROMPT),
+      ("spark-prompt-ids", "spark-generation")),
+    M("spark-global-id-offset", "impl/spark/tokens.py",
+      "self.global_ids = np.array(glob, np.int64)",
+      "self.global_ids = np.array(glob, np.int64) + 1",
+      "BiCodec global code g mapped to the token id of <|bicodec_global_{g+1}|>",
+      (f"{T_SPROMPT}::test_spark_tokenizer_layout_ids", T_SPROMPT), ("spark-prompt-ids", "spark-generation")),
+    M("spark-top-p-default", "impl/spark/sampler.py",
+      "TEMPERATURE, TOP_K, TOP_P = 0.8, 50, 0.95",
+      "TEMPERATURE, TOP_K, TOP_P = 0.8, 50, 0.9",
+      "default top-p 0.9 instead of SparkTTS.inference's 0.95",
+      (f"{T_SSAMP}::test_spark_sampler_defaults_equal_official_inference", T_SSAMP), ("spark-sampler",)),
+    M("spark-min-p", "impl/spark/sampler.py",
+      "top_p=top_p, min_p=0.0)",
+      "top_p=top_p, min_p=0.05)",
+      "Spark sampling with OuteTTS' min-p 0.05 (the official call has none)",
+      (f"{T_SSAMP}::test_spark_sampler_distribution_full_vocab", T_SSAMP), ("spark-sampler",)),
+    M("spark-semantic-parse-off-by-one", "impl/spark/generate.py",
+      'return [int(t) for t in re.findall(rf"bicodec_{kind}_(\\d+)", text)]',
+      'return [int(t) - 1 for t in re.findall(rf"bicodec_{kind}_(\\d+)", text)]',
+      "generated bicodec ids parsed one too low (semantic and global codes off by one)",
+      (f"{T_CONTRACTS}::test_contracts_spark_parse_equals_upstream_regex", T_SGEN), ("spark-generation",)),
+    M("spark-decode-keeps-special", "impl/spark/tokens.py",
+      "def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:",
+      "def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:",
+      "Tokenizer.decode keeps special tokens (<|im_end|> ...) by default, unlike the official batch_decode",
+      (f"{T_SPROMPT}::test_spark_tokenizer_decode_skips_only_special",), ("spark-generation",),
+      blind="parse passes skip_special_tokens=True itself, and no special token spells bicodec_*_N: the parsed "
+            "ids and audio stay equal; only Tokenizer.decode's text (a public output) changes"),
 ]
 
 

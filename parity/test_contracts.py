@@ -1,7 +1,8 @@
 """Defaults that decide outputs, against the official packages' own: a config file or a call that leaves a key
 out must get upstream's value. The report runs OuteTTS' configs, which set every key, so only these tests see a
 changed default (found by the mutation self-test, parity/mutate.py: llama-default-eps, dac-default-rates,
-generation-max-length)."""
+generation-max-length). Also the fast form of a check otherwise behind a slow fixture: Spark's parse of generated ids
+(spark-semantic-parse-off-by-one)."""
 from __future__ import annotations
 
 import dataclasses
@@ -56,3 +57,25 @@ def test_contracts_generation_defaults_equal_outetts():
     assert GenerationConfig().max_length == official["max_length"]
     chunk = inspect.signature(DacInterface.__init__).parameters["chunk_length"].default
     assert chunk == official["dac_decoding_chunk"]
+
+
+def test_contracts_spark_parse_equals_upstream_regex():
+    r"""impl's parse of generated ids = SparkTTS.inference's: `batch_decode(skip_special_tokens=True)` with the
+    official tokenizer, then `re.findall(r"bicodec_semantic_(\d+)")` (and global); ids with digits and specials
+    next to bicodec tokens. The fast form of parity/test_spark_generate.py's hypothesis test (no LM, no BiCodec)."""
+    import re
+
+    from impl.spark import generate as G
+    from impl.spark.tokens import Tokenizer
+    from parity.specs.spark_prompt import llm_dir
+    from reference import spark as R
+
+    ours, theirs = Tokenizer(llm_dir()), R.official_tokenizer(llm_dir())
+    ids = ([ours.semantic_ids[7], ours.semantic_ids[8191], ours.eos_id] + ours.encode("12 bicodec_semantic_3")
+           + [ours.global_ids[0], ours.global_ids[4095], ours.semantic_ids[0], ours.ids["<|end_global_token|>"]]
+           + ours.encode("x9") + [ours.semantic_ids[100], 151643, ours.global_ids[31]])
+    text = theirs.batch_decode([ids], skip_special_tokens=True)[0]
+    for kind in ("semantic", "global"):
+        want = [int(t) for t in re.findall(rf"bicodec_{kind}_(\d+)", text)]
+        assert G.parse_ids(ours.decode(ids), kind) == want, kind
+    assert G.parse_ids(ours.decode(ids), "semantic")[:2] == [7, 8191]
