@@ -10,10 +10,10 @@ Random weights transcribe garbage; equality is what is tested:
   bit-equal: two frameworks) decide differently. Such steps are counted (`_near_ties`) and reported, not
   absorbed by a tolerance;
 - greedy tokens on real speech (temperature 0, the decode options transcribe derives from outetts' call,
-  `word_timestamps=True, language=None` -> language "en" given here so no detection pass runs): equal without
-  timestamp tokens. With timestamp tokens mlx-whisper 0.4.3's ApplyTimestampRules is not openai-whisper's
-  (impl.speaker.align.WhisperAligner's docstring): `test_speaker_asr_timestamp_rules_differ` pins that
-  difference on a constructed case, so the day it is fixed (or impl gets its own rule) the test says so.
+  `word_timestamps=True, language=None` -> language "en" given here so no detection pass runs), timestamps
+  included: equal. mlx-whisper 0.4.3's own ApplyTimestampRules is not openai-whisper's
+  (`test_speaker_asr_timestamp_rules_differ` pins that); impl decodes with `TimestampRules`, openai-whisper's
+  rule (`test_speaker_asr_timestamp_rules_equal_openai`).
 """
 from __future__ import annotations
 
@@ -156,30 +156,65 @@ def test_speaker_asr_word_times_given_transcript_tokens(models, librivox):
 
 
 def test_speaker_asr_greedy_tokens_and_their_word_times(models, librivox):
-    """Greedy decode (temperature 0, without timestamps) on real speech: the same tokens; then the word times of
-    those decoded tokens, exactly equal."""
+    """Greedy decode on real speech with timestamps (temperature 0, the options transcribe derives from outetts'
+    call): impl's decode (`whisper_decode`, openai-whisper's timestamp rules) gives openai-whisper's tokens; then
+    the word times of the decoded text tokens, exactly equal."""
     import mlx_whisper.decoding as MD
     import whisper
+
+    from impl.speaker.align import whisper_decode
 
     m, g = models
     clip = librivox["0890"]
     x = _audio(clip)
-    opts = dict(language="en", task="transcribe", temperature=0.0, without_timestamps=True, sample_len=32,
-                fp16=False)
+    opts = dict(language="en", task="transcribe", temperature=0.0, sample_len=32, fp16=False)
     ref = whisper.decode(m, RW.log_mel(x, m.dims.n_mels), whisper.DecodingOptions(**opts))
     _, mel = _mlx_side(g, x)
-    got = MD.decode(g, mel, MD.DecodingOptions(**opts))
+    got = whisper_decode(g, mel, MD.DecodingOptions(**opts))
     assert list(got.tokens) == list(ref.tokens), (got.tokens, ref.tokens)
-    assert len(set(ref.tokens)) >= 3, ref.tokens  # the seeded model's tokens depend on the audio, not one repeat
-    ref_w, got_w, ties, d = _alignments(models, clip, [t for t in ref.tokens if t < RW.tokenizer(m).eot])
+    eot = RW.tokenizer(m).eot
+    assert len(set(ref.tokens)) >= 8 and sum(t > eot for t in ref.tokens) >= 8, ref.tokens  # text and timestamps
+    ref_w, got_w, ties, d = _alignments(models, clip, [t for t in ref.tokens if t < eot])
     _assert_same_words(ref_w, got_w, ties, d, "0890 greedy")
+
+
+def test_speaker_asr_timestamp_rules_equal_openai():
+    """impl.speaker.align.TimestampRules vs openai-whisper's ApplyTimestampRules, one decoding step each, over the
+    states the rules distinguish (first step, after text, after one timestamp, after a pair, a late segment,
+    forced timestamps): the same masked logits, exactly (masks and a copy; the forcing decision compares float32
+    log-probabilities, on Gaussian logits far from a tie)."""
+    import mlx_whisper.tokenizer as MTok
+    import torch
+    import whisper
+
+    from impl.speaker.align import TimestampRules
+
+    tok = whisper.tokenizer.get_tokenizer(True, num_languages=99, language="en", task="transcribe")
+    mtok = MTok.get_tokenizer(True, num_languages=99, language="en", task="transcribe")
+    tb, n, sot = tok.timestamp_begin, TINY_DIMS["n_vocab"], list(tok.sot_sequence)
+    begin = len(sot)
+    states = [[], [tb], [tb, 440], [tb, 440, tb + 25], [tb, 440, tb + 25, tb + 25], [tb + 3, 440, 500],
+              [tb + 10, 440, tb + 40, tb + 40, 9, 10], [tb + 1, 440, tb + 2, tb + 2, 9, tb + 7]]
+    rng = np.random.default_rng(0)
+    compared = 0
+    for state in states:
+        for boost in (0.0, 12.0):  # 12: timestamps likely enough to force them
+            logits = rng.standard_normal((2, n)).astype(np.float32)
+            logits[:, tb:] += np.float32(boost)
+            seqs = [sot + state, sot + state[:-1] + [9]] if state else [sot, sot]  # row 2: ends in text
+            ref = torch.from_numpy(logits.copy())
+            whisper.decoding.ApplyTimestampRules(tok, begin, 50).apply(ref, torch.tensor(seqs))
+            got = np.array(TimestampRules(mtok, begin, 50).apply(mx.array(logits), mx.array(seqs)))
+            np.testing.assert_array_equal(got, ref.numpy(), err_msg=f"state {state}, boost {boost}")
+            compared += 1
+    assert compared == 2 * len(states)
 
 
 def test_speaker_asr_timestamp_rules_differ():
     """mlx-whisper 0.4.3's ApplyTimestampRules vs openai-whisper's on one step (no model): after a text token and
     a timestamp pair (`<|0.00|> a <|0.50|>`), openai-whisper masks timestamps before <|0.50|> (by token value);
-    mlx-whisper masks by position. This pins the documented difference; when it fails, upstream changed and the
-    ASR tokens can be compared with timestamps too."""
+    mlx-whisper masks by position. This pins the documented difference impl works around (TimestampRules); when
+    it fails, upstream changed and impl's rule can go."""
     import mlx_whisper.decoding as MD
     import mlx_whisper.tokenizer as MTok
     import torch

@@ -433,17 +433,17 @@ class WhisperAligner:
     """ASR with word timestamps through `mlx_whisper`, from a model folder on disk (no hub is reachable).
 
     The official path is openai-whisper's `model.transcribe(audio, word_timestamps=True)` (outetts' v3
-    create_speaker_from_whisper). Measured against it on one seeded checkpoint (parity/test_speaker_asr.py):
+    create_speaker_from_whisper). Measured against it on one seeded checkpoint (parity/test_speaker_asr.py),
+    two differences of mlx-whisper 0.4.3, both settled here:
     - mlx_whisper.transcribe defaults to fp16 (`decode_options.get("fp16", True)` loads the model in float16);
-      openai-whisper on CPU switches to float32: `fp16=False` is passed here, so the numbers are the official ones;
-    - given the same tokens, mlx_whisper's `timing.find_alignment` (cross-attention DTW over the alignment heads)
-      gives openai-whisper's word times exactly; greedy tokens without timestamps are equal;
-    - mlx-whisper 0.4.3's `decoding.ApplyTimestampRules` is not openai-whisper's: it compares the timestamp and
-      text probabilities on the logits *before* its own pair rules mask them, and forbids "decreasing"
-      timestamps by *position* in the sequence (`i for i, v in enumerate(seq)`) where openai-whisper uses the
-      token values; so timestamped decoding can differ (on the seeded model it does: every token masked after a
-      timestamp pair, argmax 0). Not fixed here: it needs a decode step of our own (see the README, ASR mode).
-    `options`: more `transcribe` options (temperature, language, ...), outetts passes none.
+      openai-whisper on CPU switches to float32: `fp16=False` is passed;
+    - its `decoding.ApplyTimestampRules` is not openai-whisper's: it weighs timestamp against text probability
+      on the logits *before* its own pair rules mask them, and forbids "decreasing" timestamps by *position* in
+      the sequence (`i for i, v in enumerate(seq)`) instead of by token value; on the seeded model every token
+      ends up masked after a timestamp pair (argmax 0). The model's decode runs `TimestampRules` (openai-whisper's
+      rule) instead: `whisper_decode`.
+    Given the same tokens, mlx_whisper's `timing.find_alignment` gives openai-whisper's word times exactly.
+    `options`: more `transcribe` options (temperature, language, ...); outetts passes none.
     """
 
     OPTIONS = dict(word_timestamps=True, fp16=False)
@@ -458,16 +458,90 @@ class WhisperAligner:
         self.model_path = model_path
         self.options = dict(self.OPTIONS, **options)
 
+    def load(self):
+        """The mlx-whisper model whose `decode` applies openai-whisper's timestamp rules."""
+        import functools
+
+        import mlx.core as mx
+        from mlx_whisper.load_models import load_model
+
+        model = load_model(self.model_path, mx.float16 if self.options.get("fp16") else mx.float32)
+        model.decode = functools.partial(whisper_decode, model)  # this instance only; the class keeps upstream's
+        return model
+
     def align(self, audio: np.ndarray, sr: int, text: Optional[str] = None) -> List[Word]:
         try:
             import mlx_whisper
+            from mlx_whisper.transcribe import ModelHolder
         except ImportError:
             raise AlignmentError("ASR alignment needs mlx_whisper, which is not installed (pip install "
                                  "mlx-whisper); or pass --text for forced alignment") from None
         x = A.to_mono(np.asarray(audio, dtype=np.float32))
         x = A.resample(x, sr, 16000) if sr != 16000 else x
-        result = mlx_whisper.transcribe(x, path_or_hf_repo=self.model_path, **self.options)
+        # transcribe takes its model from ModelHolder (loaded by path): ours is put there for this call only
+        before = ModelHolder.model, ModelHolder.model_path
+        ModelHolder.model, ModelHolder.model_path = self.load(), self.model_path
+        try:
+            result = mlx_whisper.transcribe(x, path_or_hf_repo=self.model_path, **self.options)
+        finally:
+            ModelHolder.model, ModelHolder.model_path = before
         self.text = result.get("text", "")
         words = [Word(w["word"].strip(), float(w["start"]), float(w["end"]))
                  for seg in result.get("segments", []) for w in seg.get("words", [])]
         return check_words(words, x.shape[-1] / 16000)
+
+
+def whisper_decode(model, mel, options=None, **kwargs):
+    """mlx_whisper.decoding.decode with openai-whisper's timestamp rules (`TimestampRules`) in the task."""
+    from dataclasses import replace
+
+    from mlx_whisper.decoding import ApplyTimestampRules, DecodingOptions, DecodingTask
+
+    options = replace(options or DecodingOptions(), **kwargs)
+    task = DecodingTask(model, options)
+    task.logit_filters = [TimestampRules(f.tokenizer, f.sample_begin, f.max_initial_timestamp_index)
+                          if isinstance(f, ApplyTimestampRules) else f for f in task.logit_filters]
+    single = mel.ndim == 2
+    result = task.run(mel[None] if single else mel)
+    return result[0] if single else result
+
+
+class TimestampRules:
+    """openai-whisper 20250625 `decoding.ApplyTimestampRules.apply` on (n_batch, n_vocab) MLX logits: timestamps in
+    pairs (except before EOT), never decreasing by token value, a timestamp first (at most max_initial), and
+    timestamps forced when their total probability beats every text token's, on the masked logits (float32)."""
+
+    def __init__(self, tokenizer, sample_begin: int, max_initial_timestamp_index: Optional[int]):
+        self.tokenizer = tokenizer
+        self.sample_begin = sample_begin
+        self.max_initial_timestamp_index = max_initial_timestamp_index
+
+    def apply(self, logits, tokens):
+        import mlx.core as mx
+
+        tok, tb = self.tokenizer, self.tokenizer.timestamp_begin
+        x = np.array(logits.astype(mx.float32))  # a copy: upstream edits its tensor in place
+        seqs = np.array(tokens)
+        if tok.no_timestamps is not None:
+            x[:, tok.no_timestamps] = -np.inf
+        for k in range(seqs.shape[0]):
+            sampled = seqs[k, self.sample_begin:]
+            last = sampled.size >= 1 and sampled[-1] >= tb
+            penultimate = sampled.size < 2 or sampled[-2] >= tb
+            if last:
+                if penultimate:  # has to be non-timestamp
+                    x[k, tb:] = -np.inf
+                else:  # cannot be normal text tokens
+                    x[k, :tok.eot] = -np.inf
+            stamps = sampled[sampled >= tb]
+            if stamps.size > 0:  # not decreasing; a nonzero segment length unless this closes a pair
+                x[k, tb:int(stamps[-1]) if last and not penultimate else int(stamps[-1]) + 1] = -np.inf
+        if seqs.shape[1] == self.sample_begin:  # a timestamp first, at most max_initial_timestamp
+            x[:, :tb] = -np.inf
+            if self.max_initial_timestamp_index is not None:
+                x[:, tb + self.max_initial_timestamp_index + 1:] = -np.inf
+        masked = mx.array(x)
+        logprobs = masked - mx.logsumexp(masked, axis=-1, keepdims=True)
+        force = np.array(mx.logsumexp(logprobs[:, tb:], axis=-1) > mx.max(logprobs[:, :tb], axis=-1))
+        x[force, :tb] = -np.inf
+        return mx.array(x)
