@@ -536,10 +536,11 @@ def part_env(ckpt: str, n_prompt: int, n_tok: int, rounds: int = 2) -> List[Dict
     return rows
 
 
-def part_jit(tmp: Path, new_tokens: int, small: bool) -> List[Dict]:
+def part_jit(tmp: Path, new_tokens: int, small: bool, model: str = "outetts") -> List[Dict]:
     """`voiceport tts` in a fresh process on an empty kernel cache: each run-time kernel it compiles, in order, with
     the seconds since the previous one appeared (NVRTC compiles one at a time: mlx/backend/cuda/jit_module.cpp);
-    bf16 without and with impl.gpu.KernelWarmup (the kernels compiled in parallel processes), q8 with it."""
+    bf16 without and with impl.gpu.KernelWarmup (the kernels compiled in parallel processes), q8 with it (OuteTTS);
+    `model` "spark": the embedded seeded Spark-TTS-0.5B cloning a LibriVox clip, bf16 without and with it."""
     from bench.gpu import TTS_TEXT, _tts_line
     from impl.seeded import default_codec, default_model
     from impl.seeded.outetts import default_model_dir
@@ -547,17 +548,28 @@ def part_jit(tmp: Path, new_tokens: int, small: bool) -> List[Dict]:
 
     env = dict(os.environ, VOICEPORT_CACHE=str(tmp / "vpcache"))
     os.environ["VOICEPORT_CACHE"] = env["VOICEPORT_CACHE"]
-    model_dir = default_model_dir(_config(True)) if small else default_model()
-    default_codec()
+    if model == "outetts":
+        model_dir = default_model_dir(_config(True)) if small else default_model()
+        default_codec()
+    else:
+        from impl.seeded.spark import default_spark_dir
+
+        default_spark_dir()  # written once, outside the timings
     words = " ".join(["voices", "carry", "meaning", "across", "quiet", "rooms"] * 5)  # ~1.5k prompt tokens
     spk = tmp / "speaker.json"
     spk.write_text(json.dumps(synthetic_speaker(0, text=words, frames_per_word=(10, 22))))
     rows: List[Dict] = []
-    for quant, warm in ((None, "0"), (None, "1"), ("q8", "1")):
-        ptx = tmp / f"ptx-{quant or 'bf16'}-{warm}"
-        cmd = [sys.executable, "-m", "impl.cli", "tts", "--text", TTS_TEXT, "--speaker", str(spk), "--out",
-               str(tmp / "o.wav"), "--dtype", "bfloat16", "--max-new-tokens", str(new_tokens), "--seed", "0",
-               "--model", str(model_dir)] + (["--quantize", quant] if quant else [])
+    clip = Path(__file__).resolve().parents[1] / "fixtures/data/librivox/sense_and_sensibility_01_austen_64kb-0870"
+    runs = [(None, "0"), (None, "1"), ("q8", "1")] if model == "outetts" else [(None, "0"), (None, "1")]
+    for quant, warm in runs:
+        ptx = tmp / f"ptx-{model}-{quant or 'bf16'}-{warm}"
+        cmd = [sys.executable, "-m", "impl.cli", "tts", "--text", TTS_TEXT, "--out", str(tmp / "o.wav"), "--dtype",
+               "bfloat16", "--max-new-tokens", str(new_tokens), "--seed", "0"]
+        if model == "outetts":
+            cmd += ["--speaker", str(spk), "--model", str(model_dir)] + (["--quantize", quant] if quant else [])
+        else:  # the embedded seeded Spark-TTS-0.5B, cloning the LibriVox clip with its transcript
+            cmd += ["--model", "spark", "--prompt-audio", f"{clip}.wav", "--prompt-text",
+                    Path(f"{clip}.txt").read_text().strip()]
         t0 = time.time()
         r = subprocess.run(cmd, env=dict(env, MLX_PTX_CACHE_DIR=str(ptx), VOICEPORT_KERNEL_WARMUP=warm),
                            capture_output=True, text=True)
@@ -565,7 +577,7 @@ def part_jit(tmp: Path, new_tokens: int, small: bool) -> List[Dict]:
         marks = [t0] + [f.stat().st_mtime for f in files]
         kernels = [{"name": f.stem[:90], "after_s": round(marks[i + 1] - marks[i], 2),
                     "at_s": round(marks[i + 1] - t0, 2)} for i, f in enumerate(files)]
-        row = {"case": f"jit_tts_{quant or 'bf16'}_warmup{warm}", "rc": r.returncode,
+        row = {"case": f"jit_{model}_{quant or 'bf16'}_warmup{warm}", "rc": r.returncode,
                "process_wall_s": time.time() - t0,
                **_tts_line(r.stdout), "kernels": kernels, "stderr_tail": r.stderr[-600:]}
         rows.append(row)
@@ -586,6 +598,8 @@ def main(argv=None) -> int:
                         "ab: fused vs unfused projections; env: mlx-cuda's CUDA-graph settings (ops per graph, "
                         "graphs off) and the per-op dispatch cost, each in a fresh process; jit: the run-time kernels a "
                         "first `voiceport tts` compiles, in order, timed")
+    p.add_argument("--model", choices=["outetts", "spark"], default="outetts",
+                   help="--part jit: which `voiceport tts` model (spark: the embedded seeded Spark-TTS-0.5B)")
     p.add_argument("--cold-child", metavar="CKPT", help=argparse.SUPPRESS)
     p.add_argument("--env-child", metavar="CKPT", help=argparse.SUPPRESS)
     p.add_argument("--count-nodes", action="store_true", help=argparse.SUPPRESS)
@@ -615,7 +629,7 @@ def main(argv=None) -> int:
             (out / "gpu_ab.json").write_text(json.dumps(result, indent=1))
             return 0
         if args.part == "jit":
-            result["rows"] += part_jit(tmp, args.tokens, args.small)
+            result["rows"] += part_jit(tmp, args.tokens, args.small, args.model)
             (out / "gpu_jit.json").write_text(json.dumps(result, indent=1))
             return 0
         if args.part == "env":

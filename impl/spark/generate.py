@@ -345,10 +345,13 @@ def load_lm(llm_dir: Path, dtype: Optional[str] = None, quantize: Optional[str] 
     except (OSError, ValueError) as e:
         raise GenerationError(f"{Path(llm_dir) / 'config.json'}: cannot read: {e}") from None
     from impl import llama, qwen2
+    from impl.outetts.generate import start_kernel_warmup
 
     if model_type not in ("qwen2", "llama"):
         raise GenerationError(f"{Path(llm_dir) / 'config.json'}: model_type {model_type!r}; Spark-TTS' LLM is qwen2")
+    warmup = start_kernel_warmup(llm_dir, dtype, quantize)  # mlx-cuda's first run (joins one the CLI started)
     lm = (qwen2 if model_type == "qwen2" else llama).load(llm_dir, dtype=dtype, quantize=quantize)
+    warmup.wait()
     return lm, (lambda: llama.make_cache(lm))
 
 

@@ -91,6 +91,10 @@ def run(args) -> int:
         print(f"voiceport tts: {NOTE}", file=sys.stderr)
         folder = default_spark_dir()
     root, tok = G.check_folder(folder, need_w2v=args.prompt_audio is not None)
+    # mlx-cuda's first run: the LM's kernels compile in child processes while the codec loads (load_lm joins)
+    from impl.outetts.generate import start_kernel_warmup
+
+    start_kernel_warmup(root / G.LLM, args.dtype or G.default_dtype(), args.quantize)
     cfg = _audio_config(root / G.CONFIG)
     codec = spark.load(root / G.BICODEC)
     if args.prompt_audio is not None:  # the voice first, wav2vec2 freed before the LLM loads: a lower peak
