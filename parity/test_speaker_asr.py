@@ -241,3 +241,24 @@ def test_speaker_asr_impl_runs_float32():
 
     a = WhisperAligner(str(seeded_mlx_folder()))
     assert a.options["fp16"] is False and a.options["word_timestamps"] is True
+
+
+@pytest.mark.slow
+def test_speaker_asr_transcribe_words_equal_openai(models, librivox):
+    """End to end through transcribe (seek loop, segments, word timestamps): impl.speaker.align.WhisperAligner vs
+    openai-whisper's `transcribe(word_timestamps=True)` on LibriVox 0880, greedy (temperature 0: the default
+    fallback to temperatures 0.2..1 samples, and random weights always fall back) and sample_len 32 to bound the
+    garbage segments: the same text and the same words with the same times, exactly."""
+    from impl.speaker.align import WhisperAligner
+
+    m, _ = models
+    clip = librivox["0880"]
+    x = _audio(clip)
+    opts = dict(temperature=0.0, sample_len=32, language="en")
+    ref = RW.transcribe(m, x, word_timestamps=True, **opts)
+    aligner = WhisperAligner(str(seeded_mlx_folder()), **opts)
+    got = aligner.align(x, 16000)
+    want = [(w["word"].strip(), float(w["start"]), float(w["end"])) for s in ref["segments"] for w in s["words"]]
+    assert aligner.text == ref["text"]
+    assert [(w.word, w.start, w.end) for w in got] == want
+    assert len(want) >= 5
