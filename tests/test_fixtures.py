@@ -109,7 +109,7 @@ def _replay(names, out, patch=""):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-CHEAP = ["prompt-ids", "sampler", "audio-path", "lm-greedy", "generation"]
+CHEAP = ["prompt-ids", "sampler", "audio-path", "lm-greedy", "generation", "spark-prompt-ids", "spark-sampler"]
 
 
 def test_fixtures_contract_sections_replay_without_torch(tmp_path):
