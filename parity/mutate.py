@@ -61,6 +61,7 @@ T_DACI = "parity/test_dac_interface.py"
 T_AUDIO = "parity/test_audio.py"
 T_SPK = "parity/test_speaker.py"
 T_LLAMA = "parity/test_llama.py"
+T_QWEN2 = "parity/test_qwen2.py"
 T_GEN = "parity/test_outetts_generate.py"
 T_SAMP = "parity/test_outetts_sampler.py"
 T_PROMPT = "parity/test_outetts_prompt.py"
@@ -349,6 +350,28 @@ CATALOGUE: List[Mutation] = [
       (f"{T_SPROMPT}::test_spark_tokenizer_decode_skips_only_special",), ("spark-generation",),
       blind="parse passes skip_special_tokens=True itself, and no special token spells bicodec_*_N: the parsed "
             "ids and audio stay equal; only Tokenizer.decode's text (a public output) changes"),
+    # Qwen2 (Spark-TTS' LLM): impl.qwen2 maps a Qwen2 config onto impl.llama's network
+    M("qwen2-rope-theta-ignored", "impl/qwen2.py",
+      "rms_norm_eps=self.rms_norm_eps, rope_theta=self.rope_theta,",
+      "rms_norm_eps=self.rms_norm_eps, rope_theta=10000.0,",
+      "the config's rope theta (1e6) ignored: Qwen2Config's default base 1e4",
+      (f"{T_QWEN2}::test_qwen2_small_layers_parity", T_QWEN2), ("qwen2-0.5b",)),
+    M("qwen2-eps-ignored", "impl/qwen2.py",
+      "rms_norm_eps=self.rms_norm_eps, rope_theta=self.rope_theta,",
+      "rms_norm_eps=1e-5, rope_theta=self.rope_theta,",
+      "RMSNorm eps 1e-5 (Llama 3's) instead of the config's 1e-6",
+      (f"{T_QWEN2}::test_qwen2_small_layers_parity", T_QWEN2), ("qwen2-0.5b",)),
+    M("qwen2-kv-heads-default", "impl/qwen2.py",
+      "num_key_value_heads: Optional[int] = 32  # Qwen2Config's default",
+      "num_key_value_heads: Optional[int] = None  # Qwen2Config's default",
+      "num_key_value_heads defaults to the attention heads (Qwen2Config keeps 32) when config.json omits it",
+      (f"{T_QWEN2}::test_qwen2_defaults_equal_transformers_qwen2_config",), ("qwen2-0.5b",),
+      blind="every Qwen2 config.json states num_key_value_heads: only a config that leaves it out changes"),
+    M("qwen2-o-proj-bias", "impl/qwen2.py",
+      "attention_bias=True, o_proj_bias=False,",
+      "attention_bias=True, o_proj_bias=True,",
+      "a bias on o_proj (Qwen2 has biases on q/k/v only)",
+      (f"{T_QWEN2}::test_qwen2_small_layers_parity", T_QWEN2), ("qwen2-0.5b",)),
 ]
 
 
