@@ -140,16 +140,26 @@ def _tag(env) -> str:
     return f"{env['config']} fp32, blas={cpu.blas_info()['blas']}"
 
 
-def bench_llama_prefill(benchmark, env):
+def prefill_case(benchmark, env, tag: str) -> None:
+    """pp{PREFILL} of env's impl vs reference LM (setup()'s dict), recorded in the benchmark's extra_info."""
     ref_s = median_time(ref_prefill(env["ref"], env["prefill_ids"]), n=3)
     benchmark.pedantic(impl_prefill(env["impl"], env["prefill_ids"]), rounds=3, warmup_rounds=1)
     impl_s = benchmark.stats.stats.median
     benchmark.extra_info.update(
         ratio=ref_s / impl_s, impl_tok_s=PREFILL / impl_s, ref_tok_s=PREFILL / ref_s, reference_s=ref_s,
-        impl_s=impl_s, tokens=PREFILL, what=f"pp{PREFILL}, {_tag(env)}")
+        impl_s=impl_s, tokens=PREFILL, what=f"pp{PREFILL}, {tag}")
+
+
+def bench_llama_prefill(benchmark, env):
+    prefill_case(benchmark, env, _tag(env))
 
 
 def bench_llama_decode(benchmark, env):
+    decode_case(benchmark, env, _tag(env))
+
+
+def decode_case(benchmark, env, tag: str) -> None:
+    """tg{DECODE} of env's impl vs reference LM with the bandwidth roofline, recorded in extra_info."""
     ref_run = ref_decode(env["ref"], env["prompt"], DECODE)
     ref_run()
     ref_s = ref_run.decode_s
@@ -168,7 +178,7 @@ def bench_llama_decode(benchmark, env):
     benchmark.extra_info.update(
         ratio=ref_s / impl_s, impl_tok_s=DECODE / impl_s, ref_tok_s=DECODE / ref_s, reference_s=ref_s,
         impl_s=impl_s, roofline_tok_s=roofline, roofline_fraction=DECODE / impl_s / roofline,
-        weight_bytes_per_token=per_tok, read_GBps=bw, what=f"tg{DECODE}, {_tag(env)}")
+        weight_bytes_per_token=per_tok, read_GBps=bw, what=f"tg{DECODE}, {tag}")
 
 
 # ---------------------------------------------------------------------------------------------------- table

@@ -20,8 +20,8 @@ from typing import Dict, Optional
 import numpy as np
 import pytest
 
-from bench.bench_llama import (DECODE, PREFILL, PROMPT, impl_decode, impl_prefill, read_bandwidth, ref_decode,
-                               ref_prefill, weight_bytes_per_token)
+from bench.bench_llama import (DECODE, PREFILL, PROMPT, decode_case, impl_decode, impl_prefill, prefill_case,
+                               read_bandwidth, ref_decode, ref_prefill, weight_bytes_per_token)
 from bench.timing import best_time, median_time
 from impl import cpu
 
@@ -69,34 +69,11 @@ def _tag(env) -> str:
 
 
 def bench_qwen2_prefill(benchmark, env):
-    ref_s = median_time(ref_prefill(env["ref"], env["prefill_ids"]), n=3)
-    benchmark.pedantic(impl_prefill(env["impl"], env["prefill_ids"]), rounds=3, warmup_rounds=1)
-    impl_s = benchmark.stats.stats.median
-    benchmark.extra_info.update(
-        ratio=ref_s / impl_s, impl_tok_s=PREFILL / impl_s, ref_tok_s=PREFILL / ref_s, reference_s=ref_s,
-        impl_s=impl_s, tokens=PREFILL, what=f"pp{PREFILL}, {_tag(env)}")
+    prefill_case(benchmark, env, _tag(env))
 
 
 def bench_qwen2_decode(benchmark, env):
-    ref_run = ref_decode(env["ref"], env["prompt"], DECODE)
-    ref_run()
-    ref_s = ref_run.decode_s
-    impl_run = impl_decode(env["impl"], env["prompt"], DECODE)
-    times = []
-
-    def timed():
-        impl_run()
-        times.append(impl_run.decode_s)
-
-    benchmark.pedantic(timed, rounds=2, warmup_rounds=1)
-    impl_s = float(np.median(times[-2:]))
-    bw = read_bandwidth()
-    per_tok = weight_bytes_per_token(env["impl"])
-    roofline = bw * 1e9 / per_tok
-    benchmark.extra_info.update(
-        ratio=ref_s / impl_s, impl_tok_s=DECODE / impl_s, ref_tok_s=DECODE / ref_s, reference_s=ref_s,
-        impl_s=impl_s, roofline_tok_s=roofline, roofline_fraction=DECODE / impl_s / roofline,
-        weight_bytes_per_token=per_tok, read_GBps=bw, what=f"tg{DECODE}, {_tag(env)}")
+    decode_case(benchmark, env, _tag(env))
 
 
 # ---------------------------------------------------------------------------------------------------- table
