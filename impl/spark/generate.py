@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import mlx.core as mx
 import numpy as np
 
+from impl.outetts.generate import ChunkPlan, ChunkResult  # noqa: F401 -- one chunk's plan/result, shared
 from impl.spark import prompt as P
 from impl.spark.sampler import TEMPERATURE, TOP_K, TOP_P, Sampler, SamplerConfig
 from impl.spark.sampler import config as sampler_config
@@ -100,28 +101,6 @@ class Voice:
             if self.gender is None:
                 raise GenerationError("a voice needs prompt audio (global ids) or a gender to create one")
             P.check_control(self.gender, self.pitch, self.speed)
-
-
-@dataclass
-class ChunkPlan:
-    """One text chunk before generation: its prompt ids and its new-token budget (`rule` says where from)."""
-
-    text: str
-    prompt: List[int]
-    budget: int
-    rule: str
-
-
-@dataclass
-class ChunkResult:
-    """One chunk's generation: its new tokens (EOS included when reached) and timings (prefill: to the first)."""
-
-    text: str
-    prompt_len: int
-    tokens: List[int]
-    seconds: float
-    prefill_seconds: float
-    budget: int
 
 
 def split_text(text: str) -> List[str]:
