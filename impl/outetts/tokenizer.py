@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -19,6 +19,21 @@ class TokenizerError(ValueError):
     """A tokenizer file that cannot serve OuteTTS v3 (missing, unreadable, lacking v3 tokens, too large)."""
 
 
+def open_tokenizer_json(path: Union[str, os.PathLike], error: type) -> Tuple[Path, Any]:
+    """(file, `tokenizers.Tokenizer`) of a tokenizer.json or the folder holding one; `error(message)` naming the
+    file when it is missing or unreadable."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    p = Path(path)
+    file = p / "tokenizer.json" if p.is_dir() else p
+    if not file.is_file():
+        raise error(f"no tokenizer.json at {p}")
+    try:
+        return file, HFTokenizer.from_file(str(file))
+    except Exception as e:  # noqa: BLE001 -- the library raises plain Exception on bad files
+        raise error(f"{file}: not a readable tokenizer.json ({e})") from None
+
+
 class Tokenizer:
     """A v3 tokenizer (tokenizer.json) with the ids OuteTTS needs looked up once.
 
@@ -27,17 +42,8 @@ class Tokenizer:
     """
 
     def __init__(self, path: Union[str, os.PathLike]):
-        from tokenizers import Tokenizer as HFTokenizer
-
-        p = Path(path)
-        file = p / "tokenizer.json" if p.is_dir() else p
-        if not file.is_file():
-            raise TokenizerError(f"no tokenizer.json at {p}")
-        try:
-            self._tok = HFTokenizer.from_file(str(file))
-        except Exception as e:  # noqa: BLE001 -- the library raises plain Exception on bad files
-            raise TokenizerError(f"{file}: not a readable tokenizer.json ({e})") from None
-        self.path = file
+        self.path, self._tok = open_tokenizer_json(path, TokenizerError)
+        file = self.path
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         added = self._tok.get_added_tokens_decoder()
         self._added = {t.content: i for i, t in added.items()}

@@ -107,17 +107,10 @@ class Tokenizer:
     """
 
     def __init__(self, path: Union[str, os.PathLike]):
-        from tokenizers import Tokenizer as HFTokenizer
+        from impl.outetts.tokenizer import open_tokenizer_json
 
-        p = Path(path)
-        file = p / "tokenizer.json" if p.is_dir() else p
-        if not file.is_file():
-            raise TokenizerError(f"no tokenizer.json at {p}")
-        try:
-            self._tok = HFTokenizer.from_file(str(file))
-        except Exception as e:  # noqa: BLE001 -- the library raises plain Exception on bad files
-            raise TokenizerError(f"{file}: not a readable tokenizer.json ({e})") from None
-        self.path = file
+        self.path, self._tok = open_tokenizer_json(path, TokenizerError)
+        file = self.path
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         lookup = self._tok.token_to_id
         needed = [TASK_TOKEN_MAP["tts"], TASK_TOKEN_MAP["controllable_tts"], START_CONTENT, END_CONTENT,
