@@ -15,7 +15,7 @@ the normalisation: |p - p_ref| <= 1.01 (71 u + 2 gamma_n) p_ref, gamma_n = n u /
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -146,6 +146,27 @@ class LogitsScriptLM:
         return mx.array(out)
 
 
+def distribution_case(name: str, p: np.ndarray, scores: np.ndarray, rec: Dict) -> Tuple[Case, float]:
+    """One logits set: impl's flat probabilities `p` and processed `scores` against the reference's record
+    {index (its support), scores, p}: the support and the scores on it exact, |dp| within the softmax bound.
+    Returns (case, max |dp|; 0 when the support or the scores differ)."""
+    idx = rec["index"]
+    support = np.flatnonzero(p > 0)
+    if not np.array_equal(support, idx):
+        extra = sorted(set(support.tolist()) ^ set(idx.tolist()))[:3]
+        return Case(name, float("inf"), 1.0, False, "bound",
+                    f"support differs: {len(support)} vs official {len(idx)} tokens, e.g. flat {extra}"), 0.0
+    if not np.array_equal(scores[idx], rec["scores"]):
+        k = int(np.flatnonzero(scores[idx] != rec["scores"])[0])
+        return Case(name, float("inf"), 1.0, False, "bound", f"processed score of flat token {idx[k]}: "
+                    f"{scores[idx][k]!r} != official {rec['scores'][k]!r} (must be bit-equal)"), 0.0
+    bound = softmax_bound(rec["p"].astype(np.float64)[None])[0]
+    d = np.abs(p[idx].astype(np.float64) - rec["p"])
+    worst = int(np.argmax(d / bound))
+    return Case(name, float(d[worst] / bound[worst]), 1.0, bool(d[worst] <= bound[worst]), "bound",
+                f"max|dp| {d.max():.3g}; worst vs bound at flat token {idx[worst]}"), float(d.max())
+
+
 def check(rec: Dict[str, Any], quick: bool) -> Section:
     import mlx.core as mx
 
@@ -161,25 +182,10 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
         window = mx.array(ids[:, max(0, ids.shape[1] - cfg.repetition_range):])
         p = np.array(probabilities(mx.array(logits), window, cfg)).reshape(-1)
         scores = np.array(process_logits(mx.array(logits), window, cfg)).reshape(-1)
-        idx = s["index"]
-        support = np.flatnonzero(p > 0)
         name = f"{s['name']} (V {s['shape'][-1]}, B {s['shape'][0]}, {ids.shape[1]} ids back)"
-        if not np.array_equal(support, idx):
-            extra = sorted(set(support.tolist()) ^ set(idx.tolist()))[:3]
-            cases.append(Case(name, float("inf"), 1.0, False, "bound",
-                              f"support differs: {len(support)} vs official {len(idx)} tokens, e.g. flat {extra}"))
-            continue
-        if not np.array_equal(scores[idx], s["scores"]):
-            k = int(np.flatnonzero(scores[idx] != s["scores"])[0])
-            cases.append(Case(name, float("inf"), 1.0, False, "bound", f"processed score of flat token {idx[k]}: "
-                              f"{scores[idx][k]!r} != official {s['scores'][k]!r} (must be bit-equal)"))
-            continue
-        bound = softmax_bound(s["p"].astype(np.float64)[None])[0]
-        d = np.abs(p[idx].astype(np.float64) - s["p"])
-        worst = int(np.argmax(d / bound))
-        max_dp = max(max_dp, float(d.max()))
-        cases.append(Case(name, float(d[worst] / bound[worst]), 1.0, bool(d[worst] <= bound[worst]), "bound",
-                          f"max|dp| {d.max():.3g}; worst vs bound at flat token {idx[worst]}"))
+        case, dp = distribution_case(name, p, scores, s)
+        cases.append(case)
+        max_dp = max(max_dp, dp)
     for lp in rec["loops"]:
         prompt, rows, s = window_case(lp["back"], lp["where"])
         cfg = SamplerConfig(temperature=0)  # the shipped defaults: window 64, penalty 1.1
