@@ -156,19 +156,13 @@ def _run_outetts(args) -> int:
     notes = caught.__enter__()
     warnings.simplefilter("always")
     t0 = time.perf_counter()
-    n_tokens = n_prompt = n_chunks = n_capped = 0
+    totals = _Totals()
     pieces: List[np.ndarray] = []
     tokens: List[int] = []
-    gen_s = prefill_s = 0.0
     for r in tts.generate_chunks(args.text, speaker, config, on_token=progress.token, on_chunk=progress.chunk,
                                  plans=plans):
         progress.done(r)
-        n_tokens += len(r.tokens)
-        n_prompt += r.prompt_len
-        n_chunks += 1
-        n_capped += bool(r.tokens) and len(r.tokens) >= r.budget and r.tokens[-1] not in tts.stop_ids
-        gen_s += r.seconds
-        prefill_s += r.prefill_seconds
+        totals.add(r, tts.stop_ids)
         tokens += r.tokens
         if args.stream:
             codes = G.extract_codes(r.tokens, tts.tokenizer)
@@ -185,19 +179,43 @@ def _run_outetts(args) -> int:
     for msg in dict.fromkeys(str(w.message) for w in notes):
         print(f"voiceport tts: note: {msg}", file=sys.stderr)
     if audio.size == 0:
-        raise G.no_codes_error(n_tokens)
+        raise G.no_codes_error(totals.tokens)
     save_audio(audio, out, G.SAMPLE_RATE)
     audio_s = audio.size / G.SAMPLE_RATE
     print(f"wrote {out} ({audio_s:.2f} s of audio, {G.SAMPLE_RATE} Hz)")
-    decode_s, n_decode = gen_s - prefill_s, n_tokens - n_chunks  # each chunk's first token is its prefill's
-    print(f"tokens: {n_tokens} in {gen_s:.2f} s = {n_tokens / max(gen_s, 1e-9):.1f} tokens/s "
-          f"(audio needs {G.TOKENS_PER_SECOND} tokens/s for real time); "
-          f"prefill {n_prompt} prompt tokens in {prefill_s:.2f} s, decode {n_decode / max(decode_s, 1e-9):.1f} "
-          f"tokens/s; load {load_s:.1f} s")
-    print(f"stopped: {n_chunks - n_capped} of {n_chunks} chunk(s) at <|im_end|>, {n_capped} at the cap "
-          f"({_caps(plans)})")
-    print(f"RTF: {compute_s / audio_s:.3f} (compute {compute_s:.2f} s / audio {audio_s:.2f} s)")
+    totals.summary(plans, load_s, compute_s, audio_s, "<|im_end|>", G.TOKENS_PER_SECOND)
     return 0
+
+
+class _Totals:
+    """Sums over the chunks' results and the summary lines `voiceport tts` prints (OuteTTS and Spark-TTS)."""
+
+    def __init__(self):
+        self.tokens = self.prompt = self.chunks = self.capped = 0
+        self.gen_s = self.prefill_s = 0.0
+
+    def add(self, r: Any, stop_ids: Any) -> None:
+        """One ChunkResult; a chunk is capped when it used its whole budget without a stop id."""
+        self.tokens += len(r.tokens)
+        self.prompt += r.prompt_len
+        self.chunks += 1
+        self.capped += bool(r.tokens) and len(r.tokens) >= r.budget and r.tokens[-1] not in stop_ids
+        self.gen_s += r.seconds
+        self.prefill_s += r.prefill_seconds
+
+    def summary(self, plans: List[Any], load_s: float, compute_s: float, audio_s: float, stop: str,
+                tokens_per_second: float) -> None:
+        """The tokens / stopped / RTF lines (stdout); `stop` names what ends a chunk early."""
+        decode_s = self.gen_s - self.prefill_s
+        n_decode = self.tokens - self.chunks  # each chunk's first token is its prefill's
+        rate = self.tokens / max(self.gen_s, 1e-9)
+        print(f"tokens: {self.tokens} in {self.gen_s:.2f} s = {rate:.1f} tokens/s "
+              f"(audio needs {tokens_per_second} tokens/s for real time); "
+              f"prefill {self.prompt} prompt tokens in {self.prefill_s:.2f} s, decode "
+              f"{n_decode / max(decode_s, 1e-9):.1f} tokens/s; load {load_s:.1f} s")
+        print(f"stopped: {self.chunks - self.capped} of {self.chunks} chunk(s) at {stop}, {self.capped} at the cap "
+              f"({_caps(plans)})")
+        print(f"RTF: {compute_s / audio_s:.3f} (compute {compute_s:.2f} s / audio {audio_s:.2f} s)")
 
 
 def _caps(plans: List[Any]) -> str:

@@ -150,6 +150,24 @@ def valid_frames(codes: np.ndarray) -> np.ndarray:
     return codes[:, ok]
 
 
+def timed_chunk(plan: ChunkPlan, run: Callable[[Callable[[int], None]], List[int]],
+                on_token: Optional[Callable[[int], None]] = None) -> ChunkResult:
+    """`run(tap)` generates `plan`'s tokens, calling tap(token) for each; the ChunkResult with its wall time and
+    its prefill time (to the first token). on_token is called for every token as it arrives."""
+    first: List[float] = []
+
+    def tap(tok: int) -> None:
+        if not first:
+            first.append(time.perf_counter())
+        if on_token is not None:
+            on_token(tok)
+
+    t0 = time.perf_counter()
+    tokens = run(tap)
+    end = time.perf_counter()
+    return ChunkResult(plan.text, len(plan.prompt), tokens, end - t0, (first[0] if first else end) - t0, plan.budget)
+
+
 def decode_loop(lm: Callable, cache: Any, prompt: Sequence[int], sampler: Sampler, budget: int,
                 stop_ids: Container[int] = (), on_token: Optional[Callable[[int], None]] = None) -> List[int]:
     """The one decode loop (B = 1): prefill `prompt` in one pass, then one token per step, until a token in
@@ -275,19 +293,10 @@ class TTS:
         plans = self.plan(text, speaker, config) if plans is None else plans  # all input errors before any work
         sampler = Sampler(config.sampler, config.seed)
         for n, p in enumerate(plans):
-            first: List[float] = []
-
-            def tap(tok: int) -> None:
-                if not first:
-                    first.append(time.perf_counter())
-                if on_token is not None:
-                    on_token(tok)
-
             if on_chunk is not None:
                 on_chunk(n, len(plans), p)
-            t0 = time.perf_counter()
-            tokens = self.generate_ids(p.prompt, config, sampler, tap, budget=p.budget)
-            yield ChunkResult(p.text, len(p.prompt), tokens, time.perf_counter() - t0, first[0] - t0, p.budget)
+            yield timed_chunk(p, lambda tap: self.generate_ids(p.prompt, config, sampler, tap, budget=p.budget),
+                              on_token)
 
     # ----------------------------------------------------------------------------------------------- audio
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -212,7 +211,7 @@ class SparkTTS:
                         on_chunk: Optional[Callable[[int, int, ChunkPlan], None]] = None,
                         plans: Optional[List[ChunkPlan]] = None) -> Iterator[Tuple[ChunkResult, Voice]]:
         """(ChunkResult, the voice that spoke it) per chunk; one seeded sampler across chunks."""
-        from impl.outetts.generate import decode_loop
+        from impl.outetts.generate import decode_loop, timed_chunk
 
         config = config or GenerationConfig()
         plans = self.plan(text, voice, config) if plans is None else plans
@@ -221,23 +220,13 @@ class SparkTTS:
         for n, p in enumerate(plans):
             if n and created:  # the later chunks clone the voice the first one created
                 p = replace(p, prompt=self.prompt(p.text, voice))
-            first: List[float] = []
-
-            def tap(tok: int) -> None:
-                if not first:
-                    first.append(time.perf_counter())
-                if on_token is not None:
-                    on_token(tok)
-
             if on_chunk is not None:
                 on_chunk(n, len(plans), p)
-            t0 = time.perf_counter()
-            tokens = decode_loop(self.lm, self.make_cache(), p.prompt, sampler, p.budget, self.stop_ids, tap)
-            result = ChunkResult(p.text, len(p.prompt), tokens, time.perf_counter() - t0,
-                                 (first[0] if first else time.perf_counter()) - t0, p.budget)
+            result = timed_chunk(p, lambda tap: decode_loop(self.lm, self.make_cache(), p.prompt, sampler, p.budget,
+                                                            self.stop_ids, tap), on_token)
             spoke = voice
             if voice.creates:
-                spoke = voice = Voice(global_codes=self.parse(tokens, voice)[1])
+                spoke = voice = Voice(global_codes=self.parse(result.tokens, voice)[1])
             yield result, spoke
 
     # ----------------------------------------------------------------------------------------------- audio

@@ -62,7 +62,7 @@ def _check_args(args) -> None:
 def run(args) -> int:
     from impl._io import check_output
     from impl.audio import save_audio
-    from impl.outetts.cli import AUDIO_SUFFIXES, _caps, _Progress
+    from impl.outetts.cli import AUDIO_SUFFIXES, _Progress, _Totals
     from impl.spark import audio as spark_audio
     from impl.spark import generate as G
 
@@ -112,18 +112,13 @@ def run(args) -> int:
     notes = caught.__enter__()
     warnings.simplefilter("always")
     t0 = time.perf_counter()
-    n_tokens = n_prompt = n_capped = 0
+    totals = _Totals()
     pieces: List[np.ndarray] = []
-    gen_s = prefill_s = 0.0
     try:
         for r, spoke in tts.generate_chunks(args.text, voice, config, on_token=progress.token,
                                             on_chunk=progress.chunk, plans=plans):
             progress.done(r)
-            n_tokens += len(r.tokens)
-            n_prompt += r.prompt_len
-            n_capped += bool(r.tokens) and len(r.tokens) >= r.budget and r.tokens[-1] not in tts.stop_ids
-            gen_s += r.seconds
-            prefill_s += r.prefill_seconds
+            totals.add(r, tts.stop_ids)
             pieces.append(tts.decode(*tts.parse(r.tokens, spoke)))  # --stream: decoded as each chunk ends
     finally:
         progress.close()
@@ -133,17 +128,9 @@ def run(args) -> int:
     for msg in dict.fromkeys(str(w.message) for w in notes):
         print(f"voiceport tts: note: {msg}", file=sys.stderr)
     if audio.size == 0:
-        raise G.no_audio_error(n_tokens)
+        raise G.no_audio_error(totals.tokens)
     save_audio(audio, out, G.SAMPLE_RATE)
     audio_s = audio.size / G.SAMPLE_RATE
-    n_chunks = len(plans)
     print(f"wrote {out} ({audio_s:.2f} s of audio, {G.SAMPLE_RATE} Hz; {len(chunks)} chunk(s))")
-    decode_s, n_decode = gen_s - prefill_s, n_tokens - n_chunks
-    print(f"tokens: {n_tokens} in {gen_s:.2f} s = {n_tokens / max(gen_s, 1e-9):.1f} tokens/s "
-          f"(audio needs {G.TOKENS_PER_SECOND} tokens/s for real time); "
-          f"prefill {n_prompt} prompt tokens in {prefill_s:.2f} s, decode {n_decode / max(decode_s, 1e-9):.1f} "
-          f"tokens/s; load {load_s:.1f} s")
-    print(f"stopped: {n_chunks - n_capped} of {n_chunks} chunk(s) at an EOS id, {n_capped} at the cap "
-          f"({_caps(plans)})")
-    print(f"RTF: {compute_s / audio_s:.3f} (compute {compute_s:.2f} s / audio {audio_s:.2f} s)")
+    totals.summary(plans, load_s, compute_s, audio_s, "an EOS id", G.TOKENS_PER_SECOND)
     return 0
