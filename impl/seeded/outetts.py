@@ -109,6 +109,18 @@ def _pre_tokenizer():
     ])
 
 
+def save_tokenizer_folder(path: Path, tok: Any, config: Dict[str, Any], special_map: Dict[str, Any]) -> Path:
+    """tokenizer.json (a `tokenizers.Tokenizer`), tokenizer_config.json and special_tokens_map.json in `path`,
+    each written atomically."""
+    path.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path / "tokenizer.json") as tmp:
+        tok.save(tmp)
+    for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special_map)):
+        with atomic_path(path / name) as tmp:
+            Path(tmp).write_text(json.dumps(content, indent=2) + "\n")
+    return path
+
+
 def build_tokenizer(path: Union[str, os.PathLike], n_merges: int = 256, corpus: str = _CORPUS) -> Path:
     """Write a deterministic OuteTTS v3 tokenizer folder at `path`; returns the path.
 
@@ -142,13 +154,7 @@ def build_tokenizer(path: Union[str, os.PathLike], n_merges: int = 256, corpus: 
         "add_eos_token": False,
     }
     special_map = {"bos_token": SPECIAL.bos, "eos_token": SPECIAL.eos, "pad_token": SPECIAL.eos}
-    path.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path / "tokenizer.json") as tmp:
-        tok.save(tmp)
-    for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special_map)):
-        with atomic_path(path / name) as tmp:
-            Path(tmp).write_text(json.dumps(content, indent=2) + "\n")
-    return path
+    return save_tokenizer_folder(path, tok, config, special_map)
 
 
 # ------------------------------------------------------------------------------------------------- model folder

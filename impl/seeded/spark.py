@@ -479,8 +479,7 @@ def build_llm_tokenizer(path: Union[str, Path], n_merges: int = 256) -> Path:
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import BPE
 
-    from impl._io import atomic_path
-    from impl.seeded.outetts import _CORPUS, _bytes_to_unicode, _learn_merges
+    from impl.seeded.outetts import _CORPUS, _bytes_to_unicode, _learn_merges, save_tokenizer_folder
     from impl.spark import tokens as T
 
     path = Path(path)
@@ -513,13 +512,7 @@ def build_llm_tokenizer(path: Union[str, Path], n_merges: int = 256) -> Path:
               "pad_token": "<|endoftext|>", "unk_token": None, "clean_up_tokenization_spaces": False,
               "errors": "replace", "model_max_length": 32768, "split_special_tokens": False}
     special_map = {"eos_token": T.IM_END, "pad_token": "<|endoftext|>"}
-    path.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path / "tokenizer.json") as tmp:
-        tok.save(tmp)
-    for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special_map)):
-        with atomic_path(path / name) as tmp:
-            Path(tmp).write_text(json.dumps(content, indent=2) + "\n")
-    return path
+    return save_tokenizer_folder(path, tok, config, special_map)
 
 
 # ------------------------------------------------------------------------------------------------- model folder
