@@ -158,8 +158,17 @@ def write_manifest(folder: Path, manifest: Dict[str, Any]) -> None:
     tmp.replace(folder / "manifest.json")
 
 
+def _release(version: str) -> str:
+    """A version without its local label: torch 2.13.0+cpu (Linux) and 2.13.0 (macOS) are one release."""
+    return version.split("+", 1)[0]
+
+
 def verify(folder: Path, check_versions: bool = True) -> List[str]:
-    """Problems with the fixtures in `folder` (empty list: fine): sha256, missing files, version drift."""
+    """Problems with the fixtures in `folder` (empty list: fine): sha256, missing files, version drift.
+
+    Drift is a different release of a recorded package; a different build of the same release (the local label:
+    torch's +cpu on Linux, none on macOS) is not: the fixtures hold reference outputs that are compared within
+    their floors, and the manifest keeps the full recorded version (label included) to say which build made them."""
     manifest = read_manifest(folder)
     problems = []
     installed = _env()
@@ -173,7 +182,7 @@ def verify(folder: Path, check_versions: bool = True) -> List[str]:
             problems.append(f"{name}: sha256 {digest[:12]} != manifest {entry['sha256'][:12]} (corrupted or edited)")
         if check_versions:
             for pkg, ver in entry["versions"].items():
-                if pkg in installed and installed[pkg] != ver:
+                if pkg in installed and _release(installed[pkg]) != _release(ver):
                     problems.append(f"{name}: generated with {pkg} {ver}, installed {installed[pkg]}: stale, "
                                     f"regenerate with `./vp fixtures generate`")
     return problems

@@ -35,6 +35,22 @@ def test_fixtures_corruption_and_version_drift_are_named(tmp_path, capsys):
     assert (f"generated with {drifted} 0.0.1" in out) if drifted else ("generated with" not in out)
 
 
+def test_fixtures_version_drift_is_a_release_not_a_build(tmp_path, monkeypatch):
+    """torch 2.13.0 (macOS wheel, or a CUDA build) verifies fixtures recorded with 2.13.0+cpu; 2.12.0+cpu does not."""
+    shutil.copytree(FIXTURES / "toy", tmp_path / "toy")
+    manifest = fx.read_manifest(FIXTURES)
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if k.startswith("toy/")}
+    for entry in manifest["files"].values():
+        entry["versions"] = {"torch": "2.13.0+cpu"}
+    fx.write_manifest(tmp_path, manifest)
+    for installed, stale in (("2.13.0+cpu", False), ("2.13.0", False), ("2.13.0+cu130", False),
+                             ("2.12.0+cpu", True), ("2.13.1", True)):
+        monkeypatch.setattr(fx, "_env", lambda v=installed: {"torch": v})
+        problems = fx.verify(tmp_path)
+        assert bool(problems) == stale, (installed, problems)
+        assert all(f"installed {installed}: stale" in p for p in problems)
+
+
 def test_fixtures_missing_manifest_is_clear(tmp_path, capsys):
     assert main(["fixtures", "verify", "--dir", str(tmp_path)]) == 2
     assert "./vp fixtures generate" in capsys.readouterr().err
