@@ -11,7 +11,8 @@ normalised as sparktts' load_audio does; file reading and resampling are not tim
 The reference is the package as shipped: its weight norm is a torch parametrization, recomputed at each forward
 (the official hook-style tree folds it once; both give bit-identical outputs, reference/spark.py).
 
-Times: median of --rounds calls after one warm-up call (which also pays impl's first-call layouts). Memory:
+Times: median of --rounds calls after one warm-up call (which also pays impl's first-call layouts), the two sides'
+rounds alternating (impl, ref, ref, impl, ...) so that a shared machine's load falls on both. Memory:
 - impl: MLX's peak memory of the call (`mx.get_peak_memory()` after `mx.reset_peak_memory()`: the buffers MLX
   holds, the loaded weights included; on a GPU, device memory), and the part above what was held before the call
   (`mx.get_active_memory()`: the weights, 0.6 GB BiCodec + 0.8 GB wav2vec2 layers 0-15);
@@ -21,7 +22,11 @@ Times: median of --rounds calls after one warm-up call (which also pays impl's f
   allocators' kept memory would hide the call's; memory still kept makes it a lower bound. Linux only (else -).
 `--impl-only` never imports torch (a machine with mlx-cuda and no torch); `--out FILE.json` stores the rows.
 
-    ./vp python -m bench.bench_spark_codec [--seconds 1 10 60] [--rounds 3] [--impl-only] [--out FILE.json]
+    ./vp python -m bench.bench_spark_codec [--seconds 1 10 60] [--rounds 3] [--impl-only | --ref-device cuda]
+                                           [--out FILE.json]
+
+`--ref-device cuda` runs the official side on a CUDA GPU (models and inputs there, `torch.cuda.synchronize()` inside
+each timed call, `torch.cuda.max_memory_allocated()` as its peak); a machine without CUDA torch: one line, exit 2.
 
 Under `voiceport bench` the pytest cases bench_spark_codec_{tokenize,detokenize} run 1 s and 10 s (quick: 1 s).
 """
@@ -35,7 +40,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -133,21 +138,62 @@ def impl_side() -> Dict:
     return {"tokenize": tokenize, "detokenize": detokenize, "load_s": load_s}
 
 
-def ref_side() -> Dict:
+def ref_side(device: str = "cpu") -> Dict:
+    """The official side on `device`: on "cpu" through reference/spark.py's numpy verbs; on "cuda" the same
+    official calls (`BiCodecTokenizer.extract_wav2vec2_features`, which moves its input to the model's device,
+    `BiCodec.tokenize`/`detokenize`) with the models and the inputs on the GPU, `torch.cuda.synchronize()` before
+    returning, the ids/audio copied back to numpy (inside the timed call, as impl's are)."""
     from impl.seeded.spark import seeded_bicodec, seeded_w2v
     from reference import spark as ref
 
     t = time.perf_counter()
     model = ref.load(seeded_bicodec("bicodec", 0))
     processor, w2v = ref.load_wav2vec2(seeded_w2v("xlsr53", 0))
+    if device != "cpu":
+        model, w2v = model.to(device), w2v.to(device)
+        _sync(device)
     load_s = time.perf_counter() - t
 
-    def tokenize(wav: np.ndarray):
-        feat = ref.wav2vec2_features(processor, w2v, wav)
-        return ref.tokenize(model, feat, ref.ref_clip(wav)[None].astype(np.float32))
+    if device == "cpu":
+        def tokenize(wav: np.ndarray):
+            feat = ref.wav2vec2_features(processor, w2v, wav)
+            return ref.tokenize(model, feat, ref.ref_clip(wav)[None].astype(np.float32))
 
-    return {"tokenize": tokenize, "detokenize": lambda sem, glob: ref.detokenize(model, sem, glob),
-            "load_s": load_s}
+        return {"tokenize": tokenize, "detokenize": lambda sem, glob: ref.detokenize(model, sem, glob),
+                "load_s": load_s, "device": device}
+
+    import torch
+    from types import SimpleNamespace
+
+    from spark_tts_lib.models.audio_tokenizer import BiCodecTokenizer
+
+    holder = SimpleNamespace(processor=processor, feature_extractor=w2v)
+
+    def tokenize(wav: np.ndarray):
+        with torch.no_grad():
+            feat = BiCodecTokenizer.extract_wav2vec2_features(holder, wav)  # (1, T, 1024) on the device
+            clip = torch.from_numpy(ref.ref_clip(wav)[None].astype(np.float32)).to(device)
+            sem, glob = model.tokenize({"feat": feat, "ref_wav": clip})
+            out = sem.cpu().numpy().astype(np.int32), glob.cpu().numpy().astype(np.int32)
+        _sync(device)
+        return out
+
+    def detokenize(sem: np.ndarray, glob: np.ndarray):
+        with torch.no_grad():
+            wav = model.detokenize(torch.from_numpy(np.asarray(sem).astype(np.int64)).to(device),
+                                   torch.from_numpy(np.asarray(glob).astype(np.int64)).to(device))
+            out = wav[:, 0].cpu().numpy()
+        _sync(device)
+        return out
+
+    return {"tokenize": tokenize, "detokenize": detokenize, "load_s": load_s, "device": device}
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def _release() -> None:
@@ -165,27 +211,52 @@ def _release() -> None:
         pass
 
 
-def measure(fn: Callable[[], object], rounds: int, mlx_peak: bool) -> Dict:
-    """Median seconds of `rounds` calls after one warm-up; RSS growth (and MLX peak) of one more call."""
-    s = times(fn, n=rounds, warmup=1)
+def _memory(fn: Callable[[], object], mlx_peak: bool, cuda_peak: bool) -> Dict:
+    """RSS growth (and MLX's peak, or torch's CUDA peak) of one call of fn, after handing freed memory back."""
     _release()
     if mlx_peak:
         import mlx.core as mx
 
         mx.reset_peak_memory()
         held = mx.get_active_memory()
+    if cuda_peak:
+        import torch
+
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        cuda_held = torch.cuda.memory_allocated()
     with RssPeak() as m:
         fn()
-    row = {"s": float(np.median(s)), "runs_s": s, "rss_growth_mb": None if m.growth is None else m.growth / 2**20}
+    row = {"rss_growth_mb": None if m.growth is None else m.growth / 2**20}
     if mlx_peak:
         row["mlx_peak_mb"] = mx.get_peak_memory() / 2**20
         row["mlx_above_held_mb"] = row["mlx_peak_mb"] - held / 2**20
+    if cuda_peak:
+        row["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        row["cuda_above_held_mb"] = row["cuda_peak_mb"] - cuda_held / 2**20
     return row
+
+
+def measure(impl_fn: Callable[[], object], ref_fn: Optional[Callable[[], object]], rounds: int,
+            ref_device: str = "cpu") -> Tuple[Dict, Optional[Dict]]:
+    """Median seconds of `rounds` calls per side after one warm-up call each, the sides' rounds alternating (impl,
+    ref, then ref, impl, ...) so that a load change on a shared machine falls on both; then the memory of one
+    more call per side."""
+    fns = {"impl": impl_fn} if ref_fn is None else {"impl": impl_fn, "ref": ref_fn}
+    runs = {k: times(f, n=0, warmup=1) for k, f in fns.items()}  # warm-ups
+    for r in range(rounds):
+        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            runs[k] += times(fns[k], n=1, warmup=0)
+    out = {k: {"s": float(np.median(v)), "runs_s": v} for k, v in runs.items()}
+    out["impl"].update(_memory(impl_fn, mlx_peak=True, cuda_peak=False))
+    if ref_fn is not None:
+        out["ref"].update(_memory(ref_fn, mlx_peak=False, cuda_peak=ref_device.startswith("cuda")))
+    return out["impl"], out.get("ref")
 
 
 # ---------------------------------------------------------------------------------------------------- machine
 
-def machine(impl_only: bool) -> Dict:
+def machine(impl_only: bool, ref_device: str = "cpu") -> Dict:
     import mlx.core as mx
 
     from impl import ops
@@ -196,7 +267,10 @@ def machine(impl_only: bool) -> Dict:
     if not impl_only:
         import torch
 
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(), ref_device=ref_device)
+        if ref_device.startswith("cuda"):
+            info.update(ref_device_name=torch.cuda.get_device_name(torch.device(ref_device)),
+                        torch_cuda=torch.version.cuda)
     return info
 
 
@@ -204,20 +278,22 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def run(seconds: List[float], rounds: int, impl_only: bool) -> Dict:
+def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "cpu") -> Dict:
     impl = impl_side()
-    ref = None if impl_only else ref_side()
-    out = {"machine": machine(impl_only), "rounds": rounds, "impl_load_s": impl["load_s"],
+    ref = None if impl_only else ref_side(ref_device)
+    cuda = ref is not None and ref_device.startswith("cuda")
+    out = {"machine": machine(impl_only, ref_device), "rounds": rounds, "impl_load_s": impl["load_s"],
            "reference_load_s": None if ref is None else ref["load_s"], "rows": []}
     m = out["machine"]
+    where = "CPU" if not cuda else f"{ref_device} ({m['ref_device_name']}, CUDA {m['torch_cuda']})"
     print(f"BiCodec + wav2vec2-large-xlsr-53, seeded real size; impl MLX {m['mlx']} on {m['mlx_device']} (conv path "
           f"{m['conv_path']}, BLAS {m['blas']})" + ("" if impl_only else f" vs official sparktts on torch "
-                                                   f"{m['torch']} CPU, {m['torch_threads']} threads")
-          + f"; median of {rounds}; load: impl {impl['load_s']:.1f} s"
+                                                   f"{m['torch']} {where}, {m['torch_threads']} CPU threads")
+          + f"; median of {rounds}, sides alternating; load: impl {impl['load_s']:.1f} s"
           + ("" if ref is None else f", reference {ref['load_s']:.1f} s"))
     print(f"{'audio':>6} {'phase':<10} {'impl s':>8} {'ref s':>8} {'ref/impl':>8} {'x realtime':>10} "
-          f"{'MLX peak MB':>11} {'(above held)':>12} {'impl RSS+ MB':>12} {'ref RSS+ MB':>11} {'ids':>6} "
-          f"{'max|dy|':>8}")
+          f"{'MLX peak MB':>11} {'(above held)':>12} {'impl RSS+ MB':>12} {'ref RSS+ MB':>11} "
+          + (f"{'ref CUDA peak MB':>16} {'(above held)':>12} " if cuda else "") + f"{'ids':>6} {'max|dy|':>8}")
     for sec in seconds:
         wav = speech(sec)
         sem, glob = impl["tokenize"](wav)
@@ -227,10 +303,12 @@ def run(seconds: List[float], rounds: int, impl_only: bool) -> Dict:
             same = bool(np.array_equal(sem, r_sem) and np.array_equal(glob, r_glob))
             dy = float(np.abs(np.array(impl["detokenize"](sem, glob)) - ref["detokenize"](sem, glob)).max())
         for phase, args in (("tokenize", (wav,)), ("detokenize", (sem, glob))):
-            i = measure(lambda: impl[phase](*args), rounds, mlx_peak=True)
-            r = None if ref is None else measure(lambda: ref[phase](*args), rounds, mlx_peak=False)
+            i, r = measure(lambda: impl[phase](*args), None if ref is None else lambda: ref[phase](*args), rounds,
+                           ref_device)
             row = {"seconds": sec, "phase": phase, "frames": int(sem.shape[1]), "impl": i, "reference": r,
-                   "ratio": None if r is None else r["s"] / i["s"], "realtime_x": sec / i["s"]}
+                   "reference_device": None if ref is None else ref_device,
+                   "ratio": None if r is None else r["s"] / i["s"], "realtime_x": sec / i["s"],
+                   "load_average": os.getloadavg()[0]}
             if phase == "tokenize":
                 row["ids_equal"] = same
             else:
@@ -240,8 +318,9 @@ def run(seconds: List[float], rounds: int, impl_only: bool) -> Dict:
             print(f"{sec:>5g}s {phase:<10} {i['s']:>8.3f} {_fmt(r and r['s'], '8.3f'):>8} "
                   f"{_fmt(row['ratio'], '7.2f')}x {row['realtime_x']:>9.1f}x {i['mlx_peak_mb']:>11.0f} "
                   f"{i['mlx_above_held_mb']:>12.0f} "
-                  f"{_fmt(i['rss_growth_mb'], '.0f'):>12} {_fmt(r and r['rss_growth_mb'], '.0f'):>11} {ids:>6} "
-                  f"{_fmt(dy if phase == 'detokenize' else None, '.2g'):>8}", flush=True)
+                  f"{_fmt(i['rss_growth_mb'], '.0f'):>12} {_fmt(r and r['rss_growth_mb'], '.0f'):>11} "
+                  + (f"{r['cuda_peak_mb']:>16.0f} {r['cuda_above_held_mb']:>12.0f} " if cuda else "")
+                  + f"{ids:>6} {_fmt(dy if phase == 'detokenize' else None, '.2g'):>8}", flush=True)
     out["torch_imported"] = "torch" in sys.modules
     out["machine"]["load_average_end"] = os.getloadavg()[0]
     print(f"load average {m['load_average']:.2f} -> {out['machine']['load_average_end']:.2f} (a shared machine "
@@ -283,11 +362,30 @@ if pytest is not None:
 
 # ---------------------------------------------------------------------------------------------------- main
 
+def _cuda_problem(device: str, impl_only: bool) -> Optional[str]:
+    """Why the official side cannot run on `device` ("cuda" or "cuda:N"), or None."""
+    if device != "cuda" and not (device.startswith("cuda:") and device[5:].isdigit()):
+        return "expected cpu, cuda or cuda:N"
+    if impl_only:
+        return "has no reference side to run with --impl-only"
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)"
+    index = int(device[5:] or 0) if device.startswith("cuda:") else 0
+    if index >= torch.cuda.device_count():
+        return f"torch sees {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bench_spark_codec", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, nargs="+", default=[1, 10], help="clip lengths (default 1 10; 60 is slow)")
     p.add_argument("--rounds", type=int, default=3, help="timed calls per side and phase (median), after a warm-up")
     p.add_argument("--impl-only", action="store_true", help="time impl alone; torch is never imported")
+    p.add_argument("--ref-device", default="cpu", metavar="DEVICE",
+                   help="torch device of the official side: cpu (default) or cuda[:N] (models and inputs moved "
+                        "there, synchronised inside the timed call, its CUDA peak reported)")
     p.add_argument("--out", metavar="FILE.json", help="also store the rows as JSON")
     args = p.parse_args(argv)
     bad = [s for s in args.seconds if not 0.025 <= s <= 60]
@@ -295,11 +393,16 @@ def main(argv=None) -> int:
         print(f"bench_spark_codec: --seconds must lie in [0.025, 60] and --rounds >= 1 (got {bad or args.rounds})",
               file=sys.stderr)
         return 2
-    if args.out and not args.out.endswith(".json"):
-        print(f"bench_spark_codec: --out {args.out}: expected a .json file", file=sys.stderr)
+    if args.out and (not args.out.endswith(".json") or not Path(args.out).resolve().parent.is_dir()):
+        print(f"bench_spark_codec: --out {args.out}: expected a .json file in an existing folder", file=sys.stderr)
         return 2
+    if args.ref_device != "cpu":
+        problem = _cuda_problem(args.ref_device, args.impl_only)
+        if problem:
+            print(f"bench_spark_codec: --ref-device {args.ref_device}: {problem}", file=sys.stderr)
+            return 2
     cpu.enable_fast_blas()
-    out = run(args.seconds, args.rounds, args.impl_only)
+    out = run(args.seconds, args.rounds, args.impl_only, args.ref_device)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
         print(f"-> {args.out}")
