@@ -57,7 +57,7 @@ def use_kernel_cache(path: Optional[Union[str, Path]] = None) -> Optional[Path]:
 # cache folder; the main process then reads them from there. A kernel a child misses (another MLX version names
 # it differently) is only compiled by the main process as before: the warm-up can make a first run faster, never
 # different. Each entry builds one kernel from the smallest inputs of the same dtypes and layout.
-def _kernel_builders(dtype: str, quantize: Optional[str]):
+def _kernel_builders(dtype: str, quantize: Optional[str], model: str = "outetts"):
     import mlx.core as mx
 
     from impl import ops
@@ -78,6 +78,21 @@ def _kernel_builders(dtype: str, quantize: Optional[str]):
         "dac_codebook": lambda: mx.zeros((8, 4))[mx.array([[1, 2]], mx.int32)],
         "dac_snake": lambda: ops.snake(mx.ones((1, 4, 3)), mx.ones((3,))),
     }
+    if model == "spark":
+        import mlx.nn as nn
+
+        from impl.spark import mel, vocos
+
+        # Spark-TTS' BiCodec + wav2vec2 (`python -m bench.gpu_loop --part jit --model spark`): the mel frames' gather
+        # (two index arrays), ECAPA-TDNN's ReLU and GELU (both mx.compile'd in mlx.nn), the VQ's codebook rows of
+        # argmax's uint32 ids; its wave generator's Snake and the decoder's int32 codebook rows are DAC's (above)
+        builders.update({
+            "spark_mel_frames": lambda: mel.MelSpectrogram(n_fft=64, win_length=32, hop_length=16, num_mels=8)(
+                mx.ones((1, 128))),
+            "spark_relu": lambda: nn.relu(mx.ones((1, 4, 3))),
+            "spark_gelu": lambda: vocos.gelu(mx.ones((1, 4, 3))),
+            "spark_vq_rows": lambda: mx.zeros((8, 4))[mx.argmax(mx.ones((1, 2, 8)), axis=-1)],
+        })
     if quantize:
         bits = {"q8": 8, "q4": 4}[quantize]
 
@@ -90,6 +105,7 @@ def _kernel_builders(dtype: str, quantize: Optional[str]):
     return builders
 
 
+MODELS = ("outetts", "spark")  # whose first run's kernels: the LM's and the codec's
 _STARTED: dict = {}  # marker path -> the child processes started for it in this process
 
 
@@ -100,8 +116,11 @@ class KernelWarmup:
     them and records the set as done in the cache folder, so later processes skip it. A second `start()` for the
     same set in one process joins the children of the first. Never raises."""
 
-    def __init__(self, dtype: str = "bfloat16", quantize: Optional[str] = None, timeout: float = 180.0):
-        self.dtype, self.quantize, self.timeout = dtype, quantize, timeout
+    def __init__(self, dtype: str = "bfloat16", quantize: Optional[str] = None, timeout: float = 180.0,
+                 model: str = "outetts"):
+        if model not in MODELS:
+            raise ValueError(f"KernelWarmup: model {model!r} is not one of {', '.join(MODELS)}")
+        self.dtype, self.quantize, self.timeout, self.model = dtype, quantize, timeout, model
         self.procs: List = []
         self.marker: Optional[Path] = None
 
@@ -117,18 +136,18 @@ class KernelWarmup:
         if folder is None:
             return self
 
-        self.marker = folder / f"voiceport-warm-{mx.__version__}-{self.dtype}-{self.quantize or 'none'}"
+        self.marker = folder / f"voiceport-warm-{mx.__version__}-{self.model}-{self.dtype}-{self.quantize or 'none'}"
         if self.marker.exists():
             return self
         if str(self.marker) in _STARTED:  # started earlier in this process (the CLI starts it first): join those
             self.procs = _STARTED[str(self.marker)]
             return self
         self.procs = _STARTED.setdefault(str(self.marker), [])
-        names = list(_kernel_builders(self.dtype, self.quantize))
+        names = list(_kernel_builders(self.dtype, self.quantize, self.model))
         for name in names:
             try:
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "impl.gpu", name, self.dtype, self.quantize or "none"],
+                    [sys.executable, "-m", "impl.gpu", name, self.dtype, self.quantize or "none", self.model],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ)))
             except OSError:
                 break
@@ -146,20 +165,20 @@ class KernelWarmup:
                 p.kill()
         if self.procs and ok == len(self.procs) and self.marker is not None and not self.marker.exists():
             try:
-                self.marker.write_text("\n".join(_kernel_builders(self.dtype, self.quantize)) + "\n")
+                self.marker.write_text("\n".join(_kernel_builders(self.dtype, self.quantize, self.model)) + "\n")
             except OSError:
                 pass
         self.procs = []
         return ok
 
 
-def _warm_one(name: str, dtype: str, quantize: str) -> None:
+def _warm_one(name: str, dtype: str, quantize: str, model: str = "outetts") -> None:
     import mlx.core as mx
 
-    mx.eval(_kernel_builders(dtype, None if quantize == "none" else quantize)[name]())
+    mx.eval(_kernel_builders(dtype, None if quantize == "none" else quantize, model)[name]())
 
 
-if __name__ == "__main__":  # a KernelWarmup child: python -m impl.gpu NAME DTYPE QUANTIZE
+if __name__ == "__main__":  # a KernelWarmup child: python -m impl.gpu NAME DTYPE QUANTIZE [MODEL]
     import sys
 
-    _warm_one(*sys.argv[1:4])
+    _warm_one(*sys.argv[1:5])

@@ -9,11 +9,12 @@ import pytest
 from impl import gpu, ops
 
 
+@pytest.mark.parametrize("model", gpu.MODELS)
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
 @pytest.mark.parametrize("quantize", [None, "q8", "q4"])
-def test_builders_evaluate(dtype, quantize):
+def test_builders_evaluate(dtype, quantize, model):
     """Each builder is valid code that evaluates (on a CUDA machine it compiles one kernel)."""
-    for name, build in gpu._kernel_builders(dtype, quantize).items():
+    for name, build in gpu._kernel_builders(dtype, quantize, model).items():
         out = build()
         mx.eval(out)
         assert out.size > 0, name
@@ -33,11 +34,39 @@ def test_builders_use_the_kernels_dtypes():
                                rtol=1e-6)  # the builder calls the real Snake
 
 
+def test_spark_builders_take_the_real_paths():
+    """Spark's builders: the BiCodec's mel (its frames gather), the real GELU, ReLU, the VQ's uint32 rows; the set
+    is the OuteTTS one plus those (the LM and DAC-style decoder kernels are shared)."""
+    b = gpu._kernel_builders("bfloat16", None, "spark")
+    assert set(gpu._kernel_builders("bfloat16", None)) < set(b)
+    assert b["spark_mel_frames"]().shape == (1, 1 + 128 // 16, 8)
+    assert b["spark_vq_rows"]().dtype == mx.float32 and b["spark_gelu"]().dtype == mx.float32
+    from impl.spark import vocos
+
+    np.testing.assert_allclose(np.array(vocos.gelu(mx.ones((1, 4, 3)))), np.array(b["spark_gelu"]()))
+    assert b["spark_relu"]().dtype == mx.float32
+    with pytest.raises(ValueError, match="model 'dac'"):
+        gpu.KernelWarmup("bfloat16", model="dac")
+
+
+def test_start_kernel_warmup_picks_spark_for_a_spark_folder(monkeypatch, tmp_path):
+    """impl.outetts.generate.start_kernel_warmup: an LM folder beside BiCodec/ (a Spark-TTS folder) warms Spark's set."""
+    from impl.outetts import generate
+
+    seen = []
+    monkeypatch.setattr(gpu.KernelWarmup, "start", lambda self: seen.append(self.model) or self)
+    (tmp_path / "LLM").mkdir()
+    generate.start_kernel_warmup(tmp_path / "LLM", "bfloat16", None)
+    (tmp_path / "BiCodec").mkdir()
+    generate.start_kernel_warmup(tmp_path / "LLM", "bfloat16", None)
+    assert seen == ["outetts", "spark"]
+
+
 def test_child_entry_point_runs():
     """`python -m impl.gpu NAME DTYPE QUANTIZE`, as KernelWarmup starts it, exits 0."""
-    r = subprocess.run([sys.executable, "-m", "impl.gpu", "sampler_put_mask", "bfloat16", "none"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    for argv in (["sampler_put_mask", "bfloat16", "none"], ["spark_relu", "bfloat16", "none", "spark"]):
+        r = subprocess.run([sys.executable, "-m", "impl.gpu", *argv], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
 
 
 def test_no_cuda_starts_nothing(monkeypatch):

@@ -362,13 +362,15 @@ def _json_or_empty(file: Path) -> Dict[str, Any]:
 
 def start_kernel_warmup(model_dir: Optional[Union[str, Path]], dtype: Optional[str], quantize: Optional[str]):
     """`impl.gpu.KernelWarmup(...).start()` for the LM `load` will build (mlx-cuda's first run; a no-op elsewhere):
-    dtype None = the checkpoint's own, as its config.json states it (the embedded seeded model is bf16)."""
+    dtype None = the checkpoint's own, as its config.json states it (the embedded seeded model is bf16). The LM of a
+    Spark-TTS folder (`LLM/` beside `BiCodec/`) warms the BiCodec's kernels too."""
     from impl import gpu
 
     if dtype is None:
         config = _json_or_empty(Path(model_dir) / "config.json") if model_dir is not None else {}
         dtype = str(config.get("torch_dtype") or "bfloat16")
-    return gpu.KernelWarmup(dtype, quantize).start()
+    spark = model_dir is not None and (Path(model_dir).parent / "BiCodec").is_dir()
+    return gpu.KernelWarmup(dtype, quantize, model="spark" if spark else "outetts").start()
 
 
 def default_dtype() -> Optional[str]:
