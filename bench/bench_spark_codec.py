@@ -110,6 +110,76 @@ def speech(seconds: float) -> np.ndarray:
     return audio_volume_normalize(np.tile(a, 1 + n // len(a))[:n])
 
 
+# ---------------------------------------------------------------------------------------------------- FLOPs
+
+def _products(module, rows: int, skip=()) -> int:
+    """2 x rows x weight size for each Linear/Conv1d-like leaf of `module` (a weight of shape (out, [K,] in) applied
+    to `rows` frames, stride 1, same length out): the FLOPs of its matrix products. Leaves whose path starts with
+    one of `skip` are left out."""
+    total = 0
+    for name, m in module.named_modules():
+        w = m.get("weight")  # the module's own weight (a container has none; a norm's is 1-D)
+        if w is None or w.ndim < 2 or name.startswith(tuple(skip)):
+            continue
+        total += 2 * rows * w.size
+    return total
+
+
+def tokenize_flops(w2v, model, n_samples: int) -> Dict[str, int]:
+    """FLOPs (2 per multiply-add) of the matrix products and convolutions that tokenize needs for the ids of a clip
+    of `n_samples` at 16 kHz, per stage, counted from impl's layer shapes and the clip's frame counts:
+    - wav2vec2 `conv front` (each strided conv: 2 x frames out x C_out x K x C_in), `pos conv` (grouped: 2 x frames x
+      C_out x K x C_in/groups), `layers` 0-15 (q, k, v, out projections and the feed-forward: 2 x frames x weight
+      size; attention: 2 x 2 x frames^2 x hidden for q k^T and p v) with the feature projection;
+    - `encoder+VQ`: the ConvNeXt encoder's convs and linears over the frames, the VQ's in_project and its distances
+      to the 8192 codes;
+    - `speaker`: the mel filterbank product, ECAPA-TDNN's convs over the 6 s clip's mel frames (its SE linears on
+      one row), the Perceiver (context projection, cross attention of the 32 latents over latents + frames,
+      GEGLU feed-forward) and the FSQ's project_in.
+    Not counted: elementwise work, norms, softmax, the mel's FFT, and what the ids never read (both sides compute
+    the same for the ids; the official side also runs wav2vec2 layers 16-23 and the x-vector head, not counted)."""
+    from impl.spark import audio
+
+    out = {}
+    L, conv = n_samples, 0
+    for layer in w2v.feature_extractor.conv_layers:
+        C_out, K, C_in = layer.conv.weight.shape
+        L = (L - K) // layer.conv.stride + 1
+        conv += 2 * L * C_out * K * C_in
+    T = L
+    out["w2v conv front"] = conv + _products(w2v.feature_projection, T)
+    pc = w2v.encoder.pos_conv_embed.conv
+    C_out, K, Cg = pc.weight.shape
+    out["w2v pos conv"] = 2 * (T + 2 * pc.padding - K + 1) * C_out * K * Cg
+    D = w2v.config["hidden_size"]
+    out["w2v layers"] = sum(_products(layer, T) + 2 * 2 * T * T * D for layer in w2v.encoder.layers)
+    q = model.quantizer
+    out["encoder+VQ"] = _products(model.encoder, T) + _products(q.in_project, T) + 2 * T * q.codebook_size * \
+        q.codebook_dim
+    mel = model.mel_transformer
+    Tm = len(audio.ref_clip(np.zeros(n_samples))) // mel.hop_length + 1  # center=True: L // hop + 1 frames
+    spk = model.speaker_encoder
+    perc, n_lat = spk.perceiver_sampler, spk.token_num
+    ecapa = _products(spk.speaker_encoder, Tm, skip=("pool", "linear", "layer2.se_res2block.3",
+                                                     "layer3.se_res2block.3", "layer4.se_res2block.3"))
+    se = sum(_products(getattr(spk.speaker_encoder, f"layer{i}").se_res2block[3], 1) for i in (2, 3, 4))
+    attn = sum(_products(a.to_q, n_lat) + _products(a.to_kv, n_lat + Tm) + _products(a.to_out, n_lat)
+               + 2 * 2 * n_lat * (n_lat + Tm) * a.heads * a.dim_head + _products(ff[0], n_lat)
+               + _products(ff[2], n_lat) for a, ff in perc.layers)
+    out["speaker"] = 2 * Tm * mel._fb.size + ecapa + se + _products(perc.proj_context, Tm) + attn + \
+        _products(spk.quantizer.project_in, n_lat)
+    return out
+
+
+def gemm_peak() -> Dict[str, float]:
+    """The machine's fp32 GEMM peak now (bench.roofline.matmul_flops: best of 5 n x n products, n = 1024, numpy's
+    OpenBLAS and MLX's): GFLOP/s, the larger of the two as `peak`."""
+    from bench import roofline
+
+    r = roofline.matmul_flops(1024)
+    return {**r, "peak_GFLOPs": max(r["numpy_GFLOPs"], r["mlx_GFLOPs"])}
+
+
 # ---------------------------------------------------------------------------------------------------- sides
 
 def impl_side() -> Dict:
@@ -135,7 +205,8 @@ def impl_side() -> Dict:
         mx.eval(y)
         return y
 
-    return {"tokenize": tokenize, "detokenize": detokenize, "load_s": load_s}
+    return {"tokenize": tokenize, "detokenize": detokenize, "load_s": load_s,
+            "flops": lambda n_samples: tokenize_flops(w2v, model, n_samples)}
 
 
 def ref_side(device: str = "cpu") -> Dict:
@@ -285,6 +356,7 @@ def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "c
     out = {"machine": machine(impl_only, ref_device), "rounds": rounds, "impl_load_s": impl["load_s"],
            "reference_load_s": None if ref is None else ref["load_s"], "rows": []}
     m = out["machine"]
+    peaks = [gemm_peak()] if "cpu" in m["mlx_device"] else []  # the fraction of it is stated for impl on the CPU
     where = "CPU" if not cuda else f"{ref_device} ({m['ref_device_name']}, CUDA {m['torch_cuda']})"
     print(f"BiCodec + wav2vec2-large-xlsr-53, seeded real size; impl MLX {m['mlx']} on {m['mlx_device']} (conv path "
           f"{m['conv_path']}, BLAS {m['blas']})" + ("" if impl_only else f" vs official sparktts on torch "
@@ -311,6 +383,11 @@ def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "c
                    "load_average": os.getloadavg()[0]}
             if phase == "tokenize":
                 row["ids_equal"] = same
+                flops = impl["flops"](len(wav))
+                row["gemm_gflop"] = {k: v / 1e9 for k, v in flops.items()}
+                row["gemm_gflop_total"] = sum(flops.values()) / 1e9
+                row["impl_gflops"] = row["gemm_gflop_total"] / i["s"]
+                row["reference_gflops"] = None if r is None else row["gemm_gflop_total"] / r["s"]
             else:
                 row["max_abs_audio_diff"] = dy
             out["rows"].append(row)
@@ -321,6 +398,26 @@ def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "c
                   f"{_fmt(i['rss_growth_mb'], '.0f'):>12} {_fmt(r and r['rss_growth_mb'], '.0f'):>11} "
                   + (f"{r['cuda_peak_mb']:>16.0f} {r['cuda_above_held_mb']:>12.0f} " if cuda else "")
                   + f"{ids:>6} {_fmt(dy if phase == 'detokenize' else None, '.2g'):>8}", flush=True)
+    if peaks:
+        peaks.append(gemm_peak())
+        peak = max(p["peak_GFLOPs"] for p in peaks)
+        out["gemm_peak"] = {"runs": peaks, "peak_GFLOPs": peak, "n": 1024}
+        each = " / ".join(format(p["peak_GFLOPs"], ".0f") for p in peaks)
+        print(f"fp32 GEMM peak measured in this run (bench.roofline.matmul_flops, 1024^3, best of 5, at start and "
+              f"end): {each} GFLOP/s -> {peak:.0f}")
+        for row in out["rows"]:
+            if row["phase"] != "tokenize":
+                continue
+            row["impl_gemm_fraction"] = row["impl_gflops"] / peak
+            row["reference_gemm_fraction"] = None if row["reference_gflops"] is None else \
+                row["reference_gflops"] / peak
+            g = row["gemm_gflop"]
+            print(f"{row['seconds']:>5g}s tokenize: {row['gemm_gflop_total']:.1f} GFLOP of matrix products "
+                  f"({', '.join(f'{k} {v:.1f}' for k, v in g.items())}; bench_spark_codec.tokenize_flops) -> impl "
+                  f"{row['impl_gflops']:.0f} GFLOP/s = {row['impl_gemm_fraction']:.0%} of the peak"
+                  + ("" if row["reference_gflops"] is None else
+                     f"; official {row['reference_gflops']:.0f} GFLOP/s = {row['reference_gemm_fraction']:.0%} "
+                     f"(same count; it also runs 8 wav2vec2 layers the ids never read)"))
     out["torch_imported"] = "torch" in sys.modules
     out["machine"]["load_average_end"] = os.getloadavg()[0]
     print(f"load average {m['load_average']:.2f} -> {out['machine']['load_average_end']:.2f} (a shared machine "
