@@ -226,6 +226,23 @@ def logits_processor(temperature: float = 0.8, top_k: int = 50, top_p: float = 0
                                           device="cpu")
 
 
+def call_processors(model, input_ids: np.ndarray, temperature: float = 0.8, top_k: int = 50, top_p: float = 0.95):
+    """The LogitsProcessorList transformers' `generate` builds for SparkTTS.inference's call on `model` (the LLM as
+    loaded by SparkTTS): the model's generation config (LLM/generation_config.json, else config.json's keys) merged
+    under the call's do_sample/temperature/top_k/top_p/max_new_tokens, by generate's own steps."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    model = getattr(model, "model", model)  # through _Recording
+    ids = torch.as_tensor(np.asarray(input_ids, np.int64))
+    cfg, _ = model._prepare_generation_config(None, do_sample=True, temperature=temperature, top_k=top_k,
+                                               top_p=top_p, max_new_tokens=3000)
+    model._prepare_special_tokens(cfg, device="cpu")
+    return model._get_logits_processor(generation_config=cfg, input_ids_seq_length=ids.shape[-1],
+                                       encoder_input_ids=ids, prefix_allowed_tokens_fn=None,
+                                       logits_processor=LogitsProcessorList(), device="cpu")
+
+
 def process(logits: np.ndarray, **sampler) -> np.ndarray:
     """Processed scores (B, V) float32 for next-token `logits` (B, V) (no processor reads the ids)."""
     import torch

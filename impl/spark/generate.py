@@ -6,7 +6,9 @@ Ports sparktts `cli/SparkTTS.py` (SparkTTS.inference) on impl's pieces:
     `prompt.clone_ids`; creation: `prompt.control_ids`;
   - generate: prefill + one token per step (`impl.outetts.generate.decode_loop`: KV cache, async decode), the
     official sampler (`impl.spark.sampler`), until an EOS id of the LLM folder (generation_config.json, else
-    config.json; included, as transformers returns it) or max_new_tokens (official: 3000);
+    config.json; included, as transformers returns it) or max_new_tokens (official: 3000); the folder's other
+    generation keys as transformers merges them under the official call (`generation_settings`: repetition penalty
+    and min-p honoured, keys that would change the ids otherwise refused);
   - parse as upstream: decode the new ids with skip_special_tokens, then `bicodec_semantic_(\\d+)` (and, creating a
     voice, `bicodec_global_(\\d+)`) over the text; BiCodec.detokenize -> audio.
 Beyond upstream: "auto" max_new_tokens (the CLI's default: the text's expected semantic ids, doubled: random
@@ -74,9 +76,10 @@ class GenerationConfig:
             raise GenerationError(f"temperature must be a finite number > 0 (greedy=True for argmax), "
                                   f"got {self.temperature!r}")
 
-    @property
-    def sampler(self) -> SamplerConfig:
-        return sampler_config(0.0 if self.greedy else self.temperature, self.top_k, self.top_p)
+    def sampler(self, folder: Optional["FolderGeneration"] = None) -> SamplerConfig:
+        """The sampler for this call on an LLM folder whose generation config adds `folder`'s penalty / min-p."""
+        extra = {} if folder is None else dict(repetition_penalty=folder.repetition_penalty, min_p=folder.min_p)
+        return sampler_config(0.0 if self.greedy else self.temperature, self.top_k, self.top_p, **extra)
 
 
 @dataclass
@@ -157,12 +160,14 @@ class SparkTTS:
         codec: the BiCodec; w2v: the wav2vec2 features model (None: creation only).
         make_cache: () -> the LM's cache (None: `impl.llama.make_cache(lm)`).
         stop_ids: EOS ids (None: `<|im_end|>`); vocab_size: the LM's embedding rows (None: from lm.args).
+        generation: the LLM folder's generation config (`generation_settings`; None: no penalty, no min-p).
         audio_config: the model folder's config.yaml keys BiCodecTokenizer reads.
     """
 
     def __init__(self, lm: Callable, tokenizer: Tokenizer, codec: Any = None, w2v: Any = None,
                  make_cache: Optional[Callable[[], Any]] = None, stop_ids: Optional[Sequence[int]] = None,
-                 vocab_size: Optional[int] = None, audio_config: Optional[Dict[str, Any]] = None):
+                 vocab_size: Optional[int] = None, audio_config: Optional[Dict[str, Any]] = None,
+                 generation: Optional["FolderGeneration"] = None):
         if vocab_size is None:
             vocab_size = getattr(getattr(lm, "args", None), "vocab_size", None)
         if vocab_size is not None and tokenizer.max_id >= vocab_size:
@@ -174,6 +179,7 @@ class SparkTTS:
             make_cache = lambda: llama_cache(lm)  # noqa: E731
         self.lm, self.tokenizer, self.codec, self.w2v, self.make_cache = lm, tokenizer, codec, w2v, make_cache
         self.stop_ids = set(int(i) for i in (stop_ids if stop_ids is not None else [tokenizer.eos_id]))
+        self.generation = generation
         self.audio_config = dict(AUDIO_CONFIG, **(audio_config or {}))
         self.n_global = int(np.prod(codec.global_shape)) if codec is not None else 32
 
@@ -215,7 +221,7 @@ class SparkTTS:
 
         config = config or GenerationConfig()
         plans = self.plan(text, voice, config) if plans is None else plans
-        sampler = Sampler(config.sampler, config.seed)
+        sampler = Sampler(config.sampler(self.generation), config.seed)
         created = voice.creates
         for n, p in enumerate(plans):
             if n and created:  # the later chunks clone the voice the first one created
@@ -295,15 +301,86 @@ def voice_from_audio(codec: Any, w2v: Any, path: Union[str, Path], prompt_text: 
 
 # ------------------------------------------------------------------------------------------------ model dirs
 
+# transformers' generate merges the model's generation config (LLM/generation_config.json; without that file, the
+# generation keys of config.json: GenerationConfig.from_model_config) under the call's own arguments. SparkTTS.inference
+# passes do_sample, temperature, top_k, top_p and max_new_tokens; every other key comes from the folder. The official
+# Spark-TTS-0.5B LLM/ has no generation_config.json and its config.json only bos/eos ids, so only EOS applies there.
+# Each GenerationConfig key of transformers 4.52.3 is classified here (parity/test_spark_generate.py checks the list
+# against transformers' own): honoured, overridden by the call, inert for one greedy/sampled sequence, or refused
+# when set to anything but its default (the value given: transformers' default).
+GEN_HONOURED = ("eos_token_id", "repetition_penalty", "min_p")
+GEN_OVERRIDDEN = ("do_sample", "temperature", "top_k", "top_p", "max_new_tokens",
+                  "max_length")  # generate sets max_length = prompt + max_new_tokens when max_new_tokens is given
+GEN_INERT = ("bos_token_id", "pad_token_id", "decoder_start_token_id", "use_cache", "cache_implementation",
+             "cache_config", "return_legacy_cache", "prefill_chunk_size", "output_attentions", "output_hidden_states",
+             "output_scores", "output_logits", "early_stopping", "length_penalty", "low_memory", "is_assistant",
+             "num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold",
+             "assistant_lookbehind", "target_lookbehind", "max_matching_ngram_size", "disable_compile",
+             "_from_model_config", "transformers_version")  # beam/assisted/cache/output settings: no effect here
+GEN_REFUSED: Dict[str, Any] = {
+    "min_length": 0, "min_new_tokens": None, "max_time": None, "stop_strings": None, "num_beams": 1,
+    "num_beam_groups": 1, "diversity_penalty": 0.0, "penalty_alpha": None, "dola_layers": None, "typical_p": 1.0,
+    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "force_words_ids": None, "renormalize_logits": False,
+    "constraints": None, "forced_bos_token_id": None, "forced_eos_token_id": None, "remove_invalid_values": False,
+    "exponential_decay_length_penalty": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+    "forced_decoder_ids": None, "sequence_bias": None, "token_healing": False, "guidance_scale": None,
+    "watermarking_config": None, "num_return_sequences": 1, "return_dict_in_generate": False,
+    "prompt_lookup_num_tokens": None, "assistant_early_exit": None, "generation_kwargs": {}}
+
+
+@dataclass(frozen=True)
+class FolderGeneration:
+    """What an LLM folder's generation config adds to SparkTTS.inference's generate call."""
+
+    stop_ids: Tuple[int, ...]
+    repetition_penalty: float = 1.0  # transformers' RepetitionPenaltyLogitsProcessor: every id so far, prompt too
+    min_p: float = 0.0               # MinPLogitsWarper, after top-p (sampling only)
+    source: str = ""
+
+
+def _number(file: Path, key: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise GenerationError(f"{file}: {key} {value!r} is not a number in [{low:g}, {high:g}]")
+    return float(value)
+
+
+def generation_settings(llm_dir: Union[str, Path], tokenizer: Optional[Tokenizer] = None) -> FolderGeneration:
+    """The folder's generation config as transformers merges it under SparkTTS.inference's call: EOS ids (else
+    `<|im_end|>`), repetition penalty, min-p; GenerationError (one line naming the file and key) for a key that
+    would change the official ids and that voiceport does not implement."""
+    llm_dir = Path(llm_dir)
+    file = llm_dir / "generation_config.json"
+    if not file.is_file():
+        file = llm_dir / "config.json"  # transformers: GenerationConfig.from_model_config(config)
+    try:
+        d = json.loads(file.read_text()) if file.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise GenerationError(f"{file}: cannot read: {e}") from None
+    if not isinstance(d, dict):
+        raise GenerationError(f"{file}: not a JSON object")
+    if file.name == "config.json":
+        d = {k: v for k, v in d.items() if v is not None}  # from_model_config drops None values
+    for key, default in GEN_REFUSED.items():
+        if key in d and d[key] != default and not (default is None and d[key] in ({}, [])):
+            raise GenerationError(f"{file}: {key}={json.dumps(d[key])} changes what the official generate writes; "
+                                  f"voiceport does not implement it (remove it, or set {json.dumps(default)})")
+    eos = d.get("eos_token_id")
+    if eos is None:
+        stops = [tokenizer.eos_id] if tokenizer is not None else []
+    else:
+        stops = eos if isinstance(eos, list) else [eos]
+        if not stops or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in stops):
+            raise GenerationError(f"{file}: eos_token_id {eos!r} is not a token id or a list of them")
+    penalty = _number(file, "repetition_penalty", d.get("repetition_penalty", 1.0), 1e-9, math.inf)
+    min_p = d.get("min_p")
+    min_p = 0.0 if min_p is None else _number(file, "min_p", min_p, 0.0, 1.0)
+    return FolderGeneration(tuple(int(e) for e in stops), penalty, min_p, str(file))
+
+
 def stop_ids_from_config(llm_dir: Path, tokenizer: Tokenizer) -> List[int]:
     """EOS ids as transformers' generate reads them: generation_config.json, else config.json; else `<|im_end|>`."""
-    for name in ("generation_config.json", "config.json"):
-        f = Path(llm_dir) / name
-        if f.is_file():
-            eos = json.loads(f.read_text()).get("eos_token_id")
-            if eos is not None:
-                return [int(e) for e in (eos if isinstance(eos, list) else [eos])]
-    return [tokenizer.eos_id]
+    return list(generation_settings(llm_dir, tokenizer).stop_ids)
 
 
 def load_lm(llm_dir: Path, dtype: Optional[str] = None, quantize: Optional[str] = None):
@@ -353,6 +430,7 @@ def check_folder(model_dir: Union[str, Path], need_w2v: bool = True) -> Tuple[Pa
     if tok.max_id >= vocab:
         raise GenerationError(f"{root / LLM}: the tokenizer uses ids up to {tok.max_id} but the LM has {vocab} "
                               "embedding rows (config.json vocab_size): they do not belong together")
+    generation_settings(root / LLM, tok)  # a generation config key voiceport cannot honour: refused here, up front
     return root, tok
 
 
@@ -377,5 +455,6 @@ def load(model_dir: Optional[Union[str, Path]] = None, dtype: Optional[str] = AU
     root, tok = check_folder(model_dir, need_w2v)
     cfg = _audio_config(root / CONFIG)
     lm, make_cache = load_lm(root / LLM, default_dtype() if dtype == AUTO else dtype, quantize)
+    gen = generation_settings(root / LLM, tok)
     return SparkTTS(lm, tok, codec=spark.load(root / BICODEC), w2v=wav2vec2.load(root / W2V) if need_w2v else None,
-                    make_cache=make_cache, stop_ids=stop_ids_from_config(root / LLM, tok), audio_config=cfg)
+                    make_cache=make_cache, stop_ids=gen.stop_ids, audio_config=cfg, generation=gen)

@@ -6,7 +6,9 @@ TemperatureLogitsWarper(0.8), TopKLogitsWarper(50, filter -inf, min_tokens_to_ke
 filter -inf, min_tokens_to_keep 1), in that order, and `_sample` draws from softmax of the processed scores. No
 repetition penalty and no min-p (mlx-audio's Spark adds a 1.3 penalty that the original lacks). The processors are
 `impl.outetts.sampler`'s (the same transformers warpers, proven there) with the penalty off (1.0, empty window) and
-min-p 0 (its filter then removes nothing: no probability is below 0). Greedy: temperature 0, argmax.
+min-p 0 (its filter then removes nothing: no probability is below 0). Greedy: temperature 0, argmax. An LLM folder
+whose generation config sets `repetition_penalty` or `min_p` adds them, as transformers merges them into the call
+(transformers' penalty reads the whole sequence: the window is then the full context).
 """
 from __future__ import annotations
 
@@ -18,10 +20,16 @@ __all__ = ["Sampler", "SamplerConfig", "config", "make_sampler", "probabilities"
 TEMPERATURE, TOP_K, TOP_P = 0.8, 50, 0.95  # SparkTTS.inference's defaults
 
 
-def config(temperature: float = TEMPERATURE, top_k: int = TOP_K, top_p: float = TOP_P) -> SamplerConfig:
-    """The official sampling settings (temperature 0: greedy)."""
-    return SamplerConfig(temperature=temperature, repetition_penalty=1.0, repetition_range=0, top_k=top_k,
-                         top_p=top_p, min_p=0.0)
+FULL_CONTEXT = 1 << 30  # a window longer than any sequence: transformers' penalty reads every id, prompt included
+
+
+def config(temperature: float = TEMPERATURE, top_k: int = TOP_K, top_p: float = TOP_P,
+           repetition_penalty: float = 1.0, min_p: float = 0.0) -> SamplerConfig:
+    """The official sampling settings (temperature 0: greedy); a repetition penalty or min-p only when the LLM
+    folder's generation config sets them (impl.spark.generate.generation_settings)."""
+    return SamplerConfig(temperature=temperature, repetition_penalty=repetition_penalty,
+                         repetition_range=FULL_CONTEXT if repetition_penalty != 1.0 else 0, top_k=top_k,
+                         top_p=top_p, min_p=min_p)
 
 
 def make_sampler(seed: int = 0, greedy: bool = False, temperature: float = TEMPERATURE) -> Sampler:

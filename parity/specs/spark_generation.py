@@ -21,7 +21,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -48,16 +48,21 @@ def _link_tree(src: Path, dst: Path) -> None:
             (dst / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
 
 
-def folder(dst: Path, prompt_audio: str) -> Tuple[Path, List[int]]:
-    """(the test folder, its EOS ids): the seeded tiny folder linked into `dst`, plus LLM/generation_config.json."""
+def folder(dst: Path, prompt_audio: str, extra: Optional[Dict[str, Any]] = None,
+           cases: Optional[Sequence[str]] = None) -> Tuple[Path, List[int]]:
+    """(the test folder, its EOS ids): the seeded tiny folder linked into `dst`, plus LLM/generation_config.json
+    (with `extra` generation keys, which impl's greedy run choosing the EOS ids already honours)."""
     from impl.seeded.spark import seeded_spark
     from impl.spark import generate as G
 
     src = seeded_spark()
     _link_tree(src, dst)
+    if extra:
+        write_generation_config(dst, [G.generation_settings(src / "LLM").stop_ids[0]], extra)
     tts = G.load(dst)
     stops = [tts.tokenizer.eos_id]
-    for kw in CASES.values():
+    for case in (CASES if cases is None else cases):
+        kw = CASES[case]
         voice = (G.Voice(gender=kw["gender"], pitch=kw["pitch"], speed=kw["speed"]) if "gender" in kw else
                  tts.voice_from_audio(prompt_audio, kw["prompt_text"]))
         ids = []
@@ -67,14 +72,82 @@ def folder(dst: Path, prompt_audio: str) -> Tuple[Path, List[int]]:
         except G.GenerationError:
             pass  # a created voice's parse fails after its ids (too few global ids): the ids are what is needed
         stops.append(ids[STOP_AT])
-    write_generation_config(dst, stops)
+    write_generation_config(dst, stops, extra)
     return dst, stops
 
 
-def write_generation_config(dst: Path, stops: List[int]) -> None:
+def write_generation_config(dst: Path, stops: List[int], extra: Optional[Dict[str, Any]] = None) -> None:
     """LLM/generation_config.json with these EOS ids (read by transformers' generate and impl's loader alike)."""
     (dst / "LLM" / "generation_config.json").write_text(json.dumps(
-        {"bos_token_id": 151643, "eos_token_id": stops, "pad_token_id": 151643}, indent=2) + "\n")
+        dict({"bos_token_id": 151643, "eos_token_id": stops, "pad_token_id": 151643}, **(extra or {})), indent=2)
+        + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ real sizes
+# parity/test_spark_e2e.py (slow). A random LLM at the real size never writes an EOS id and soon repeats one token,
+# so the EOS-at-STOP_AT rule above would stop it after a handful of ids. Instead the official side runs on a copy of
+# the folder whose LLM/generation_config.json adds only `max_time` (transformers' MaxTimeCriteria; the other keys
+# are what transformers derives from config.json, so nothing else changes) and impl runs on the folder as it is,
+# for exactly as many new ids as the official run wrote: the same greedy ids over that length, whatever it is.
+
+REAL_FOLDERS: Dict[str, Tuple[str, str, str, str]] = {
+    "0.5b": ("0.5b", "bicodec", "xlsr53", "bfloat16"),     # impl.seeded.spark.default_spark_dir(): all real sizes
+    "real-codec": ("tiny", "bicodec", "xlsr53", "float32"),  # the tiny LLM (it writes semantic ids) + real codec
+}
+MAX_TIME = {"0.5b": 60.0, "real-codec": 15.0}  # seconds of official generate per case (this 2-core host)
+
+
+def real_folder(name: str) -> Path:
+    from impl.seeded.spark import seeded_spark
+
+    llm, bicodec, w2v, dtype = REAL_FOLDERS[name]
+    return seeded_spark(llm, bicodec, w2v, 0, dtype)
+
+
+def time_capped(dst: Path, src: Path, max_time: float) -> Path:
+    """`src` linked into `dst` with LLM/generation_config.json = config.json's generation keys (what transformers
+    derives when the file is absent, as in the official Spark-TTS-0.5B folder) + max_time."""
+    from impl.spark.generate import generation_settings
+
+    cfg = json.loads((src / "LLM" / "config.json").read_text())
+    if (src / "LLM" / "generation_config.json").exists():
+        raise ValueError(f"{src}: expected no LLM/generation_config.json (the official folder has none)")
+    generation_settings(src / "LLM")  # impl's reading: only keys it honours or that change nothing
+    _link_tree(src, dst)
+    keys = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if cfg.get(k) is not None}
+    (dst / "LLM" / "generation_config.json").write_text(json.dumps(dict(keys, max_time=max_time), indent=2) + "\n")
+    return dst
+
+
+def official_runs(folder: Path, wav: str) -> Dict[str, Dict[str, Any]]:
+    """Per case: sparktts' prompt ids and prompt-audio global ids, `SparkTTS.inference` (greedy: top_k=1) new ids,
+    upstream's parsed semantic ids and the fp32 audio (or the exception it raised); then the float64
+    `BiCodec.detokenize` of the same ids (the floor's truth). One model at a time: SparkTTS is freed first."""
+    import gc
+
+    from reference import spark as R
+
+    ref = R.SparkReference(folder)
+    runs: Dict[str, Dict[str, Any]] = {}
+    for case, kw in CASES.items():
+        prompt, glob = ref.prompt_ids(TEXT, wav, **kw)
+        audio, ids = ref.inference(TEXT, wav, top_k=1, **kw)  # greedy: one candidate left
+        text = ref.tokenizer.batch_decode([ids], skip_special_tokens=True)[0]  # upstream's parse
+        runs[case] = {"prompt": prompt, "global": None if glob is None else [int(g) for g in glob], "ids": ids,
+                      "semantic": [int(t) for t in re.findall(r"bicodec_semantic_(\d+)", text)],
+                      "audio": None if isinstance(audio, Exception) else audio,
+                      "error": f"{type(audio).__name__}: {audio}" if isinstance(audio, Exception) else None}
+    del ref
+    gc.collect()
+    if any(r["audio"] is not None for r in runs.values()):
+        codec64 = R.load(folder / "BiCodec", "float64")
+        for r in runs.values():
+            if r["audio"] is not None:
+                r["audio64"] = R.detokenize(codec64, np.asarray(r["semantic"])[None],
+                                            np.asarray(r["global"]).reshape(1, 1, -1))[0]
+        del codec64
+        gc.collect()
+    return runs
 
 
 # ------------------------------------------------------------------------------------------------ contract
