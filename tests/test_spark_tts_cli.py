@@ -196,6 +196,11 @@ CASES = [
          ["tokenizer.json", "not a Spark-TTS LLM tokenizer", "<|task_tts|>"]),
     Case("vocabulary beyond the embeddings", lambda c: spark(c, model=c.folder_with(_vocab(151936))),
          ["ids up to 165999", "151936 embedding rows"]),
+    Case("vocabulary beyond the checkpoint's embeddings", lambda c: spark(c, model=c.folder_with(_vocab(170000))),
+         ["170000", "model.embed_tokens.weight"]),
+    Case("generation config key not honoured", lambda c: spark(c, model=c.folder_with(lambda llm: (
+        llm / "generation_config.json").write_text('{"eos_token_id": 151645, "num_beams": 4}'))),
+         ["generation_config.json", "num_beams=4", "does not implement"]),
     Case("no wav2vec2 for cloning", lambda c: spark(c, model=c.folder_with(lambda llm: (
         llm.parent / "wav2vec2-large-xlsr-53").unlink())), ["no wav2vec2-large-xlsr-53/ folder"]),
     Case("Spark options without spark", lambda c: (["tts", "--text", "Hi.", "--speaker", "s.json", "--gender", "male",
