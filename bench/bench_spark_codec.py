@@ -209,11 +209,13 @@ def impl_side() -> Dict:
             "flops": lambda n_samples: tokenize_flops(w2v, model, n_samples)}
 
 
-def ref_side(device: str = "cpu") -> Dict:
+def ref_side(device: str = "cpu", tf32: bool = True) -> Dict:
     """The official side on `device`: on "cpu" through reference/spark.py's numpy verbs; on "cuda" the same
     official calls (`BiCodecTokenizer.extract_wav2vec2_features`, which moves its input to the model's device,
     `BiCodec.tokenize`/`detokenize`) with the models and the inputs on the GPU, `torch.cuda.synchronize()` before
-    returning, the ids/audio copied back to numpy (inside the timed call, as impl's are)."""
+    returning, the ids/audio copied back to numpy (inside the timed call, as impl's are). `tf32` False turns off
+    torch's TF32 for CUDA convolutions (on by default: `torch.backends.cudnn.allow_tf32`) and matrix products, so the
+    official side computes in full fp32 as impl does."""
     from impl.seeded.spark import seeded_bicodec, seeded_w2v
     from reference import spark as ref
 
@@ -221,6 +223,9 @@ def ref_side(device: str = "cpu") -> Dict:
     model = ref.load(seeded_bicodec("bicodec", 0))
     processor, w2v = ref.load_wav2vec2(seeded_w2v("xlsr53", 0))
     if device != "cpu":
+        import torch
+
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
         model, w2v = model.to(device), w2v.to(device)
         _sync(device)
     load_s = time.perf_counter() - t
@@ -349,15 +354,18 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "cpu") -> Dict:
+def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "cpu", ref_tf32: bool = True) -> Dict:
     impl = impl_side()
-    ref = None if impl_only else ref_side(ref_device)
+    ref = None if impl_only else ref_side(ref_device, ref_tf32)
     cuda = ref is not None and ref_device.startswith("cuda")
     out = {"machine": machine(impl_only, ref_device), "rounds": rounds, "impl_load_s": impl["load_s"],
            "reference_load_s": None if ref is None else ref["load_s"], "rows": []}
     m = out["machine"]
+    if cuda:
+        m["ref_tf32"], m["mlx_enable_tf32"] = ref_tf32, os.environ.get("MLX_ENABLE_TF32")
     peaks = [gemm_peak()] if "cpu" in m["mlx_device"] else []  # the fraction of it is stated for impl on the CPU
-    where = "CPU" if not cuda else f"{ref_device} ({m['ref_device_name']}, CUDA {m['torch_cuda']})"
+    where = "CPU" if not cuda else (f"{ref_device} ({m['ref_device_name']}, CUDA {m['torch_cuda']}, TF32 "
+                                    f"{'on' if ref_tf32 else 'off'})")
     print(f"BiCodec + wav2vec2-large-xlsr-53, seeded real size; impl MLX {m['mlx']} on {m['mlx_device']} (conv path "
           f"{m['conv_path']}, BLAS {m['blas']})" + ("" if impl_only else f" vs official sparktts on torch "
                                                    f"{m['torch']} {where}, {m['torch_threads']} CPU threads")
@@ -483,6 +491,10 @@ def main(argv=None) -> int:
     p.add_argument("--ref-device", default="cpu", metavar="DEVICE",
                    help="torch device of the official side: cpu (default) or cuda[:N] (models and inputs moved "
                         "there, synchronised inside the timed call, its CUDA peak reported)")
+    p.add_argument("--ref-no-tf32", action="store_true",
+                   help="with --ref-device cuda: full fp32 on the official side (torch runs CUDA convolutions in TF32 "
+                        "by default: faster, ~1e-3 from fp32); MLX_ENABLE_TF32=0 in the environment does the same for "
+                        "impl's fp32 matrix products on a GPU (MLX's default allows TF32 there)")
     p.add_argument("--out", metavar="FILE.json", help="also store the rows as JSON")
     args = p.parse_args(argv)
     bad = [s for s in args.seconds if not 0.025 <= s <= 60]
@@ -499,7 +511,7 @@ def main(argv=None) -> int:
             print(f"bench_spark_codec: --ref-device {args.ref_device}: {problem}", file=sys.stderr)
             return 2
     cpu.enable_fast_blas()
-    out = run(args.seconds, args.rounds, args.impl_only, args.ref_device)
+    out = run(args.seconds, args.rounds, args.impl_only, args.ref_device, not args.ref_no_tf32)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
         print(f"-> {args.out}")
