@@ -339,16 +339,19 @@ class SparkReference:
                   seed: int = 0, **sampling) -> Tuple[Union[np.ndarray, Exception], List[int]]:
         """(audio, new token ids) of `SparkTTS.inference` (max_new_tokens 3000, EOS included when reached); greedy
         is `top_k=1` (one candidate left: the draw is the argmax). When upstream fails after generating (a created
-        voice without exactly 32 global ids: its detokenize cannot reshape them), the exception replaces the audio
-        and the generated ids are still returned."""
+        voice without exactly 32 global ids: its detokenize cannot reshape them; no semantic ids at all), the
+        exception replaces the audio and the generated ids are still returned."""
         import torch
 
         torch.manual_seed(seed)
+        made = len(self.tts.model.outputs)
         try:
             with torch.no_grad():
                 wav = self.tts.inference(text, prompt_speech_path=None if prompt_audio is None else Path(prompt_audio),
                                          prompt_text=prompt_text, gender=gender, pitch=pitch, speed=speed, **sampling)
             out: Union[np.ndarray, Exception] = np.asarray(wav, np.float32).reshape(-1)
-        except (RuntimeError, ValueError, IndexError) as e:
+        except Exception as e:  # noqa: BLE001 -- any failure after generate (torch, einx's shape solver) is upstream's
+            if len(self.tts.model.outputs) == made:
+                raise  # it failed before generating: not the decode of the generated ids
             out = e
         return out, self.tts.model.outputs.pop()

@@ -12,6 +12,8 @@ whose generation config sets `repetition_penalty` or `min_p` adds them, as trans
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from impl.outetts.sampler import Sampler, SamplerConfig, probabilities, process_logits
 
 __all__ = ["Sampler", "SamplerConfig", "config", "make_sampler", "probabilities", "process_logits", "TEMPERATURE",
@@ -27,9 +29,12 @@ def config(temperature: float = TEMPERATURE, top_k: int = TOP_K, top_p: float = 
            repetition_penalty: float = 1.0, min_p: float = 0.0) -> SamplerConfig:
     """The official sampling settings (temperature 0: greedy); a repetition penalty or min-p only when the LLM
     folder's generation config sets them (impl.spark.generate.generation_settings)."""
-    return SamplerConfig(temperature=temperature, repetition_penalty=repetition_penalty,
-                         repetition_range=FULL_CONTEXT if repetition_penalty != 1.0 else 0, top_k=top_k,
-                         top_p=top_p, min_p=min_p)
+    official = SamplerConfig(temperature=temperature, repetition_penalty=1.0, repetition_range=0, top_k=top_k,
+                             top_p=top_p, min_p=0.0)
+    if repetition_penalty == 1.0 and not min_p:
+        return official
+    return replace(official, repetition_penalty=repetition_penalty, min_p=min_p,
+                   repetition_range=FULL_CONTEXT if repetition_penalty != 1.0 else 0)
 
 
 def make_sampler(seed: int = 0, greedy: bool = False, temperature: float = TEMPERATURE) -> Sampler:
