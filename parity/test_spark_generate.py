@@ -124,7 +124,8 @@ def test_spark_generation_config_refused_key_is_one_line(tmp_path, key, where):
 
 
 def test_spark_generation_config_defaults_and_official_folder_layout(tmp_path):
-    """No file: <|im_end|>-less default (no stop ids from a folder); config.json's eos alone (the official folder);
+    """No file, or no eos_token_id: no stop ids (transformers then runs to max_new_tokens); config.json's eos alone
+    (the official folder);
     a refused key at its default is accepted; an eos list; bad values of the honoured keys refused."""
     import json
 
@@ -132,6 +133,8 @@ def test_spark_generation_config_defaults_and_official_folder_layout(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"eos_token_id": 151645, "num_beams": 1, "min_p": None,
                                                       "hidden_size": 896}))
     assert G.generation_settings(tmp_path).stop_ids == (151645,)
+    (tmp_path / "generation_config.json").write_text(json.dumps({"repetition_penalty": 1.2}))
+    assert G.generation_settings(tmp_path).stop_ids == ()  # not config.json's: the file replaces it whole
     (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [7, 9], "repetition_penalty": 1.2}))
     got = G.generation_settings(tmp_path)  # generation_config.json wins whole: config.json's keys are not merged
     assert (got.stop_ids, got.repetition_penalty, got.min_p) == ((7, 9), 1.2, 0.0)

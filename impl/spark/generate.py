@@ -345,9 +345,9 @@ def _number(file: Path, key: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
-def generation_settings(llm_dir: Union[str, Path], tokenizer: Optional[Tokenizer] = None) -> FolderGeneration:
-    """The folder's generation config as transformers merges it under SparkTTS.inference's call: EOS ids (else
-    `<|im_end|>`), repetition penalty, min-p; GenerationError (one line naming the file and key) for a key that
+def generation_settings(llm_dir: Union[str, Path]) -> FolderGeneration:
+    """The folder's generation config as transformers merges it under SparkTTS.inference's call: EOS ids (none when
+    the file has none), repetition penalty, min-p; GenerationError (one line naming the file and key) for a key that
     would change the official ids and that voiceport does not implement."""
     llm_dir = Path(llm_dir)
     file = llm_dir / "generation_config.json"
@@ -367,7 +367,7 @@ def generation_settings(llm_dir: Union[str, Path], tokenizer: Optional[Tokenizer
                                   f"voiceport does not implement it (remove it, or set {json.dumps(default)})")
     eos = d.get("eos_token_id")
     if eos is None:
-        stops = [tokenizer.eos_id] if tokenizer is not None else []
+        stops = []  # transformers then has no EOS id: generate runs to max_new_tokens (no fallback to config.json)
     else:
         stops = eos if isinstance(eos, list) else [eos]
         if not stops or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in stops):
@@ -378,9 +378,9 @@ def generation_settings(llm_dir: Union[str, Path], tokenizer: Optional[Tokenizer
     return FolderGeneration(tuple(int(e) for e in stops), penalty, min_p, str(file))
 
 
-def stop_ids_from_config(llm_dir: Path, tokenizer: Tokenizer) -> List[int]:
-    """EOS ids as transformers' generate reads them: generation_config.json, else config.json; else `<|im_end|>`."""
-    return list(generation_settings(llm_dir, tokenizer).stop_ids)
+def stop_ids_from_config(llm_dir: Path, tokenizer: Optional[Tokenizer] = None) -> List[int]:
+    """EOS ids as transformers' generate reads them: generation_config.json's, else config.json's (maybe none)."""
+    return list(generation_settings(llm_dir).stop_ids)
 
 
 def load_lm(llm_dir: Path, dtype: Optional[str] = None, quantize: Optional[str] = None):
@@ -430,7 +430,7 @@ def check_folder(model_dir: Union[str, Path], need_w2v: bool = True) -> Tuple[Pa
     if tok.max_id >= vocab:
         raise GenerationError(f"{root / LLM}: the tokenizer uses ids up to {tok.max_id} but the LM has {vocab} "
                               "embedding rows (config.json vocab_size): they do not belong together")
-    generation_settings(root / LLM, tok)  # a generation config key voiceport cannot honour: refused here, up front
+    generation_settings(root / LLM)  # a generation config key voiceport cannot honour: refused here, up front
     return root, tok
 
 
@@ -455,6 +455,6 @@ def load(model_dir: Optional[Union[str, Path]] = None, dtype: Optional[str] = AU
     root, tok = check_folder(model_dir, need_w2v)
     cfg = _audio_config(root / CONFIG)
     lm, make_cache = load_lm(root / LLM, default_dtype() if dtype == AUTO else dtype, quantize)
-    gen = generation_settings(root / LLM, tok)
+    gen = generation_settings(root / LLM)
     return SparkTTS(lm, tok, codec=spark.load(root / BICODEC), w2v=wav2vec2.load(root / W2V) if need_w2v else None,
                     make_cache=make_cache, stop_ids=gen.stop_ids, audio_config=cfg, generation=gen)

@@ -102,7 +102,7 @@ def run(args) -> int:
     else:
         voice = G.Voice(gender=args.gender, pitch=args.pitch or "moderate", speed=args.speed or "moderate")
     lm, make_cache = G.load_lm(root / G.LLM, args.dtype or G.default_dtype(), args.quantize)
-    gen = G.generation_settings(root / G.LLM, tok)
+    gen = G.generation_settings(root / G.LLM)
     tts = G.SparkTTS(lm, tok, codec=codec, make_cache=make_cache, stop_ids=gen.stop_ids, audio_config=cfg,
                      generation=gen)
     plans = tts.plan(args.text, voice, config)
