@@ -13,8 +13,11 @@ pre-training checkpoint); the positional conv's weight norm (dim 2; `weight_g`/`
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -141,6 +144,47 @@ class PositionalConvEmbedding(nn.Module):
         return gelu(y)
 
 
+# Scores per block of queries at most (elements): 64 MB, bounding a long clip's (60 s: 16 x 3000 x 3000 = 576 MB)
+_SCORES = 1 << 24
+
+
+def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
+    """softmax(q k^T * scale) v without a mask, as transformers' eager Wav2Vec2Attention (q scaled first): q, k, v
+    (N, H, L, d) -> (N, H, L, d).
+
+    On impl.ops' gemm path (the CPU) the two products are MLX's and the softmax numpy's, split over the heads in
+    threads (numpy's ufuncs release the GIL): MLX's CPU exp is a scalar loop (mx.fast.scaled_dot_product_attention
+    took 71 ms of a layer's 104 at 10 s, 16 x 499 x 499 scores; numpy's exp is vectorised). The division by the
+    row sums comes after the product with v (L x d numbers, not L x L)."""
+    if ops.path() == "native":
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)
+    N, H, L, d = q.shape
+    S = k.shape[2]
+    kt, qs = k.swapaxes(-1, -2), q * scale
+    block = max(1, min(L, _SCORES // (N * H * S)))
+    threads = max(1, min(H, os.cpu_count() or 1, 4))
+    out = []
+    with ThreadPoolExecutor(threads) as pool:
+        for s0 in range(0, L, block):
+            s1 = min(L, s0 + block)
+            scores = mx.matmul(qs[:, :, s0:s1], kt)                                      # (N, H, n, S)
+            mx.eval(scores)
+            a = np.array(scores, copy=False).reshape(N * H, s1 - s0, S)  # MLX's buffer, only read
+            e = np.empty(a.shape, np.float32)
+            total = np.empty((N * H, s1 - s0, 1), np.float32)
+
+            def softmax_rows(i: int) -> None:  # heads i, i + threads, ...: e = exp(a - max), total = its sum
+                for j in range(i, N * H, threads):
+                    np.subtract(a[j], a[j].max(axis=-1, keepdims=True), out=e[j])
+                    np.exp(e[j], out=e[j])
+                    np.sum(e[j], axis=-1, keepdims=True, out=total[j])
+
+            list(pool.map(softmax_rows, range(threads)))
+            p = mx.array(e).reshape(N, H, s1 - s0, S)
+            out.append(mx.matmul(p, v) / mx.array(total).reshape(N, H, s1 - s0, 1))
+    return out[0] if len(out) == 1 else mx.concatenate(out, axis=2)
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -154,7 +198,7 @@ class Attention(nn.Module):
         N, L, D = x.shape
         h = self.heads
         q, k, v = (p(x).reshape(N, L, h, D // h).transpose(0, 2, 1, 3) for p in (self.q_proj, self.k_proj, self.v_proj))
-        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=(D // h) ** -0.5)
+        out = attention(q, k, v, scale=(D // h) ** -0.5)
         return self.out_proj(out.transpose(0, 2, 1, 3).reshape(N, L, D))
 
 
@@ -269,6 +313,31 @@ def load(path: Union[str, Path], mix_layers=MIX_LAYERS) -> Wav2Vec2Features:
     return model
 
 
+# MLX keeps at most 32 MB of freed buffers for reuse by default (mx.set_cache_limit); the feature encoder's arrays
+# are larger (10 s: 32k frames x 512 channels, 64 MB), so every op on them took fresh pages from the system and
+# paid a page fault per 4 kB (an add on one: 60 ms, 9 ms from the cache; its LayerNorm and GELU: 0.5 s of a 10 s
+# clip's 4.6 s). `features` raises the limit for its call and puts the caller's back after (MLX trims the cache
+# to it at the next allocation).
+CACHE_LIMIT = 1 << 30
+
+
+@contextmanager
+def buffer_cache(limit: Optional[int] = None) -> Iterator[None]:
+    """`with buffer_cache(): ...` lets MLX keep up to `limit` (default CACHE_LIMIT) bytes of freed buffers (never
+    lowers the limit)."""
+    limit = CACHE_LIMIT if limit is None else limit
+    old = mx.set_cache_limit(limit)
+    if old > limit:
+        mx.set_cache_limit(old)
+    try:
+        yield
+    finally:
+        mx.set_cache_limit(old)
+
+
 def features(model: Wav2Vec2Features, wav: np.ndarray) -> mx.array:
     """One clip (L,) at 16 kHz -> (1, frames, hidden_size), as BiCodecTokenizer.extract_wav2vec2_features."""
-    return model(mx.array(normalize(wav))[None])
+    with buffer_cache():
+        out = model(mx.array(normalize(wav))[None])
+        mx.eval(out)
+    return out
