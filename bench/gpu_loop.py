@@ -585,6 +585,95 @@ def part_jit(tmp: Path, new_tokens: int, small: bool, model: str = "outetts") ->
     return rows
 
 
+def part_spark_detok(seconds_list: List[float], rounds: int = 5, small: bool = False) -> List[Dict]:
+    """Where BiCodec.detokenize's time goes on this device (each stage evaluated and synchronised on its own), and
+    the whole call with the transposed convolutions and/or the kernel-1 convolutions on impl.ops' gemm path instead
+    of MLX's own (cuDNN on a GPU); variants alternate within each round; max|dy| of each variant vs the native one."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    from impl import ops, spark
+    from impl.dac.layers import WNConv1d, WNConvTranspose1d
+    from impl.seeded.spark import seeded_bicodec
+
+    model = spark.load(seeded_bicodec("tiny" if small else "bicodec", 0))
+
+    class OnPath(nn.Module):  # a layer evaluated on a given impl.ops path
+        def __init__(self, layer, path: str):
+            super().__init__()
+            self.layer, self.path = layer, path
+
+        def __call__(self, x):
+            with ops.use_path(self.path):
+                return self.layer(x)
+
+    def layers(kind):  # (owner list, index) of each layer of `kind` in the decoder blocks and their residual units
+        owners = [top.block for top in model.decoder.model if hasattr(top, "block")]
+        owners += [sub.block for o in owners for sub in o if hasattr(sub, "block")]
+        return [(o, i) for o in owners for i, m in enumerate(o)
+                if isinstance(m.layer if isinstance(m, OnPath) else m, kind)]
+
+    def set_path(kind, path):  # kind WNConv1d: the kernel-1 convolutions only
+        for owner, i in layers(kind):
+            m = owner[i].layer if isinstance(owner[i], OnPath) else owner[i]
+            if kind is WNConv1d and m.weight.shape[1] != 1:
+                continue
+            owner[i] = m if path is None else OnPath(m, path)
+
+    def t(fn):
+        mx.synchronize()
+        t0 = time.perf_counter()
+        y = fn()
+        mx.eval(y)
+        mx.synchronize()
+        return time.perf_counter() - t0, y
+
+    variants = {"native": (None, None), "tconv_gemm": ("gemm", None), "k1_gemm": (None, "gemm"),
+                "both_gemm": ("gemm", "gemm")}
+    rows: List[Dict] = []
+    rng = np.random.default_rng(0)
+    for seconds in seconds_list:
+        T = max(1, int(seconds * 50))
+        sem = mx.array(rng.integers(0, model.codebook_size, (1, T)).astype(np.int32))
+        glob = mx.array(rng.integers(0, model.global_codebook_size, (1,) + model.global_shape).astype(np.int32))
+        times: Dict[str, List[float]] = {k: [] for k in variants}
+        outs = {}
+        for r in range(rounds + 1):  # the first round warms each variant's kernels and layouts
+            for name, (tp, kp) in variants.items():
+                set_path(WNConvTranspose1d, tp)
+                set_path(WNConv1d, kp)
+                dt, y = t(lambda: model.detokenize(sem, glob))
+                if r:
+                    times[name].append(dt)
+                outs[name] = np.array(y)
+        set_path(WNConvTranspose1d, None)
+        set_path(WNConv1d, None)
+        stages: Dict[str, List[float]] = {}
+        for r in range(rounds + 1):
+            dt, z_q = t(lambda: model.quantizer.detokenize(sem))
+            acc = [("quantizer", dt)]
+            dt, d = t(lambda: model.speaker_encoder.detokenize(glob))
+            acc.append(("speaker_detokenize", dt))
+            dt, x = t(lambda: model.prenet(z_q, d) + d[:, None, :])
+            acc.append(("prenet", dt))
+            for i, top in enumerate(model.decoder.model):
+                for j, sub in enumerate(getattr(top, "block", [top])):
+                    dt, x = t(lambda: sub(x))
+                    acc.append((f"decoder.{i}" + (f".{j}" if hasattr(top, "block") else "") + f" {type(sub).__name__}"
+                                f" {list(x.shape)}", dt))
+            if r:
+                for k, v in acc:
+                    stages.setdefault(k, []).append(v)
+        row = {"case": f"spark_detok_{seconds:g}s", "frames": T,
+               "variants_s": {k: float(np.median(v)) for k, v in times.items()},
+               "variants_max_abs_dy_vs_native": {k: float(np.abs(v - outs["native"]).max()) for k, v in outs.items()},
+               "stages_s": {k: float(np.median(v)) for k, v in stages.items()},
+               "stages_sum_s": float(sum(np.median(v) for v in stages.values()))}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_loop", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="folder for gpu_loop.json")
@@ -593,11 +682,13 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="tiny LM widths (smoke test of this script on a CPU)")
     p.add_argument("--skip-cold", action="store_true", help="skip the fresh-process cold-start part")
     p.add_argument("--skip-quant", action="store_true", help="skip q8/q4")
-    p.add_argument("--part", choices=["all", "overhead", "ab", "env", "jit"], default="all",
+    p.add_argument("--part", choices=["all", "overhead", "ab", "env", "jit", "spark-detok"], default="all",
                    help="all: cold start, loops, step parts, quantized; overhead: where a decode step's time goes; "
                         "ab: fused vs unfused projections; env: mlx-cuda's CUDA-graph settings (ops per graph, "
                         "graphs off) and the per-op dispatch cost, each in a fresh process; jit: the run-time kernels a "
-                        "first `voiceport tts` compiles, in order, timed")
+                        "first `voiceport tts` compiles, in order, timed; spark-detok: BiCodec.detokenize's stages "
+                        "and its convolutions on impl.ops' gemm path vs MLX's own (--seconds)")
+    p.add_argument("--seconds", type=float, nargs="+", default=[10, 60], help="--part spark-detok: audio lengths")
     p.add_argument("--model", choices=["outetts", "spark"], default="outetts",
                    help="--part jit: which `voiceport tts` model (spark: the embedded seeded Spark-TTS-0.5B)")
     p.add_argument("--cold-child", metavar="CKPT", help=argparse.SUPPRESS)
@@ -619,6 +710,10 @@ def main(argv=None) -> int:
     from impl.seeded.llama import write_seeded_checkpoint
 
     result = {"device": str(mx.default_device()), "mlx": mx.__version__, "rows": []}
+    if args.part == "spark-detok":  # no LM checkpoint needed
+        result["rows"] += part_spark_detok(args.seconds, small=args.small)
+        (out / "gpu_spark_detok.json").write_text(json.dumps(result, indent=1))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
