@@ -45,6 +45,7 @@ def test_spark_builders_take_the_real_paths():
 
     np.testing.assert_allclose(np.array(vocos.gelu(mx.ones((1, 4, 3)))), np.array(b["spark_gelu"]()))
     assert b["spark_relu"]().dtype == mx.float32
+    assert b["spark_dwconv"]().shape == (1, 10, 4)
     with pytest.raises(ValueError, match="model 'dac'"):
         gpu.KernelWarmup("bfloat16", model="dac")
 
@@ -95,3 +96,27 @@ def test_second_start_joins_the_first(monkeypatch, tmp_path):
     assert len(first.procs) == len(gpu._kernel_builders("float32", None))
     assert second.wait() == len(first.procs)  # every child exits 0 (here on the CPU)
     assert first.marker.exists() and gpu.KernelWarmup("float32").start().procs == []  # later: skipped
+
+
+def test_spark_depthwise_conv_fused_equals_the_loop():
+    """impl.spark.vocos.DepthwiseConv1d on the native path (a GPU: one compiled kernel) vs the gemm path's K shifted
+    products: the same sums in the same order; a fused multiply-add may round each step once instead of twice, so
+    the bound is the summation bound (K + 1) u sum_k |x w| (u = 2^-24), not bit equality."""
+    from impl.spark.vocos import DepthwiseConv1d
+
+    rng = np.random.default_rng(0)
+    m = DepthwiseConv1d(16, 7, padding=3)
+    m.weight = mx.array(rng.standard_normal((16, 7, 1)).astype(np.float32))
+    m.bias = mx.array(rng.standard_normal(16).astype(np.float32))
+    x = mx.array(rng.standard_normal((2, 40, 16)).astype(np.float32))
+    loop = np.array(m(x))
+    with ops.use_path("native"):
+        fused = np.array(m(x))
+    xp = np.pad(np.array(x, np.float64), [(0, 0), (3, 3), (0, 0)])
+    w = np.array(m.weight, np.float64)[:, :, 0].T
+    mag = np.abs(np.array(m.bias, np.float64)) + sum(np.abs(xp[:, k:k + 40] * w[k]) for k in range(7))
+    exact = np.array(m.bias, np.float64) + sum(xp[:, k:k + 40] * w[k] for k in range(7))
+    bound = 8 * 2.0 ** -24 * mag
+    assert np.all(np.abs(fused - loop) <= 2 * bound) and np.all(np.abs(loop - exact) <= bound)
+    # the bound is tight: one tap's term is typically ~10^5 times it (a dropped or shifted tap would fail)
+    assert np.median(np.abs(xp[:, 6:6 + 40] * w[6]) / (2 * bound)) > 1e4
