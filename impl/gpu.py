@@ -85,15 +85,14 @@ def _kernel_builders(dtype: str, quantize: Optional[str], model: str = "outetts"
 
         # Spark-TTS' BiCodec + wav2vec2 (`python -m bench.gpu_loop --part jit --model spark`): the mel frames' gather
         # (two index arrays), ECAPA-TDNN's ReLU and GELU (both mx.compile'd in mlx.nn), the VQ's codebook rows of
-        # argmax's uint32 ids, the ConvNeXt blocks' fused depthwise conv; its wave generator's Snake and the
-        # decoder's int32 codebook rows are DAC's (above)
+        # argmax's uint32 ids; its wave generator's Snake and the decoder's int32 codebook rows are DAC's (above).
+        # The ConvNeXt blocks' compiled depthwise conv adds no run-time kernel file there (the same jit run).
         builders.update({
             "spark_mel_frames": lambda: mel.MelSpectrogram(n_fft=64, win_length=32, hop_length=16, num_mels=8)(
                 mx.ones((1, 128))),
             "spark_relu": lambda: nn.relu(mx.ones((1, 4, 3))),
             "spark_gelu": lambda: vocos.gelu(mx.ones((1, 4, 3))),
             "spark_vq_rows": lambda: mx.zeros((8, 4))[mx.argmax(mx.ones((1, 2, 8)), axis=-1)],
-            "spark_dwconv": lambda: vocos.DepthwiseConv1d(4, 7, padding=3)(mx.ones((1, 10, 4))),  # fused on a GPU
         })
     if quantize:
         bits = {"q8": 8, "q4": 4}[quantize]
