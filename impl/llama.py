@@ -8,7 +8,8 @@ Fast paths: one-pass prefill with `mx.fast.scaled_dot_product_attention(mask="ca
 `ops.attention`, which on CPU runs a multi-query softmax in numpy; `ops.swiglu` likewise), `mx.fast.rms_norm`,
 `mx.fast.rope` (llama3 frequencies passed as `freqs`), and a KV cache pre-allocated in steps (`KVCache`), so a
 decode step writes one slot instead of concatenating. On CPU the weight matrices are stored column-major
-(`cpu_layout`): a decode step's matrix-vector products then read them at full bandwidth.
+(`cpu_layout`): a decode step's matrix-vector products then read them at full bandwidth; and a decode step runs
+each layer's parts around the cached attention as compiled graphs (`compile_step`).
 """
 from __future__ import annotations
 
@@ -180,16 +181,24 @@ class Attention(nn.Module):
         self._freqs = mx.array(1.0 / rope_inv_freq(args))
 
     def __call__(self, x: mx.array, mask: Optional[str] = "causal", cache: Optional[KVCache] = None) -> mx.array:
+        q, k, v = self.project(x, 0 if cache is None else cache.offset)
+        if cache is not None:
+            k, v = cache.update_and_fetch(k, v)
+        return self.output(ops.attention(q, k, v, self.scale, mask))  # mx.fast sdpa (numpy softmax on CPU)
+
+    def project(self, x: mx.array, offset: Union[int, mx.array]) -> Tuple[mx.array, mx.array, mx.array]:
+        """x (B, L, D) -> q (B, H, L, hd), k and v (B, KV, L, hd), rope applied from position `offset`."""
         B, L, _ = x.shape
         q = self.q_proj(x).reshape(B, L, self.n_heads, -1).transpose(0, 2, 1, 3)  # (B, H, L, hd)
         k = self.k_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)  # (B, KV, L, hd)
         v = self.v_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
-        offset = 0 if cache is None else cache.offset
         q = mx.fast.rope(q, self.head_dim, traditional=False, base=None, scale=1.0, offset=offset, freqs=self._freqs)
         k = mx.fast.rope(k, self.head_dim, traditional=False, base=None, scale=1.0, offset=offset, freqs=self._freqs)
-        if cache is not None:
-            k, v = cache.update_and_fetch(k, v)
-        o = ops.attention(q, k, v, self.scale, mask)  # mx.fast.scaled_dot_product_attention (numpy on CPU)
+        return q, k, v
+
+    def output(self, o: mx.array) -> mx.array:
+        """The heads' outputs o (B, H, L, hd) -> o_proj of them side by side (B, L, D)."""
+        B, _, L, _ = o.shape
         return self.o_proj(o.transpose(0, 2, 1, 3).reshape(B, L, -1))
 
 
@@ -221,6 +230,22 @@ class DecoderLayer(nn.Module):
         h = x + self.self_attn(self.input_layernorm(x), mask, cache)
         return h + self.mlp(self.post_attention_layernorm(h))
 
+    def step(self, x: mx.array, cache: KVCache) -> mx.array:
+        """One decode step, x (B, 1, D) -> `self(x, None, cache)`, the parts before and after the cached attention
+        each one compiled graph (made by `compile_step`; the position goes in as an array: no retrace per step)."""
+        q, k, v = self.compiled_qkv(x, mx.array(cache.offset, mx.int32))
+        k, v = cache.update_and_fetch(k, v)
+        return self.compiled_rest(x, ops.attention(q, k, v, self.self_attn.scale, None))
+
+    def qkv(self, x: mx.array, offset: Union[int, mx.array]) -> Tuple[mx.array, mx.array, mx.array]:
+        """The layer up to the cache: input norm, projections, rope."""
+        return self.self_attn.project(self.input_layernorm(x), offset)
+
+    def rest(self, x: mx.array, o: mx.array) -> mx.array:
+        """The layer after the attention (o: its heads' outputs): o_proj, residual, MLP, residual."""
+        h = x + self.self_attn.output(o)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
 
 class FusedAttention(Attention):
     """Attention with q|k|v in one projection and one rope call for q|k (a GPU decode step is bound by its number
@@ -234,18 +259,13 @@ class FusedAttention(Attention):
         self.qkv_proj = _concat_linear([attn.q_proj, attn.k_proj, attn.v_proj])
         self.o_proj = attn.o_proj
 
-    def __call__(self, x: mx.array, mask: Optional[str] = "causal", cache: Optional[KVCache] = None) -> mx.array:
+    def project(self, x: mx.array, offset: Union[int, mx.array]) -> Tuple[mx.array, mx.array, mx.array]:
         B, L, _ = x.shape
         H, KV = self.n_heads, self.n_kv_heads
         qkv = self.qkv_proj(x).reshape(B, L, H + 2 * KV, -1).transpose(0, 2, 1, 3)  # (B, H + 2 KV, L, hd)
-        offset = 0 if cache is None else cache.offset
         qk = mx.fast.rope(qkv[:, :H + KV], self.head_dim, traditional=False, base=None, scale=1.0, offset=offset,
                           freqs=self._freqs)  # rope acts per head: q and k heads in one call
-        q, k, v = qk[:, :H], qk[:, H:], qkv[:, H + KV:]
-        if cache is not None:
-            k, v = cache.update_and_fetch(k, v)
-        o = ops.attention(q, k, v, self.scale, mask)
-        return self.o_proj(o.transpose(0, 2, 1, 3).reshape(B, L, -1))
+        return qk[:, :H], qk[:, H:], qkv[:, H + KV:]
 
 
 class FusedMLP(MLP):
@@ -288,15 +308,39 @@ def fuse_projections(model: "Model") -> "Model":
     return model
 
 
+def compile_step(model: "Model") -> "Model":
+    """Compile each layer's decode-step parts (`DecoderLayer.qkv`, `DecoderLayer.rest`) with `mx.compile`; a call
+    with one token and a cache then takes `DecoderLayer.step` (in place; returns `model`). The load path does this
+    on the CPU.
+
+    Why: on the CPU, MLX runs `mx.fast.rms_norm`, `mx.fast.rope` and one-query attention as their reference
+    graphs of small ops (a 0.5B Qwen2 decode step: ~140 graph nodes a layer, 24 layers), each one a task for
+    MLX's stream thread, between the matrix-vector products that carry the bytes. Compiled, the elementwise
+    chains fuse into single kernels and the graph is traced once per layer, not rebuilt node by node. The
+    products, their operands and their order are unchanged (tests/test_llama_step.py checks step == call
+    bit for bit). The weights are the compiled functions' `inputs` (the layer itself): replacing one is seen.
+    """
+    for layer in model.layers:
+        layer.compiled_qkv = mx.compile(layer.qkv, inputs=layer)
+        layer.compiled_rest = mx.compile(layer.rest, inputs=layer)
+    model.model.compiled_step = True
+    return model
+
+
 class LlamaModel(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.embed_tokens = nn.Embedding(args.vocab_size, args.hidden_size)
         self.layers = [DecoderLayer(args) for _ in range(args.num_hidden_layers)]
         self.norm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+        self.compiled_step = False  # True after `compile_step`: one-token calls with a cache take DecoderLayer.step
 
     def __call__(self, ids: mx.array, cache: Optional[List[KVCache]] = None) -> mx.array:
         h = self.embed_tokens(ids)
+        if h.shape[1] == 1 and cache is not None and self.compiled_step:  # a decode step, see `compile_step`
+            for layer, c in zip(self.layers, cache):
+                h = layer.step(h, c)
+            return self.norm(h)
         # One query token attends to everything cached: no mask. Several: causal, aligned to the last key.
         mask = None if h.shape[1] == 1 else "causal"
         for i, layer in enumerate(self.layers):
@@ -446,6 +490,8 @@ def load_model(path: Path, args: ModelArgs, dtype: Optional[str] = None, quantiz
         nn.quantize(model, group_size=64, bits=_QUANT[quantize])
     elif mx.default_device() == mx.cpu:
         cpu_layout(model)
+    if mx.default_device() == mx.cpu:
+        compile_step(model)
     mx.eval(model.parameters())
     return model
 
