@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -84,17 +85,20 @@ def write_generation_config(dst: Path, stops: List[int], extra: Optional[Dict[st
 
 
 # ------------------------------------------------------------------------------------------------ real sizes
-# parity/test_spark_e2e.py (slow). A random LLM at the real size never writes an EOS id and soon repeats one token,
-# so the EOS-at-STOP_AT rule above would stop it after a handful of ids. Instead the official side runs on a copy of
-# the folder whose LLM/generation_config.json adds only `max_time` (transformers' MaxTimeCriteria; the other keys
-# are what transformers derives from config.json, so nothing else changes) and impl runs on the folder as it is,
-# for exactly as many new ids as the official run wrote: the same greedy ids over that length, whatever it is.
+# parity/test_spark_e2e.py (slow). A random LLM at the real size never writes an EOS id and soon repeats one token
+# for good, so ids[STOP_AT] (above) would often be an id it wrote from the start. Here impl's greedy run of HORIZON
+# ids per case picks the id that appeared last for the first time (the longest run an EOS id can end), the folder
+# gets those EOS ids (LLM/generation_config.json: config.json's bos/eos, which transformers derives when the file is
+# absent as in the official folder, with the eos list extended), and the official run on it must stop there with
+# the same ids. impl's ids are its HORIZON-id run cut after the first EOS id, as its decode loop stops
+# (impl.outetts.generate.decode_loop; the tiny tests above run that stop itself): one impl pass, so one model set in
+# memory at a time.
 
 REAL_FOLDERS: Dict[str, Tuple[str, str, str, str]] = {
     "0.5b": ("0.5b", "bicodec", "xlsr53", "bfloat16"),     # impl.seeded.spark.default_spark_dir(): all real sizes
     "real-codec": ("tiny", "bicodec", "xlsr53", "float32"),  # the tiny LLM (it writes semantic ids) + real codec
 }
-MAX_TIME = {"0.5b": 60.0, "real-codec": 15.0}  # seconds of official generate per case (this 2-core host)
+HORIZON = 96
 
 
 def real_folder(name: str) -> Path:
@@ -104,19 +108,65 @@ def real_folder(name: str) -> Path:
     return seeded_spark(llm, bicodec, w2v, 0, dtype)
 
 
-def time_capped(dst: Path, src: Path, max_time: float) -> Path:
-    """`src` linked into `dst` with LLM/generation_config.json = config.json's generation keys (what transformers
-    derives when the file is absent, as in the official Spark-TTS-0.5B folder) + max_time."""
-    from impl.spark.generate import generation_settings
+def newest_id(ids: Sequence[int]) -> int:
+    """The id whose first occurrence comes last."""
+    first: Dict[int, int] = {}
+    for n, t in enumerate(ids):
+        first.setdefault(int(t), n)
+    return max(first, key=first.get)
 
+
+def cut_at_stop(ids: Sequence[int], stops: Sequence[int]) -> List[int]:
+    """ids up to and including the first stop id (all of them when none occurs)."""
+    out: List[int] = []
+    for t in ids:
+        out.append(int(t))
+        if t in stops:
+            break
+    return out
+
+
+def with_stops(dst: Path, src: Path, stops: List[int]) -> Path:
+    """`src` linked into `dst` with LLM/generation_config.json: config.json's bos/pad ids and these EOS ids."""
     cfg = json.loads((src / "LLM" / "config.json").read_text())
     if (src / "LLM" / "generation_config.json").exists():
         raise ValueError(f"{src}: expected no LLM/generation_config.json (the official folder has none)")
-    generation_settings(src / "LLM")  # impl's reading: only keys it honours or that change nothing
     _link_tree(src, dst)
-    keys = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if cfg.get(k) is not None}
-    (dst / "LLM" / "generation_config.json").write_text(json.dumps(dict(keys, max_time=max_time), indent=2) + "\n")
+    keys = {k: cfg[k] for k in ("bos_token_id", "pad_token_id") if cfg.get(k) is not None}
+    (dst / "LLM" / "generation_config.json").write_text(json.dumps(dict(keys, eos_token_id=stops), indent=2) + "\n")
     return dst
+
+
+def impl_runs(folder: Path, wav: str) -> Tuple[Dict[str, Dict[str, Any]], List[int]]:
+    """({case: prompt ids, global ids, HORIZON greedy ids, voice}, EOS ids) from impl on the folder as it is."""
+    from impl.spark import generate as G
+
+    tts = G.load(folder)
+    cloned = tts.voice_from_audio(wav)
+    runs: Dict[str, Dict[str, Any]] = {}
+    stops = list(tts.stop_ids)
+    for case, kw in CASES.items():
+        voice = (G.Voice(gender=kw["gender"], pitch=kw["pitch"], speed=kw["speed"]) if "gender" in kw else
+                 replace(cloned, prompt_text=kw["prompt_text"]))
+        ids: List[int] = []
+        try:
+            next(tts.generate_chunks(TEXT, voice, G.GenerationConfig(greedy=True, max_new_tokens=HORIZON),
+                                     on_token=ids.append))
+        except G.GenerationError:
+            pass  # a created voice's parse fails after its ids: the ids are what is needed here
+        runs[case] = {"prompt": tts.prompt(TEXT, voice), "voice": voice, "horizon": ids,
+                      "global": None if voice.creates else voice.global_codes.tolist()}
+        stops.append(newest_id(ids))
+    for r in runs.values():
+        r["ids"] = cut_at_stop(r["horizon"], stops)
+        try:
+            sem, glob = tts.parse(r["ids"], r["voice"])
+            r["semantic"] = sem.tolist()
+            r["audio"] = tts.decode(sem, glob) if sem.size else None
+            r["error"] = None if sem.size else str(G.no_audio_error(len(r["ids"])))
+        except G.GenerationError as e:
+            r["semantic"], r["audio"], r["error"] = None, None, str(e)
+    return runs, stops
 
 
 def official_runs(folder: Path, wav: str) -> Dict[str, Dict[str, Any]]:
