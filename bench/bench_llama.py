@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from impl import cpu
-from bench.timing import median_time
+from bench.timing import best_time, median_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
 PREFILL = 512
@@ -76,6 +76,33 @@ def impl_decode(model, prompt: np.ndarray, n: int) -> Callable[[], None]:
         run.decode_s = time.perf_counter() - t
 
     return run
+
+
+def impl_decode_parts(model, prompt: np.ndarray, n: int = 5) -> Dict[str, float]:
+    """Seconds of a decode step's parts, each alone at decode shape (best of n): "layers" = the decoder layers and
+    final norm (`model.model`, one token, the cache at the prompt's length); "head" = the vocabulary product."""
+    import mlx.core as mx
+
+    from impl import llama
+
+    cache = llama.make_cache(model)
+    mx.eval(model(mx.array(prompt.astype(np.int32)), cache, logits_to_keep=1))
+    y = mx.array(prompt[:, -1:].astype(np.int32))
+    h = mx.random.normal((1, 1, model.args.hidden_size)).astype(model.model.norm.weight.dtype)
+
+    def layers():
+        for c in cache:
+            c.offset = prompt.shape[1]  # each call writes the same slot
+        mx.eval(model.model(y, cache))
+
+    head = model.model.embed_tokens.as_linear if model.args.tie_word_embeddings else model.lm_head
+    return {"layers": best_time(layers, n=n), "head": best_time(lambda: mx.eval(head(h)), n=n)}
+
+
+def load_note() -> str:
+    """The host's load averages: decode timings on a shared CPU move with them."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} (1 / 5 min) on {os.cpu_count()} CPUs"
 
 
 # ---------------------------------------------------------------------------------------------------- reference
