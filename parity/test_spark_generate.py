@@ -1,6 +1,8 @@
 """Spark-TTS end to end, greedy, impl vs sparktts' SparkTTS.inference on the same seeded folder and prompt audio
 (parity/specs/spark_generation.py): prompt ids, generated ids and semantic ids exact, audio within 10x the fp32 floor;
-and the generation rules beyond upstream (parse, caps, chunks, errors)."""
+and the generation rules beyond upstream (parse, caps, chunks, errors); LLM/generation_config.json as transformers'
+generate merges it under the official call (honoured keys equal to the official run, the rest refused in one line).
+The real sizes: parity/test_spark_e2e.py (slow)."""
 from __future__ import annotations
 
 import numpy as np
