@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     di = impl_decode(e["impl"], e["prompt"], args.decode)
     di(), di()  # warm-up, then the timed run
     ti = args.decode / di.decode_s
+    parts = impl_decode_parts(e["impl"], e["prompt"])  # right after the decode, before the reference loads cores
+    bw = device_bandwidth()
     q = f" {args.quantize}" if args.quantize else ""
     where = f"MLX {mx.default_device()}, BLAS: {cpu.blas_info()['blas']}"
     if args.impl_only:
@@ -116,12 +118,10 @@ def main(argv=None) -> int:
         print(f"{'pp' + str(args.prefill):<10} {args.prefill / pre_i:>11.1f} {args.prefill / pre_r:>13.1f} "
               f"{pre_r / pre_i:>8.2f}x")
         print(f"{'tg' + str(args.decode):<10} {ti:>11.2f} {tr:>13.2f} {ti / tr:>8.2f}x")
-    bw = device_bandwidth()
     per_tok = weight_bytes_per_token(e["impl"])
     roof = bw * 1e9 / per_tok
     print(f"decode roofline: {per_tok / 1e9:.3f} GB weights/token / {bw:.1f} GB/s read = {roof:.2f} tok/s "
           f"({1e3 / roof:.1f} ms/token)")
-    parts = impl_decode_parts(e["impl"], e["prompt"])
     ms = {k: v * 1e3 for k, v in parts.items()}
     print(f"impl decode {1e3 / ti:.1f} ms/token: layers {ms['layers']:.1f} ms + head {ms['head']:.1f} ms (each "
           f"alone, best of 5) + the rest {1e3 / ti - ms['layers'] - ms['head']:.1f} ms (sampling, step overlap)")
