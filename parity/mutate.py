@@ -237,11 +237,10 @@ CATALOGUE: List[Mutation] = [
       "KV cache returns one slot too many (a zero key/value, off by one)",
       (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", T_LLAMA), ("llama", "lm-greedy")),
     M("rope-offset-plus-one", "impl/llama.py",
-      # (the line above it makes the text unique: FusedAttention, the GPU's, has the same offset line)
-      "v = self.v_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)\n"
-      "        offset = 0 if cache is None else cache.offset\n",
-      "v = self.v_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)\n"
-      "        offset = 0 if cache is None else cache.offset + 1\n",
+      # Attention.__call__: every cached call but the CPU's compiled decode step (DecoderLayer.step), so prefill
+      # in chunks, the GPU's decode and the fused path
+      "q, k, v = self.project(x, 0 if cache is None else cache.offset)",
+      "q, k, v = self.project(x, 0 if cache is None else cache.offset + 1)",
       "rope positions start at 1 on the cached path",
       (f"{T_LLAMA}::test_llama_cache_chunks_equal_full_forward", f"{T_LLAMA}::test_llama_greedy_64_tokens_identical",
        f"{T_LLAMA}::test_llama_teacher_forced_kl_through_cache"), ("llama", "lm-greedy"),
@@ -350,6 +349,21 @@ CATALOGUE: List[Mutation] = [
       (f"{T_SPROMPT}::test_spark_tokenizer_decode_skips_only_special",), ("spark-generation",),
       blind="parse passes skip_special_tokens=True itself, and no special token spells bicodec_*_N: the parsed "
             "ids and audio stay equal; only Tokenizer.decode's text (a public output) changes"),
+    # Spark-TTS' LLM folder generation config (impl.spark.generate.generation_settings), merged under the official call
+    M("spark-gen-config-ignored", "impl/spark/generate.py",
+      "extra = {} if folder is None else dict(repetition_penalty=folder.repetition_penalty, min_p=folder.min_p)",
+      "extra = {}",
+      "a folder's generation_config.json repetition_penalty / min_p ignored (transformers' generate applies them)",
+      (f"{T_SGEN}::test_spark_generation_config_penalty_greedy_equals_official", T_SGEN), ("spark-generation",),
+      blind="the report's seeded folders carry no generation config (as the official Spark-TTS-0.5B LLM/): "
+            "nothing to ignore there"),
+    M("spark-gen-penalty-window", "impl/spark/sampler.py",
+      "repetition_range=FULL_CONTEXT if repetition_penalty != 1.0 else 0)",
+      "repetition_range=64 if repetition_penalty != 1.0 else 0)",
+      "a folder's repetition penalty over OuteTTS' last 64 ids instead of transformers' whole sequence (prompt too)",
+      (f"{T_SGEN}::test_spark_generation_config_penalty_greedy_equals_official", T_SGEN), ("spark-generation",),
+      blind="the report's seeded folders carry no generation config (as the official Spark-TTS-0.5B LLM/): "
+            "no penalty there"),
     # Qwen2 (Spark-TTS' LLM): impl.qwen2 maps a Qwen2 config onto impl.llama's network
     M("qwen2-rope-theta-ignored", "impl/qwen2.py",
       "rms_norm_eps=self.rms_norm_eps, rope_theta=self.rope_theta,",
