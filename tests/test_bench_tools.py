@@ -31,5 +31,6 @@ def test_roofline_read_bandwidth_is_the_best_kernel():
     from bench.roofline import memory_bandwidth
 
     bw = memory_bandwidth(16)
-    assert set(bw) == {"read_GBps", "read_1t_GBps", "read_gemv_GBps", "copy_GBps"}
-    assert bw["read_GBps"] >= max(bw["read_1t_GBps"], bw["read_gemv_GBps"]) > 0 and bw["copy_GBps"] > 0
+    assert set(bw) == {"read_GBps", "read_1t_GBps", "read_gemv_GBps", "read_gemv_colmajor_GBps", "copy_GBps"}
+    assert bw["read_GBps"] >= max(bw["read_1t_GBps"], bw["read_gemv_GBps"], bw["read_gemv_colmajor_GBps"])  # or a threaded sum
+    assert bw["read_GBps"] >= bw["read_1t_GBps"] > 0 and bw["copy_GBps"] > 0
