@@ -197,7 +197,9 @@ def test_spark_generation_config_distribution_equals_generate_processors(honoure
     rng = np.random.default_rng([19, 7, seed])
     logits = full_vocab(seed)
     top = np.argsort(logits[0])[-80:]  # the context holds many of the likely ids: the penalty moves the top-k
-    ids = np.concatenate([rng.integers(0, 166000, 40), rng.choice(top, 40)])[None].astype(np.int64)
+    # ... early in it, 200 ids before the end: transformers' penalty reads the whole sequence (a shorter window,
+    # as OuteTTS' 64 ids, would miss them)
+    ids = np.concatenate([rng.choice(top, 40), rng.integers(0, 166000, 200)])[None].astype(np.int64)
     procs = R.call_processors(honoured["ref"].tts.model, ids)
     with torch.no_grad():
         scores = procs(torch.as_tensor(ids), torch.as_tensor(logits).clone()).numpy()[0]
