@@ -21,6 +21,9 @@ rounds alternating (impl, ref, ref, impl, ...) so that a shared machine's load f
   Before the call freed memory goes back to the system (MLX's `clear_cache`, glibc's `malloc_trim(0)`), else the
   allocators' kept memory would hide the call's; memory still kept makes it a lower bound. Linux only (else -).
 `--impl-only` never imports torch (a machine with mlx-cuda and no torch); `--out FILE.json` stores the rows.
+GEMM fraction (impl on the CPU): tokenize's matrix-product FLOPs counted from the layer shapes (`tokenize_flops`,
+per stage) / seconds, over the fp32 GEMM peak `bench.roofline.matmul_flops` measures at the start and end of the
+run (the larger); a loaded host lowers the peak and the rate alike.
 
     ./vp python -m bench.bench_spark_codec [--seconds 1 10 60] [--rounds 3] [--impl-only | --ref-device cuda]
                                            [--out FILE.json]
