@@ -361,8 +361,7 @@ CATALOGUE: List[Mutation] = [
       "repetition_range=FULL_CONTEXT if repetition_penalty != 1.0 else 0)",
       "repetition_range=64 if repetition_penalty != 1.0 else 0)",
       "a folder's repetition penalty over OuteTTS' last 64 ids instead of transformers' whole sequence (prompt too)",
-      (f"{T_SGEN}::test_spark_generation_config_distribution_equals_generate_processors", T_SGEN),
-      ("spark-generation",),
+      (f"{T_SGEN}::test_spark_generation_config_penalty_reads_the_whole_sequence", T_SGEN), ("spark-generation",),
       blind="the report's seeded folders carry no generation config (as the official Spark-TTS-0.5B LLM/): "
             "no penalty there"),
     # Qwen2 (Spark-TTS' LLM): impl.qwen2 maps a Qwen2 config onto impl.llama's network

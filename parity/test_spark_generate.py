@@ -125,6 +125,18 @@ def test_spark_generation_config_refused_key_is_one_line(tmp_path, key, where):
     assert "\n" not in msg and str(tmp_path / where) in msg and key in msg, msg
 
 
+def test_spark_generation_config_penalty_reads_the_whole_sequence():
+    """transformers' RepetitionPenaltyLogitsProcessor gathers over all of input_ids (prompt + generated): impl's
+    penalty window (the ids decode_loop hands the sampler) must cover any sequence the LM can hold, not OuteTTS'
+    last 64 ids; without a penalty no window is kept."""
+    from impl.spark.generate import FolderGeneration
+
+    penalised = G.GenerationConfig().sampler(FolderGeneration((1,), repetition_penalty=1.3))
+    assert penalised.repetition_range >= 32768  # Qwen2-0.5B's max_position_embeddings
+    assert G.GenerationConfig().sampler(FolderGeneration((1,), min_p=0.1)).repetition_range == 0
+    assert G.GenerationConfig().sampler().repetition_range == 0
+
+
 def test_spark_generation_config_defaults_and_official_folder_layout(tmp_path):
     """No file, or no eos_token_id: no stop ids (transformers then runs to max_new_tokens); config.json's eos alone
     (the official folder);
@@ -197,8 +209,7 @@ def test_spark_generation_config_distribution_equals_generate_processors(honoure
     rng = np.random.default_rng([19, 7, seed])
     logits = full_vocab(seed)
     top = np.argsort(logits[0])[-80:]  # the context holds many of the likely ids: the penalty moves the top-k
-    # ... early in it, 200 ids before the end: transformers' penalty reads the whole sequence (a shorter window,
-    # as OuteTTS' 64 ids, would miss them)
+    # ... early in it, 200 ids before the end (the window's length itself: test_..._penalty_reads_the_whole_sequence)
     ids = np.concatenate([rng.choice(top, 40), rng.integers(0, 166000, 200)])[None].astype(np.int64)
     procs = R.call_processors(honoured["ref"].tts.model, ids)
     with torch.no_grad():
