@@ -137,6 +137,23 @@ def test_spark_generation_config_penalty_reads_the_whole_sequence():
     assert G.GenerationConfig().sampler().repetition_range == 0
 
 
+def test_spark_reference_runs_plain_transformers_after_outetts_patched_it():
+    """`import outetts` swaps transformers' repetition penalty for a 64-id window, process-wide; the Spark reference
+    builds its processors with transformers' own inside reference.spark.plain_transformers (else, in a full-suite
+    run, the official side would be OuteTTS-patched), and leaves the process as it found it. Runs before the
+    distribution and penalty tests below, so that they meet the patch whichever tests ran first."""
+    from reference import outetts as ref_outetts
+    from transformers.generation import logits_process, utils
+
+    ref_outetts._outetts()  # imports outetts' hf_model: the patch is in place from here on
+
+    patched = utils.RepetitionPenaltyLogitsProcessor
+    assert patched is not logits_process.RepetitionPenaltyLogitsProcessor, "outetts no longer patches: drop this"
+    with R.plain_transformers():
+        assert utils.RepetitionPenaltyLogitsProcessor is logits_process.RepetitionPenaltyLogitsProcessor
+    assert utils.RepetitionPenaltyLogitsProcessor is patched
+
+
 def test_spark_generation_config_defaults_and_official_folder_layout(tmp_path):
     """No file, or no eos_token_id: no stop ids (transformers then runs to max_new_tokens); config.json's eos alone
     (the official folder);

@@ -209,6 +209,22 @@ class _CastInput:
 
 # ------------------------------------------------------------------------------------------------- SparkTTS
 
+@contextlib.contextmanager
+def plain_transformers():
+    """transformers as Spark-TTS runs it. `import outetts` (reference/outetts.py, imported by other tests of the same
+    process) replaces `transformers.generation.utils.RepetitionPenaltyLogitsProcessor` with its own, which reads only
+    the last 64 ids (outetts/models/hf_model.py); SparkTTS.inference never imports outetts: inside this block
+    generate builds transformers' own processor (whole sequence). Restored on exit."""
+    from transformers.generation import logits_process, utils
+
+    saved = utils.RepetitionPenaltyLogitsProcessor
+    utils.RepetitionPenaltyLogitsProcessor = logits_process.RepetitionPenaltyLogitsProcessor
+    try:
+        yield
+    finally:
+        utils.RepetitionPenaltyLogitsProcessor = saved
+
+
 def logits_processor(temperature: float = 0.8, top_k: int = 50, top_p: float = 0.95, do_sample: bool = True):
     """transformers' LogitsProcessorList for SparkTTS.inference's generate call (do_sample, temperature, top_k,
     top_p; the folder's generation defaults otherwise: no repetition penalty, no min-p), built by transformers."""
@@ -221,9 +237,10 @@ def logits_processor(temperature: float = 0.8, top_k: int = 50, top_p: float = 0
     warpers = dict(temperature=temperature, top_k=top_k, top_p=top_p) if do_sample else {}
     cfg = GenerationConfig(do_sample=do_sample, **warpers)
     cfg._eos_token_tensor = None  # set by generate()'s _prepare_special_tokens; no EOS-dependent processor here
-    return _Mixin()._get_logits_processor(generation_config=cfg, input_ids_seq_length=0, encoder_input_ids=None,
-                                          prefix_allowed_tokens_fn=None, logits_processor=LogitsProcessorList(),
-                                          device="cpu")
+    with plain_transformers():
+        return _Mixin()._get_logits_processor(generation_config=cfg, input_ids_seq_length=0, encoder_input_ids=None,
+                                              prefix_allowed_tokens_fn=None, logits_processor=LogitsProcessorList(),
+                                              device="cpu")
 
 
 def call_processors(model, input_ids: np.ndarray, temperature: float = 0.8, top_k: int = 50, top_p: float = 0.95):
@@ -238,9 +255,10 @@ def call_processors(model, input_ids: np.ndarray, temperature: float = 0.8, top_
     cfg, _ = model._prepare_generation_config(None, do_sample=True, temperature=temperature, top_k=top_k,
                                                top_p=top_p, max_new_tokens=3000)
     model._prepare_special_tokens(cfg, device="cpu")
-    return model._get_logits_processor(generation_config=cfg, input_ids_seq_length=ids.shape[-1],
-                                       encoder_input_ids=ids, prefix_allowed_tokens_fn=None,
-                                       logits_processor=LogitsProcessorList(), device="cpu")
+    with plain_transformers():
+        return model._get_logits_processor(generation_config=cfg, input_ids_seq_length=ids.shape[-1],
+                                           encoder_input_ids=ids, prefix_allowed_tokens_fn=None,
+                                           logits_processor=LogitsProcessorList(), device="cpu")
 
 
 def process(logits: np.ndarray, **sampler) -> np.ndarray:
@@ -302,7 +320,8 @@ class _Recording:
         self.model, self.outputs = model, []
 
     def generate(self, **kw):
-        out = self.model.generate(**kw)
+        with plain_transformers():  # whatever another test imported (outetts' penalty patch)
+            out = self.model.generate(**kw)
         self.outputs.append([int(t) for t in out[0, kw["input_ids"].shape[1]:]])  # the new ids, as inference trims
         return out
 
