@@ -49,17 +49,19 @@ def test_spark_builders_take_the_real_paths():
         gpu.KernelWarmup("bfloat16", model="dac")
 
 
-def test_start_kernel_warmup_picks_spark_for_a_spark_folder(monkeypatch, tmp_path):
-    """impl.outetts.generate.start_kernel_warmup: an LM folder beside BiCodec/ (a Spark-TTS folder) warms Spark's set."""
-    from impl.outetts import generate
+def test_spark_load_lm_warms_sparks_kernels(monkeypatch, tmp_path):
+    """impl.spark.generate.load_lm starts (or joins) the warm-up of Spark's set, the OuteTTS CLI's loader its own."""
+    from impl import qwen2
+    from impl.outetts import generate as OG
+    from impl.spark import generate as SG
 
     seen = []
     monkeypatch.setattr(gpu.KernelWarmup, "start", lambda self: seen.append(self.model) or self)
-    (tmp_path / "LLM").mkdir()
-    generate.start_kernel_warmup(tmp_path / "LLM", "bfloat16", None)
-    (tmp_path / "BiCodec").mkdir()
-    generate.start_kernel_warmup(tmp_path / "LLM", "bfloat16", None)
-    assert seen == ["outetts", "spark"]
+    monkeypatch.setattr(qwen2, "load", lambda *a, **k: None)
+    (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')
+    SG.load_lm(tmp_path, "float32", None)
+    OG.start_kernel_warmup(tmp_path, "float32", None)
+    assert seen == ["spark", "outetts"]
 
 
 def test_child_entry_point_runs():

@@ -360,17 +360,17 @@ def _json_or_empty(file: Path) -> Dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def start_kernel_warmup(model_dir: Optional[Union[str, Path]], dtype: Optional[str], quantize: Optional[str]):
+def start_kernel_warmup(model_dir: Optional[Union[str, Path]], dtype: Optional[str], quantize: Optional[str],
+                        model: str = "outetts"):
     """`impl.gpu.KernelWarmup(...).start()` for the LM `load` will build (mlx-cuda's first run; a no-op elsewhere):
-    dtype None = the checkpoint's own, as its config.json states it (the embedded seeded model is bf16). The LM of a
-    Spark-TTS folder (`LLM/` beside `BiCodec/`) warms the BiCodec's kernels too."""
+    dtype None = the checkpoint's own, as its config.json states it (the embedded seeded model is bf16); `model`
+    "spark" (Spark-TTS' callers) warms the BiCodec's kernels too."""
     from impl import gpu
 
     if dtype is None:
         config = _json_or_empty(Path(model_dir) / "config.json") if model_dir is not None else {}
         dtype = str(config.get("torch_dtype") or "bfloat16")
-    spark = model_dir is not None and (Path(model_dir).parent / "BiCodec").is_dir()
-    return gpu.KernelWarmup(dtype, quantize, model="spark" if spark else "outetts").start()
+    return gpu.KernelWarmup(dtype, quantize, model=model).start()
 
 
 def default_dtype() -> Optional[str]:

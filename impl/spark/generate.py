@@ -394,7 +394,7 @@ def load_lm(llm_dir: Path, dtype: Optional[str] = None, quantize: Optional[str] 
 
     if model_type not in ("qwen2", "llama"):
         raise GenerationError(f"{Path(llm_dir) / 'config.json'}: model_type {model_type!r}; Spark-TTS' LLM is qwen2")
-    warmup = start_kernel_warmup(llm_dir, dtype, quantize)  # mlx-cuda's first run (joins one the CLI started)
+    warmup = start_kernel_warmup(llm_dir, dtype, quantize, model="spark")  # mlx-cuda's first run (joins the CLI's)
     lm = (qwen2 if model_type == "qwen2" else llama).load(llm_dir, dtype=dtype, quantize=quantize)
     warmup.wait()
     return lm, (lambda: llama.make_cache(lm))

@@ -94,7 +94,7 @@ def run(args) -> int:
     # mlx-cuda's first run: the LM's kernels compile in child processes while the codec loads (load_lm joins)
     from impl.outetts.generate import start_kernel_warmup
 
-    start_kernel_warmup(root / G.LLM, args.dtype or G.default_dtype(), args.quantize)
+    start_kernel_warmup(root / G.LLM, args.dtype or G.default_dtype(), args.quantize, model="spark")
     cfg = _audio_config(root / G.CONFIG)
     codec = spark.load(root / G.BICODEC)
     if args.prompt_audio is not None:  # the voice first, wav2vec2 freed before the LLM loads: a lower peak
