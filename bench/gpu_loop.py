@@ -674,6 +674,183 @@ def part_spark_detok(seconds_list: List[float], rounds: int = 5, small: bool = F
     return rows
 
 
+class _Compiled:
+    """A layer's __call__ under mx.compile (shape-specialised): the probe's stand-in for a fused block."""
+
+    def __init__(self, layer):
+        import mlx.core as mx
+
+        self.layer, self.fn = layer, mx.compile(layer.__call__)
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
+def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool = False,
+                         ref_device: str = "cuda") -> List[Dict]:
+    """BiCodec.detokenize, impl vs the official sparktts model on `ref_device` (torch, TF32 at its default), the
+    same seeded weights and ids: (1) the same stages on both sides, each evaluated and synchronised on its own;
+    (2) one prenet ConvNeXt block's operations, each run 20 times queued (MLX async_eval / torch's stream) then
+    synchronised, per call; (3) the whole call as shipped, with the prenet's ConvNeXt blocks and the wave generator's
+    residual units each under mx.compile ("compiled_blocks"), and the whole call under one mx.compile
+    ("compiled_all"), alternated within each round; max|dy| of each vs the official audio."""
+    import mlx.core as mx
+    import torch
+
+    from impl import spark
+    from impl.seeded.spark import seeded_bicodec
+    from impl.spark.vocos import gelu
+    from reference import spark as ref
+
+    folder = seeded_bicodec("tiny" if small else "bicodec", 0)
+    model, official = spark.load(folder), ref.load(folder).to(ref_device)
+    cuda = ref_device.startswith("cuda")
+
+    def sync_t():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def t_mx(fn):
+        mx.synchronize()
+        t0 = time.perf_counter()
+        y = fn()
+        mx.eval(y)
+        mx.synchronize()
+        return time.perf_counter() - t0, y
+
+    def t_torch(fn):
+        sync_t()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            y = fn()
+        sync_t()
+        return time.perf_counter() - t0, y
+
+    def core(s, g):
+        z_q = model.quantizer.detokenize(s)
+        d = model.speaker_encoder.detokenize(g)
+        return model.decoder(model.prenet(z_q, d) + d[:, None, :])[:, :, 0]
+
+    compiled_all = mx.compile(core)
+    blocks = [b for stage in model.prenet.downsample for b in stage[1].convnext] + model.prenet.vocos_backbone.convnext
+    units = [(top.block, j) for top in model.decoder.model if hasattr(top, "block")
+             for j, sub in enumerate(top.block) if type(sub).__name__ == "ResidualUnit"]
+
+    def set_compiled(on: bool):
+        for owner in [stage[1].convnext for stage in model.prenet.downsample] + [model.prenet.vocos_backbone.convnext]:
+            for i, b in enumerate(owner):
+                owner[i] = (b if isinstance(b, _Compiled) else _Compiled(b)) if on else getattr(b, "layer", b)
+        for owner, j in units:
+            sub = owner[j]
+            owner[j] = (sub if isinstance(sub, _Compiled) else _Compiled(sub)) if on else getattr(sub, "layer", sub)
+
+    rows: List[Dict] = []
+    rng = np.random.default_rng(0)
+    for seconds in seconds_list:
+        T = max(1, int(seconds * 50))
+        sem_np = rng.integers(0, model.codebook_size, (1, T)).astype(np.int32)
+        glob_np = rng.integers(0, model.global_codebook_size, (1,) + model.global_shape).astype(np.int32)
+        sem, glob = mx.array(sem_np), mx.array(glob_np)
+        sem_t = torch.from_numpy(sem_np.astype(np.int64)).to(ref_device)
+        glob_t = torch.from_numpy(glob_np.astype(np.int64)).to(ref_device)
+        _, y_ref = t_torch(lambda: official.detokenize(sem_t, glob_t))
+        y_ref = y_ref[:, 0].cpu().numpy()
+
+        variants = {"native": lambda: model.detokenize(sem, glob), "compiled_blocks": lambda: model.detokenize(sem, glob),
+                    "compiled_all": lambda: compiled_all(sem, glob)}
+        times: Dict[str, List[float]] = {k: [] for k in list(variants) + ["official"]}
+        dy: Dict[str, float] = {}
+        for r in range(rounds + 1):
+            for name, fn in variants.items():
+                set_compiled(name == "compiled_blocks")
+                dt, y = t_mx(fn)
+                if r:
+                    times[name].append(dt)
+                dy[name] = float(np.abs(np.array(y) - y_ref).max())
+            set_compiled(False)
+            dt, _ = t_torch(lambda: official.detokenize(sem_t, glob_t))
+            if r:
+                times["official"].append(dt)
+
+        stages: Dict[str, Dict[str, List[float]]] = {"impl": {}, "official": {}}
+        for r in range(rounds + 1):
+            acc = []
+            dt, z_q = t_mx(lambda: model.quantizer.detokenize(sem))
+            acc.append(("impl", "quantizer", dt))
+            dt, d = t_mx(lambda: model.speaker_encoder.detokenize(glob))
+            acc.append(("impl", "speaker_detokenize", dt))
+            dt, x = t_mx(lambda: model.prenet(z_q, d) + d[:, None, :])
+            acc.append(("impl", "prenet", dt))
+            for i, top in enumerate(model.decoder.model):
+                for j, sub in enumerate(getattr(top, "block", [top])):
+                    dt, x = t_mx(lambda: sub(x))
+                    acc.append(("impl", f"decoder.{i}" + (f".{j}" if hasattr(top, "block") else "")
+                                + f" {type(sub).__name__}", dt))
+            dt, zt = t_torch(lambda: official.quantizer.detokenize(sem_t))
+            acc.append(("official", "quantizer", dt))
+            dt, dt_ = t_torch(lambda: official.speaker_encoder.detokenize(glob_t))
+            acc.append(("official", "speaker_detokenize", dt))
+            dt, xt = t_torch(lambda: official.prenet(zt, dt_) + dt_.unsqueeze(-1))
+            acc.append(("official", "prenet", dt))
+            for i, top in enumerate(official.decoder.model):
+                subs = list(top.block) if hasattr(top, "block") else [top]
+                for j, sub in enumerate(subs):
+                    dt, xt = t_torch(lambda: sub(xt))
+                    twin = getattr(model.decoder.model[i], "block", [model.decoder.model[i]])[j]  # impl's name
+                    acc.append(("official", f"decoder.{i}" + (f".{j}" if hasattr(top, "block") else "")
+                                + f" {type(twin).__name__}", dt))
+            if r:
+                for side, k, v in acc:
+                    stages[side].setdefault(k, []).append(v)
+        med = {side: {k: float(np.median(v)) for k, v in st.items()} for side, st in stages.items()}
+
+        # one prenet block's operations (the first of the conditioned backbone), 20 queued calls each
+        blk_i, blk_t = model.prenet.vocos_backbone.convnext[0], official.prenet.vocos_backbone.convnext[0]
+        xin = mx.random.normal((1, T, blk_i.dwconv.weight.shape[0]))
+        cond = d
+        h = blk_i.pwconv1(blk_i.norm(blk_i.dwconv(xin), cond))
+        mx.eval(h)
+        xin_t = torch.from_numpy(np.array(xin)).to(ref_device).transpose(1, 2)
+        cond_t = torch.from_numpy(np.array(cond)).to(ref_device)
+        with torch.no_grad():
+            h_t = blk_t.pwconv1(blk_t.norm(blk_t.dwconv(xin_t).transpose(1, 2), cond_t))
+        blk_c = _Compiled(blk_i)
+        ops_i = {"dwconv": lambda: blk_i.dwconv(xin), "norm": lambda: blk_i.norm(xin, cond),
+                 "pwconv1": lambda: blk_i.pwconv1(xin), "gelu": lambda: gelu(h), "pwconv2": lambda: blk_i.pwconv2(h),
+                 "block": lambda: blk_i(xin, cond), "block_compiled": lambda: blk_c(xin, cond)}
+        xin_tl = xin_t.transpose(1, 2).contiguous()
+        ops_t = {"dwconv": lambda: blk_t.dwconv(xin_t), "norm": lambda: blk_t.norm(xin_tl, cond_t),
+                 "pwconv1": lambda: blk_t.pwconv1(xin_tl), "gelu": lambda: blk_t.act(h_t),
+                 "pwconv2": lambda: blk_t.pwconv2(h_t), "block": lambda: blk_t(xin_t, cond_t)}
+        per_op: Dict[str, Dict[str, float]] = {"impl": {}, "official": {}}
+        for _ in range(2):  # the first pass warms
+            for name, fn in ops_i.items():
+                mx.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(20):
+                    mx.async_eval(fn())
+                mx.synchronize()
+                per_op["impl"][name] = (time.perf_counter() - t0) / 20
+            for name, fn in ops_t.items():
+                sync_t()
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    for _ in range(20):
+                        fn()
+                sync_t()
+                per_op["official"][name] = (time.perf_counter() - t0) / 20
+        row = {"case": f"spark_detok_vs_ref_{seconds:g}s", "frames": T, "ref_device": ref_device,
+               "whole_s": {k: float(np.median(v)) for k, v in times.items()},
+               "ratio_official_over": {k: float(np.median(times["official"]) / np.median(v))
+                                       for k, v in times.items() if k != "official"},
+               "max_abs_dy_vs_official": dy, "stages_s": med,
+               "stage_sums_s": {k: float(sum(v.values())) for k, v in med.items()},
+               "prenet_block_ops_s": per_op}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_loop", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="folder for gpu_loop.json")
@@ -682,13 +859,16 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="tiny LM widths (smoke test of this script on a CPU)")
     p.add_argument("--skip-cold", action="store_true", help="skip the fresh-process cold-start part")
     p.add_argument("--skip-quant", action="store_true", help="skip q8/q4")
-    p.add_argument("--part", choices=["all", "overhead", "ab", "env", "jit", "spark-detok"], default="all",
+    p.add_argument("--part", choices=["all", "overhead", "ab", "env", "jit", "spark-detok", "spark-detok-ref"], default="all",
                    help="all: cold start, loops, step parts, quantized; overhead: where a decode step's time goes; "
                         "ab: fused vs unfused projections; env: mlx-cuda's CUDA-graph settings (ops per graph, "
                         "graphs off) and the per-op dispatch cost, each in a fresh process; jit: the run-time kernels a "
                         "first `voiceport tts` compiles, in order, timed; spark-detok: BiCodec.detokenize's stages "
-                        "and its convolutions on impl.ops' gemm path vs MLX's own (--seconds)")
+                        "and its convolutions on impl.ops' gemm path vs MLX's own (--seconds); spark-detok-ref: the same stages, one prenet "
+                        "block's operations and compiled variants, impl vs the official model on --ref-device (needs "
+                        "torch and spark-tts-lib)")
     p.add_argument("--seconds", type=float, nargs="+", default=[10, 60], help="--part spark-detok: audio lengths")
+    p.add_argument("--ref-device", default="cuda", help="--part spark-detok-ref: torch device of the official side")
     p.add_argument("--model", choices=["outetts", "spark"], default="outetts",
                    help="--part jit: which `voiceport tts` model (spark: the embedded seeded Spark-TTS-0.5B)")
     p.add_argument("--cold-child", metavar="CKPT", help=argparse.SUPPRESS)
@@ -710,6 +890,10 @@ def main(argv=None) -> int:
     from impl.seeded.llama import write_seeded_checkpoint
 
     result = {"device": str(mx.default_device()), "mlx": mx.__version__, "rows": []}
+    if args.part == "spark-detok-ref":
+        result["rows"] += part_spark_detok_ref(args.seconds, small=args.small, ref_device=args.ref_device)
+        (out / "gpu_spark_detok_ref.json").write_text(json.dumps(result, indent=1))
+        return 0
     if args.part == "spark-detok":  # no LM checkpoint needed
         result["rows"] += part_spark_detok(args.seconds, small=args.small)
         (out / "gpu_spark_detok.json").write_text(json.dumps(result, indent=1))
