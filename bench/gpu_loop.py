@@ -674,31 +674,22 @@ def part_spark_detok(seconds_list: List[float], rounds: int = 5, small: bool = F
     return rows
 
 
-class _Compiled:
-    """A layer's __call__ under mx.compile (shape-specialised): the probe's stand-in for a fused block."""
-
-    def __init__(self, layer):
-        import mlx.core as mx
-
-        self.layer, self.fn = layer, mx.compile(layer.__call__)
-
-    def __call__(self, *args):
-        return self.fn(*args)
-
-
 def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool = False,
                          ref_device: str = "cuda") -> List[Dict]:
     """BiCodec.detokenize, impl vs the official sparktts model on `ref_device` (torch, TF32 at its default), the
     same seeded weights and ids: (1) the same stages on both sides, each evaluated and synchronised on its own;
     (2) one prenet ConvNeXt block's operations, each run 20 times queued (MLX async_eval / torch's stream) then
-    synchronised, per call; (3) the whole call as shipped, with the prenet's ConvNeXt blocks and the wave generator's
-    residual units each under mx.compile ("compiled_blocks"), and the whole call under one mx.compile
-    ("compiled_all"), alternated within each round; max|dy| of each vs the official audio."""
+    synchronised, per call; (3) the whole call as shipped ("native"), without the build/run overlap
+    (impl.spark.vocos.OVERLAP off: "no_overlap"), with the depthwise convs as MLX's grouped conv1d
+    ("grouped_dwconv"), and the whole call under one shape-specialised mx.compile ("compiled_all"; its first call on
+    a new length is timed apart: "compiled_all_new_length_s"), alternated within each round; max|dy| of each vs the
+    official audio; "build_s": the Python time to build the call's graph (no evaluation)."""
     import mlx.core as mx
     import torch
 
     from impl import spark
     from impl.seeded.spark import seeded_bicodec
+    from impl.spark import vocos
     from impl.spark.vocos import gelu
     from reference import spark as ref
 
@@ -732,17 +723,14 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
         return model.decoder(model.prenet(z_q, d) + d[:, None, :])[:, :, 0]
 
     compiled_all = mx.compile(core)
-    blocks = [b for stage in model.prenet.downsample for b in stage[1].convnext] + model.prenet.vocos_backbone.convnext
-    units = [(top.block, j) for top in model.decoder.model if hasattr(top, "block")
-             for j, sub in enumerate(top.block) if type(sub).__name__ == "ResidualUnit"]
+    shipped_dw = vocos.DepthwiseConv1d.__call__
 
-    def set_compiled(on: bool):
-        for owner in [stage[1].convnext for stage in model.prenet.downsample] + [model.prenet.vocos_backbone.convnext]:
-            for i, b in enumerate(owner):
-                owner[i] = (b if isinstance(b, _Compiled) else _Compiled(b)) if on else getattr(b, "layer", b)
-        for owner, j in units:
-            sub = owner[j]
-            owner[j] = (sub if isinstance(sub, _Compiled) else _Compiled(sub)) if on else getattr(sub, "layer", sub)
+    def grouped_dw(self, x):
+        return mx.conv1d(x, self.weight, padding=self.padding, groups=self.weight.shape[0]) + self.bias
+
+    def setting(name: str):  # (overlap, depthwise conv) of a variant
+        vocos.OVERLAP = name in ("native", "grouped_dwconv")
+        vocos.DepthwiseConv1d.__call__ = grouped_dw if name == "grouped_dwconv" else shipped_dw
 
     rows: List[Dict] = []
     rng = np.random.default_rng(0)
@@ -756,21 +744,36 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
         _, y_ref = t_torch(lambda: official.detokenize(sem_t, glob_t))
         y_ref = y_ref[:, 0].cpu().numpy()
 
-        variants = {"native": lambda: model.detokenize(sem, glob), "compiled_blocks": lambda: model.detokenize(sem, glob),
+        shipped = lambda: model.detokenize(sem, glob)  # noqa: E731
+        variants = {"native": shipped, "no_overlap": shipped, "grouped_dwconv": shipped,
                     "compiled_all": lambda: compiled_all(sem, glob)}
         times: Dict[str, List[float]] = {k: [] for k in list(variants) + ["official"]}
-        dy: Dict[str, float] = {}
+        dy: Dict[str, object] = {}
         for r in range(rounds + 1):
             for name, fn in variants.items():
-                set_compiled(name == "compiled_blocks")
-                dt, y = t_mx(fn)
+                setting(name)
+                try:
+                    dt, y = t_mx(fn)
+                except Exception as e:  # e.g. an op this backend lacks: recorded, the others go on
+                    dy[name] = f"{type(e).__name__}: {e}"[:300]
+                    continue
                 if r:
                     times[name].append(dt)
                 dy[name] = float(np.abs(np.array(y) - y_ref).max())
-            set_compiled(False)
+            setting("native")
             dt, _ = t_torch(lambda: official.detokenize(sem_t, glob_t))
             if r:
                 times["official"].append(dt)
+        setting("no_overlap")
+        builds = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            y = model.detokenize(sem, glob)
+            builds.append(time.perf_counter() - t0)
+            mx.eval(y)
+        sem1 = mx.array(rng.integers(0, model.codebook_size, (1, T + 1)).astype(np.int32))
+        new_length_s, _ = t_mx(lambda: compiled_all(sem1, glob))
+        setting("native")
 
         stages: Dict[str, Dict[str, List[float]]] = {"impl": {}, "official": {}}
         for r in range(rounds + 1):
@@ -814,7 +817,7 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
         cond_t = torch.from_numpy(np.array(cond)).to(ref_device)
         with torch.no_grad():
             h_t = blk_t.pwconv1(blk_t.norm(blk_t.dwconv(xin_t).transpose(1, 2), cond_t))
-        blk_c = _Compiled(blk_i)
+        blk_c = mx.compile(blk_i.__call__)
         ops_i = {"dwconv": lambda: blk_i.dwconv(xin), "norm": lambda: blk_i.norm(xin, cond),
                  "pwconv1": lambda: blk_i.pwconv1(xin), "gelu": lambda: gelu(h), "pwconv2": lambda: blk_i.pwconv2(h),
                  "block": lambda: blk_i(xin, cond), "block_compiled": lambda: blk_c(xin, cond)}
@@ -840,9 +843,10 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
                 sync_t()
                 per_op["official"][name] = (time.perf_counter() - t0) / 20
         row = {"case": f"spark_detok_vs_ref_{seconds:g}s", "frames": T, "ref_device": ref_device,
-               "whole_s": {k: float(np.median(v)) for k, v in times.items()},
+               "whole_s": {k: float(np.median(v)) for k, v in times.items() if v},
                "ratio_official_over": {k: float(np.median(times["official"]) / np.median(v))
-                                       for k, v in times.items() if k != "official"},
+                                       for k, v in times.items() if k != "official" and v},
+               "build_s": float(np.median(builds)), "compiled_all_new_length_s": new_length_s,
                "max_abs_dy_vs_official": dy, "stages_s": med,
                "stage_sums_s": {k: float(sum(v.values())) for k, v in med.items()},
                "prenet_block_ops_s": per_op}

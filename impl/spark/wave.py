@@ -24,6 +24,7 @@ import mlx.nn as nn
 from impl import ops
 from impl.dac.layers import Snake1d, Tanh, WNConv1d, WNConvTranspose1d
 from impl.dac.model import ResidualUnit
+from impl.spark.vocos import overlap
 
 
 class ZeroTapConvTranspose1d(WNConvTranspose1d):
@@ -78,5 +79,5 @@ class WaveGenerator(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         for layer in self.model:
-            x = layer(x)
+            x = overlap(layer(x))  # a GPU starts on each stage while the next is built
         return x
