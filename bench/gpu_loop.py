@@ -679,11 +679,11 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
     """BiCodec.detokenize, impl vs the official sparktts model on `ref_device` (torch, TF32 at its default), the
     same seeded weights and ids: (1) the same stages on both sides, each evaluated and synchronised on its own;
     (2) one prenet ConvNeXt block's operations, each run 20 times queued (MLX async_eval / torch's stream) then
-    synchronised, per call; (3) the whole call as shipped ("native"), without the build/run overlap
-    (impl.spark.vocos.OVERLAP off: "no_overlap"), with the depthwise convs as MLX's grouped conv1d
-    ("grouped_dwconv"), and the whole call under one shape-specialised mx.compile ("compiled_all"; its first call on
-    a new length is timed apart: "compiled_all_new_length_s"), alternated within each round; max|dy| of each vs the
-    official audio; "build_s": the Python time to build the call's graph (no evaluation)."""
+    synchronised, per call; (3) the whole call as shipped ("native"), with the depthwise convs as one compiled
+    chain of shifted products instead of MLX's grouped conv1d ("compiled_shifted_dwconv"), and the whole call under one
+    shape-specialised mx.compile ("compiled_all"; its first call on a new length is timed apart:
+    "compiled_all_new_length_s"), alternated within each round; max|dy| of each vs the official audio; "build_s":
+    the Python time to build the call's graph (no evaluation)."""
     import mlx.core as mx
     import torch
 
@@ -723,14 +723,14 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
         return model.decoder(model.prenet(z_q, d) + d[:, None, :])[:, :, 0]
 
     compiled_all = mx.compile(core)
-    shipped_dw = vocos.DepthwiseConv1d.__call__
+    shipped_dw, shifted = vocos.DepthwiseConv1d.__call__, mx.compile(vocos._shifted_sum)
 
-    def grouped_dw(self, x):
-        return mx.conv1d(x, self.weight, padding=self.padding, groups=self.weight.shape[0]) + self.bias
+    def shifted_dw(self, x):
+        xp = mx.pad(x, [(0, 0), (self.padding, self.padding), (0, 0)])
+        return shifted(xp, self.weight[:, :, 0].T, self.bias)
 
-    def setting(name: str):  # (overlap, depthwise conv) of a variant
-        vocos.OVERLAP = name in ("native", "grouped_dwconv")
-        vocos.DepthwiseConv1d.__call__ = grouped_dw if name == "grouped_dwconv" else shipped_dw
+    def setting(name: str):  # the depthwise conv of a variant
+        vocos.DepthwiseConv1d.__call__ = shifted_dw if name == "compiled_shifted_dwconv" else shipped_dw
 
     rows: List[Dict] = []
     rng = np.random.default_rng(0)
@@ -745,7 +745,7 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
         y_ref = y_ref[:, 0].cpu().numpy()
 
         shipped = lambda: model.detokenize(sem, glob)  # noqa: E731
-        variants = {"native": shipped, "no_overlap": shipped, "grouped_dwconv": shipped,
+        variants = {"native": shipped, "compiled_shifted_dwconv": shipped,
                     "compiled_all": lambda: compiled_all(sem, glob)}
         times: Dict[str, List[float]] = {k: [] for k in list(variants) + ["official"]}
         dy: Dict[str, object] = {}
@@ -764,7 +764,6 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
             dt, _ = t_torch(lambda: official.detokenize(sem_t, glob_t))
             if r:
                 times["official"].append(dt)
-        setting("no_overlap")
         builds = []
         for _ in range(5):
             t0 = time.perf_counter()

@@ -83,11 +83,10 @@ class DepthwiseConv1d(nn.Module):
         self.padding = padding
 
     def __call__(self, x: mx.array) -> mx.array:
+        if ops.path() == "native":  # a GPU: MLX's grouped convolution, one kernel (see _shifted_sum)
+            return mx.conv1d(x, self.weight, padding=self.padding, groups=self.weight.shape[0]) + self.bias
         xp = mx.pad(x, [(0, 0), (self.padding, self.padding), (0, 0)])
-        w = self.weight[:, :, 0].T  # (K, C)
-        if ops.path() == "native":  # a GPU: the K products and sums in one fused kernel, not 2K launches
-            return _shifted_sum_fused(xp, w, self.bias)
-        return _shifted_sum(xp, w, self.bias)
+        return _shifted_sum(xp, self.weight[:, :, 0].T, self.bias)
 
 
 def _shifted_sum(xp: mx.array, w: mx.array, bias: mx.array) -> mx.array:
@@ -100,27 +99,11 @@ def _shifted_sum(xp: mx.array, w: mx.array, bias: mx.array) -> mx.array:
     return y
 
 
-# On a GPU each product and sum is an operation of its own (a few µs each to dispatch): the prenet (16 ConvNeXt
-# blocks) took 4.5 of a 10 s detokenize's 14 ms and 13.6 of 60 s's 43 ms on the H200 (`python -m bench.gpu_loop
-# --part spark-detok`). Compiled (per input shape) the chain is one Compiled primitive (`mx.export_to_dot` shows it);
-# measured there: 60 s detokenize 42.7 -> 40.0 ms (prenet 13.6 -> 8.4 ms), 10 s 14.3 -> 13.3 ms. Not on the CPU:
-# MLX's compiled CPU kernels over strided inputs run as scalar loops (see gelu above).
-_shifted_sum_fused = mx.compile(_shifted_sum)
-
-
-# On a GPU the device waits while Python builds a graph: BiCodec.detokenize's ~600 operations take 2-4 ms to build,
-# and torch's eager launches overlap its Python with the device. Queuing what is built so far (`mx.async_eval`) every
-# few blocks lets the device run while the rest is built; the values are the same (`python -m bench.gpu_loop --part
-# spark-detok-ref` measures it against the official model). Not on the CPU, whose cores run both.
-OVERLAP = True  # bench.gpu_loop flips it to measure both
-_OVERLAP_EVERY = 4  # ConvNeXt blocks between hand-offs (a hand-off costs the host ~10-30 us)
-
-
-def overlap(x: mx.array) -> mx.array:
-    """x, queued for the device now (mx.async_eval) when the ops run on the native path of a GPU."""
-    if OVERLAP and ops.path() == "native" and mx.default_device() != mx.cpu:
-        mx.async_eval(x)
-    return x
+# On a GPU each product and sum above is an operation of its own (a few us each to dispatch); as one mx.compile'd
+# primitive the prenet took 8.4 ms of a 60 s detokenize on the H200, and MLX's grouped conv1d is faster still
+# (`python -m bench.gpu_loop --part spark-detok-ref`, median of 5 alternated rounds: whole detokenize 1/10/60 s
+# 7.33/16.74/43.14 -> 6.69/15.81/42.13 ms; official 9.63/19.43/43.50). The CPU (impl.ops' gemm path) keeps the
+# shifted products: MLX's compiled CPU kernels over strided inputs run as scalar loops (see gelu above).
 
 
 class LayerNorm(nn.Module):
@@ -185,10 +168,8 @@ class VocosBackbone(nn.Module):
     def __call__(self, x: mx.array, condition: Optional[mx.array] = None) -> mx.array:
         x = self.embed(x)
         x = self.norm(x, condition) if self.adanorm else self.norm(x)
-        for i, block in enumerate(self.convnext, 1):
+        for block in self.convnext:
             x = block(x, condition)
-            if i % _OVERLAP_EVERY == 0:
-                x = overlap(x)
         return self.final_layer_norm(x)
 
 

@@ -24,7 +24,6 @@ import mlx.nn as nn
 from impl import ops
 from impl.dac.layers import Snake1d, Tanh, WNConv1d, WNConvTranspose1d
 from impl.dac.model import ResidualUnit
-from impl.spark.vocos import overlap
 
 
 class ZeroTapConvTranspose1d(WNConvTranspose1d):
@@ -79,5 +78,5 @@ class WaveGenerator(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         for layer in self.model:
-            x = overlap(layer(x))  # a GPU starts on each stage while the next is built
+            x = layer(x)
         return x
