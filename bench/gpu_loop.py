@@ -854,6 +854,45 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
     return rows
 
 
+def part_qwen2_step(tokens: int = 128, prompt: int = 512, rounds: int = 3, small: bool = False) -> List[Dict]:
+    """The Spark LM (seeded Qwen2 0.5B, bf16) greedy decode on this device: as loaded (a GPU: fused projections,
+    each step built op by op) vs each layer's step parts under mx.compile (`impl.llama.compile_step`, what the CPU
+    load does), alternated per round; tokens/s (bench/gpu.py's tg loop: model + argmax, no host read) and the Python
+    time to build one step's graph."""
+    import mlx.core as mx
+
+    from impl import llama, qwen2
+    from parity.specs import qwen2 as spec
+
+    path = spec.checkpoint("small" if small else "0.5b", seed=0)
+    plain = qwen2.load(path, dtype="bfloat16")
+    stepped = llama.compile_step(qwen2.load(path, dtype="bfloat16"))
+    pids = mx.array(np.asarray(_prompt(prompt, plain.args.vocab_size), np.int32)[None])
+    times: Dict[str, List[float]] = {"as_loaded": [], "compile_step": []}
+    builds: Dict[str, float] = {}
+    for r in range(rounds + 1):
+        for name, model in (("as_loaded", plain), ("compile_step", stepped)):
+            dt = greedy_tg(model, pids, tokens)
+            if r:
+                times[name].append(dt)
+    for name, model in (("as_loaded", plain), ("compile_step", stepped)):
+        cache = llama.make_cache(model)
+        y = mx.argmax(model(pids, cache, logits_to_keep=1)[:, -1], -1)
+        mx.eval(y)
+        b = []
+        for _ in range(10):
+            t = time.perf_counter()
+            z = mx.argmax(model(y[:, None], cache)[:, -1], axis=-1)
+            b.append(time.perf_counter() - t)
+            mx.eval(z)
+        builds[name] = float(np.median(b))
+    row = {"case": "qwen2_step", "tokens": tokens, "prompt": prompt,
+           "tok_s": {k: tokens / float(np.median(v)) for k, v in times.items()},
+           "build_one_step_s": builds}
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gpu_loop", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="folder for gpu_loop.json")
@@ -862,14 +901,15 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="tiny LM widths (smoke test of this script on a CPU)")
     p.add_argument("--skip-cold", action="store_true", help="skip the fresh-process cold-start part")
     p.add_argument("--skip-quant", action="store_true", help="skip q8/q4")
-    p.add_argument("--part", choices=["all", "overhead", "ab", "env", "jit", "spark-detok", "spark-detok-ref"], default="all",
+    p.add_argument("--part", choices=["all", "overhead", "ab", "env", "jit", "spark-detok", "spark-detok-ref", "qwen2-step"], default="all",
                    help="all: cold start, loops, step parts, quantized; overhead: where a decode step's time goes; "
                         "ab: fused vs unfused projections; env: mlx-cuda's CUDA-graph settings (ops per graph, "
                         "graphs off) and the per-op dispatch cost, each in a fresh process; jit: the run-time kernels a "
                         "first `voiceport tts` compiles, in order, timed; spark-detok: BiCodec.detokenize's stages "
                         "and its convolutions on impl.ops' gemm path vs MLX's own (--seconds); spark-detok-ref: the same stages, one prenet "
                         "block's operations and compiled variants, impl vs the official model on --ref-device (needs "
-                        "torch and spark-tts-lib)")
+                        "torch and spark-tts-lib); qwen2-step: the Spark LM's bf16 decode as loaded vs "
+                        "impl.llama.compile_step (--tokens, --prompt)")
     p.add_argument("--seconds", type=float, nargs="+", default=[10, 60], help="--part spark-detok: audio lengths")
     p.add_argument("--ref-device", default="cuda", help="--part spark-detok-ref: torch device of the official side")
     p.add_argument("--model", choices=["outetts", "spark"], default="outetts",
@@ -893,6 +933,10 @@ def main(argv=None) -> int:
     from impl.seeded.llama import write_seeded_checkpoint
 
     result = {"device": str(mx.default_device()), "mlx": mx.__version__, "rows": []}
+    if args.part == "qwen2-step":
+        result["rows"] += part_qwen2_step(args.tokens, args.prompt, small=args.small)
+        (out / "gpu_qwen2_step.json").write_text(json.dumps(result, indent=1))
+        return 0
     if args.part == "spark-detok-ref":
         result["rows"] += part_spark_detok_ref(args.seconds, small=args.small, ref_device=args.ref_device)
         (out / "gpu_spark_detok_ref.json").write_text(json.dumps(result, indent=1))
