@@ -585,6 +585,18 @@ def part_jit(tmp: Path, new_tokens: int, small: bool, model: str = "outetts") ->
     return rows
 
 
+def _timed_mx(fn):
+    """(seconds, value) of fn() evaluated on the MLX device, synchronised before and after."""
+    import mlx.core as mx
+
+    mx.synchronize()
+    t0 = time.perf_counter()
+    y = fn()
+    mx.eval(y)
+    mx.synchronize()
+    return time.perf_counter() - t0, y
+
+
 def part_spark_detok(seconds_list: List[float], rounds: int = 5, small: bool = False) -> List[Dict]:
     """Where BiCodec.detokenize's time goes on this device (each stage evaluated and synchronised on its own), and
     the whole call with the transposed convolutions and/or the kernel-1 convolutions on impl.ops' gemm path instead
@@ -620,13 +632,7 @@ def part_spark_detok(seconds_list: List[float], rounds: int = 5, small: bool = F
                 continue
             owner[i] = m if path is None else OnPath(m, path)
 
-    def t(fn):
-        mx.synchronize()
-        t0 = time.perf_counter()
-        y = fn()
-        mx.eval(y)
-        mx.synchronize()
-        return time.perf_counter() - t0, y
+    t = _timed_mx
 
     variants = {"native": (None, None), "tconv_gemm": ("gemm", None), "k1_gemm": (None, "gemm"),
                 "both_gemm": ("gemm", "gemm")}
@@ -701,13 +707,7 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
         if cuda:
             torch.cuda.synchronize()
 
-    def t_mx(fn):
-        mx.synchronize()
-        t0 = time.perf_counter()
-        y = fn()
-        mx.eval(y)
-        mx.synchronize()
-        return time.perf_counter() - t0, y
+    t_mx = _timed_mx
 
     def t_torch(fn):
         sync_t()
