@@ -27,6 +27,7 @@ run (the larger); a loaded host lowers the peak and the rate alike.
 
     ./vp python -m bench.bench_spark_codec [--seconds 1 10 60] [--rounds 3] [--impl-only | --ref-device cuda]
                                            [--out FILE.json]
+    ./vp python -m bench.bench_spark_codec --stages --seconds 10 [--rounds 3]   # impl vs official, stage by stage
 
 `--ref-device cuda` runs the official side on a CUDA GPU (models and inputs there, `torch.cuda.synchronize()` inside
 each timed call, `torch.cuda.max_memory_allocated()` as its peak); a machine without CUDA torch: one line, exit 2.
@@ -436,6 +437,107 @@ def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "c
     return out
 
 
+# ---------------------------------------------------------------------------------------------------- stages
+
+def _pair(impl_fn: Callable[[], object], ref_fn: Callable[[], object], rounds: int) -> Tuple[float, float]:
+    """Median seconds of impl_fn and ref_fn over `rounds` alternating calls (impl, ref, then ref, impl, ...), after
+    one warm-up call each."""
+    impl_fn(), ref_fn()
+    t = {0: [], 1: []}
+    for r in range(rounds):
+        for k in ((0, 1) if r % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            (impl_fn, ref_fn)[k]()
+            t[k].append(time.perf_counter() - t0)
+    return float(np.median(t[0])), float(np.median(t[1]))
+
+
+def stages(seconds: float, rounds: int) -> List[Dict]:
+    """Tokenize of `seconds` of speech stage by stage, impl vs the official modules on the same inputs (impl's
+    output of the stage before, as numpy), each pair alternating in this process (`_pair`): the wav2vec2 conv front,
+    feature projection, positional conv, layer 0's parts (layer norm, attention, feed-forward: x 16 in a call), the
+    16 layers the ids read (+ the 8 more the official side runs), the whole features; BiCodec's encoder + VQ, mel,
+    speaker path (ECAPA -> perceiver -> FSQ) and its tokenize. Each impl call is evaluated inside the timing and runs
+    under `wav2vec2.buffer_cache()` as `features` does; torch under no_grad."""
+    import mlx.core as mx
+    import torch
+
+    from impl import spark
+    from impl.seeded.spark import seeded_bicodec, seeded_w2v
+    from impl.spark import audio, wav2vec2
+    from reference import spark as ref
+
+    w2v, model = wav2vec2.load(seeded_w2v("xlsr53", 0)), spark.load(seeded_bicodec("bicodec", 0))
+    processor, tw = ref.load_wav2vec2(seeded_w2v("xlsr53", 0))
+    tm = ref.load(seeded_bicodec("bicodec", 0))
+    wav = speech(seconds)
+    x = wav2vec2.normalize(wav)
+
+    def mlx(f):
+        def g():
+            with wav2vec2.buffer_cache():
+                mx.eval(f())
+        return g
+
+    def th(f):
+        def g():
+            with torch.no_grad():
+                f()
+        return g
+
+    def t(a: mx.array):
+        return torch.from_numpy(np.array(a))
+
+    rows = []
+
+    def row(name: str, impl_fn, ref_fn, note: str = ""):
+        i, r = _pair(impl_fn, ref_fn, rounds)
+        rows.append({"stage": name, "impl_s": i, "ref_s": r, "ratio": r / i, "note": note})
+        print(f"{name:<28} {i * 1e3:9.1f} {r * 1e3:9.1f} {r / i:8.2f}x  {note}", flush=True)
+
+    print(f"stages of tokenize, {seconds:g} s, median of {rounds} alternating; load {os.getloadavg()[0]:.2f}")
+    print(f"{'stage':<28} {'impl ms':>9} {'ref ms':>9} {'ref/impl':>9}")
+    L0, T0 = w2v.encoder.layers[0], tw.encoder.layers[0]
+    xm = mx.array(x)[None, :, None]
+    row("w2v conv front", mlx(lambda: w2v.feature_extractor(xm)),
+        th(lambda: tw.feature_extractor(torch.from_numpy(x)[None])))
+    fe = w2v.feature_extractor(xm)
+    row("w2v feature projection", mlx(lambda: w2v.feature_projection(fe)[0]), th(lambda: tw.feature_projection(t(fe))))
+    h = w2v.feature_projection(fe)[0]
+    row("w2v pos conv", mlx(lambda: w2v.encoder.pos_conv_embed(h)), th(lambda: tw.encoder.pos_conv_embed(t(h))))
+    row("w2v layer 0 layer norm", mlx(lambda: L0.layer_norm(h)), th(lambda: T0.layer_norm(t(h))), "x 32 a call")
+    n = L0.layer_norm(h)
+    row("w2v layer 0 attention", mlx(lambda: L0.attention(n)), th(lambda: T0.attention(t(n))), "x 16 a call")
+    row("w2v layer 0 feed-forward", mlx(lambda: L0.feed_forward(n)), th(lambda: T0.feed_forward(t(n))),
+        "x 16 a call")
+
+    def chain(layers, x0, torch_side: bool):
+        y = x0
+        for layer in layers:
+            y = layer(y)[0] if torch_side else layer(y)
+        return y
+
+    row("w2v layers 0-15", mlx(lambda: chain(w2v.encoder.layers, h, False)),
+        th(lambda: chain(tw.encoder.layers[:16], t(h), True)))
+    h16 = chain(w2v.encoder.layers, h, False)
+    i = times(th(lambda: chain(tw.encoder.layers[16:], t(h16), True)), n=rounds)
+    print(f"{'  official layers 16-23':<28} {'':>9} {np.median(i) * 1e3:9.1f}", flush=True)
+    row("w2v features (whole)", lambda: wav2vec2.features(w2v, wav), lambda: ref.wav2vec2_features(processor, tw, wav))
+    feat = wav2vec2.features(w2v, wav)
+    clip = audio.ref_clip(wav).astype(np.float32)[None]
+    cm = mx.array(clip)
+    row("BiCodec encoder + VQ", mlx(lambda: model.quantizer.tokenize(model.encoder(feat))),
+        th(lambda: tm.quantizer.tokenize(tm.encoder(t(feat).transpose(1, 2)))))
+    row("BiCodec mel", mlx(lambda: model.mel(cm)), th(lambda: tm.mel_transformer(torch.from_numpy(clip))))
+    mel = model.mel(cm)
+    row("BiCodec speaker tokenize", mlx(lambda: model.speaker_encoder.tokenize(mel)),
+        th(lambda: tm.speaker_encoder.tokenize(t(mel))))  # upstream transposes the (N, T, mels) input itself
+    row("BiCodec tokenize (whole)", mlx(lambda: model.tokenize(feat, cm)),
+        th(lambda: tm.tokenize({"feat": t(feat), "ref_wav": torch.from_numpy(clip)})))
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------------- pytest
 
 if pytest is not None:
@@ -499,6 +601,10 @@ def main(argv=None) -> int:
                         "by default: faster, ~1e-3 from fp32); MLX_ENABLE_TF32=0 in the environment does the same for "
                         "impl's fp32 matrix products on a GPU (MLX's default allows TF32 there)")
     p.add_argument("--out", metavar="FILE.json", help="also store the rows as JSON")
+    p.add_argument("--stages", action="store_true",
+                   help="instead: tokenize stage by stage (wav2vec2 conv front, projection, positional conv, layer 0's "
+                        "parts, layers 0-15, BiCodec encoder + VQ, mel, speaker path), impl vs the official module "
+                        "on the same input, alternating, median of --rounds; one --seconds value")
     args = p.parse_args(argv)
     bad = [s for s in args.seconds if not 0.025 <= s <= 60]
     if bad or args.rounds < 1:
@@ -514,6 +620,17 @@ def main(argv=None) -> int:
             print(f"bench_spark_codec: --ref-device {args.ref_device}: {problem}", file=sys.stderr)
             return 2
     cpu.enable_fast_blas()
+    if args.stages:
+        if len(args.seconds) != 1 or args.impl_only or args.ref_device != "cpu":
+            print("bench_spark_codec: --stages takes one --seconds value and runs both sides on the CPU",
+                  file=sys.stderr)
+            return 2
+        rows = stages(args.seconds[0], args.rounds)
+        if args.out:
+            Path(args.out).write_text(json.dumps({"seconds": args.seconds[0], "rounds": args.rounds,
+                                                  "stages": rows}, indent=1) + "\n")
+            print(f"-> {args.out}")
+        return 0
     out = run(args.seconds, args.rounds, args.impl_only, args.ref_device, not args.ref_no_tf32)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")

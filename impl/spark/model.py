@@ -27,6 +27,7 @@ from impl.spark.mel import MelSpectrogram
 from impl.spark.quantize import FactorizedVectorQuantize
 from impl.spark.speaker import SpeakerEncoder
 from impl.spark.vocos import Decoder, Encoder
+from impl.spark.wav2vec2 import blas_threads
 from impl.spark.wave import WaveGenerator
 from impl.weights import CheckpointError, check_weights
 
@@ -56,9 +57,15 @@ class BiCodec(nn.Module):
 
     def tokenize(self, feat: mx.array, ref_wav: mx.array) -> Tuple[mx.array, mx.array]:
         """wav2vec2 features (N, T, input_channels) and the reference clip (N, L) -> (semantic ids (N, T),
-        global ids (N, num_quantizers, token_num)), both int32, upstream's `BiCodec.tokenize`."""
+        global ids (N, num_quantizers, token_num)), both int32, upstream's `BiCodec.tokenize`. The global ids are
+        evaluated on one OpenBLAS thread (`wav2vec2.blas_threads`): the speaker path's products are small (6 s clip:
+        301 mel frames, ECAPA's Res2 convs 64 channels wide), and split over two threads each waited for the second
+        at every panel on a busy host (speaker tokenize 1.6 s under load 3.5, ~0.06 s quiet)."""
         semantic = self.quantizer.tokenize(self.encoder(feat))
-        return semantic, self.speaker_encoder.tokenize(self.mel(ref_wav))
+        with blas_threads(1):
+            global_ids = self.speaker_encoder.tokenize(self.mel(ref_wav))
+            mx.eval(global_ids)
+        return semantic, global_ids
 
     def detokenize(self, semantic: mx.array, global_ids: mx.array) -> mx.array:
         """semantic ids (N, T), global ids (N, num_quantizers, token_num) -> audio (N, T * hop) at 16 kHz."""

@@ -12,9 +12,8 @@ pre-training checkpoint); the positional conv's weight norm (dim 2; `weight_g`/`
 """
 from __future__ import annotations
 
+import ctypes
 import json
-import os
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple, Union
@@ -23,7 +22,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from impl import ops
+from impl import cpu, ops
 from impl.spark.vocos import Conv1d, LayerNorm, gelu
 from impl.weights import CheckpointError, check_weights
 
@@ -34,6 +33,34 @@ def normalize(wav: np.ndarray) -> np.ndarray:
     """Wav2Vec2FeatureExtractor(do_normalize=True) on one clip: float32, (x - mean) / sqrt(var + 1e-7)."""
     x = np.asarray(wav, dtype=np.float32)
     return (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+
+
+def _openblas_threads():
+    """(get, set) of the thread count of the OpenBLAS that impl.cpu.enable_fast_blas bound to MLX's matmul (loaded
+    globally: found by name in the process), or None (MLX's own BLAS, Accelerate, another library)."""
+    if not str(cpu.blas_info()["blas"]).startswith("openblas"):
+        return None
+    lib = ctypes.CDLL(None)
+    for prefix in ("scipy_openblas", "openblas"):  # scipy-openblas32 keeps its prefix on these
+        get, put = (getattr(lib, f"{prefix}_{v}_num_threads", None) for v in ("get", "set"))
+        if get is not None and put is not None:
+            return get, put
+    return None
+
+
+@contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """`with blas_threads(1): ...` runs MLX's matrix products of the block (evaluate them inside it) on n OpenBLAS
+    threads and puts the previous count back; nothing where MLX's BLAS is not impl.cpu's OpenBLAS."""
+    fns = _openblas_threads()
+    old = None if fns is None else fns[0]()
+    if old is not None and old != n:
+        fns[1](n)
+    try:
+        yield
+    finally:
+        if old is not None and old != n:
+            fns[1](old)
 
 
 class StridedConv1d(Conv1d):
@@ -58,14 +85,49 @@ class ConvLayer(nn.Module):
 
 
 class FeatureEncoder(nn.Module):
+    """The strided conv stack: audio (N, L, 1) -> (N, frames, conv_dim[-1]).
+
+    On impl.ops' gemm path (the CPU) the first CHUNKED layers run per block of at most FRAMES output frames of
+    layer CHUNKED - 1 (each block from the samples it reads: the layers are frame-local, no padding, so a block's
+    frames are the whole run's), one mx.eval per block, then the rest on the joined blocks. Whole, layer 0 alone
+    wrote 64 MB arrays at 10 s (32k frames x 512): each op's output was fresh memory that page-faulted per 4 kB
+    (~240k faults, 0.5-0.8 s of system time a call, measured); blocks of 1024 frames keep every array of those layers
+    <= 12 MB, reused from MLX's buffer cache (faults ~0). The later layers have few frames: blocking them would
+    only add small matrix products (slow on a busy 2-core host)."""
+
+    CHUNKED, FRAMES = 3, 1024
+
     def __init__(self, c: Dict[str, Any]):
         super().__init__()
         dims = c["conv_dim"]
         self.conv_layers = [ConvLayer(dims[i - 1] if i else 1, d, k, s)
                             for i, (d, k, s) in enumerate(zip(dims, c["conv_kernel"], c["conv_stride"]))]
 
+    def _span(self, layers, t0: int, t1: int) -> Tuple[int, int]:
+        """Samples [a, b) that output frames [t0, t1) of `layers` read."""
+        for layer in reversed(layers):
+            K, s = layer.conv.weight.shape[1], layer.conv.stride
+            t0, t1 = t0 * s, (t1 - 1) * s + K
+        return t0, t1
+
     def __call__(self, x: mx.array) -> mx.array:
-        for layer in self.conv_layers:
+        head, tail = self.conv_layers[:self.CHUNKED], self.conv_layers[self.CHUNKED:]
+        T = x.shape[1]
+        for layer in head:
+            T = (T - layer.conv.weight.shape[1]) // layer.conv.stride + 1
+        if ops.path() == "native" or T <= self.FRAMES:
+            head, tail = [], self.conv_layers
+        else:
+            blocks = []
+            for t0 in range(0, T, self.FRAMES):
+                a, b = self._span(head, t0, min(T, t0 + self.FRAMES))
+                y = x[:, a:b]
+                for layer in head:
+                    y = layer(y)
+                mx.eval(y)
+                blocks.append(y)
+            x = mx.concatenate(blocks, axis=1)
+        for layer in tail:
             x = layer(x)
         return x
 
@@ -84,11 +146,14 @@ class FeatureProjection(nn.Module):
 class GroupedConv1d(nn.Module):
     """The positional conv after weight norm: weight (C_out, K, C_in / groups), `padding` both sides.
 
-    On impl.ops' gemm path (the CPU), per block of output frames one batched matmul over the groups: im2col (G,
-    frames, K * C_in/G) @ (G, K * C_in/G, C_out/G). MLX's CPU grouped conv1d took 1.6 s of a 1 s clip's 4.6 s
-    features here (K 128, 16 groups, 1024 channels). Blocks of FRAMES frames bound the im2col copy (64 MB)."""
+    On impl.ops' gemm path (the CPU), per block of at most FRAMES output frames and per group one matmul on one
+    OpenBLAS thread (`blas_threads(1)`): im2col (frames, K * C_in/G) @ (K * C_in/G, C_out/G). MLX's CPU grouped
+    conv1d took 1.6 s of a 1 s clip's 4.6 s features here (K 128, 16 groups, 1024 channels). At 10 s (499 frames)
+    the 16 products of 499 x 8192 x 64 took 0.2 s this way under load 3.5, against 1.0 s as 4 blocks of 128 frames
+    x 16 groups in batched matmuls on two threads (a short product split over two threads waits for the second at
+    every panel, a scheduler slice each on a busy host). A block's im2col is <= 32 MB. The result is evaluated."""
 
-    FRAMES = 128
+    FRAMES = 1024
 
     def __init__(self, channels: int, kernel: int, groups: int):
         super().__init__()
@@ -115,19 +180,24 @@ class GroupedConv1d(nn.Module):
         G, p = self.groups, self.padding
         w = self._group_weight()
         xp = mx.contiguous(mx.pad(x, [(0, 0), (p, p), (0, 0)]))
+        mx.eval(xp)
         N, Lp, C = xp.shape
         L_out = Lp - K + 1
         blocks = []
-        for n in range(N):
-            for s0 in range(0, L_out, self.FRAMES):
-                m = min(self.FRAMES, L_out - s0)
-                cols = mx.as_strided(xp, (m, K, G, Cg), (C, C, Cg, 1), (n * Lp + s0) * C)  # (frames, K, G, C_in/G)
-                cols = mx.contiguous(cols.transpose(2, 0, 1, 3)).reshape(G, m, K * Cg)
-                y = (cols @ w).transpose(1, 0, 2).reshape(m, C_out)                      # (frames, C_out)
-                if L_out > self.FRAMES:
-                    mx.eval(y)  # one block's im2col at a time
-                blocks.append(y)
-        return mx.concatenate(blocks, axis=0).reshape(N, L_out, C_out) + self.bias
+        with blas_threads(1):
+            for n in range(N):
+                for s0 in range(0, L_out, self.FRAMES):
+                    m = min(self.FRAMES, L_out - s0)
+                    groups = []
+                    for g in range(G):
+                        cols = mx.as_strided(xp, (m, K, Cg), (C, C, 1), (n * Lp + s0) * C + g * Cg)  # (frames, K, Cg)
+                        y = mx.contiguous(cols).reshape(m, K * Cg) @ w[g]                            # (frames, C_out/G)
+                        mx.eval(y)  # one group's im2col at a time
+                        groups.append(y)
+                    blocks.append(mx.concatenate(groups, axis=1))
+        y = mx.concatenate(blocks, axis=0).reshape(N, L_out, C_out) + self.bias
+        mx.eval(y)
+        return y
 
 
 class PositionalConvEmbedding(nn.Module):
@@ -152,36 +222,34 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
     """softmax(q k^T * scale) v without a mask, as transformers' eager Wav2Vec2Attention (q scaled first): q, k, v
     (N, H, L, d) -> (N, H, L, d).
 
-    On impl.ops' gemm path (the CPU) the two products are MLX's and the softmax numpy's, split over the heads in
-    threads (numpy's ufuncs release the GIL): MLX's CPU exp is a scalar loop (mx.fast.scaled_dot_product_attention
-    took 71 ms of a layer's 104 at 10 s, 16 x 499 x 499 scores; numpy's exp is vectorised). The division by the
-    row sums comes after the product with v (L x d numbers, not L x L)."""
+    On impl.ops' gemm path (the CPU) the two products are MLX's, on one OpenBLAS thread (`blas_threads(1)`), and the
+    softmax numpy's: MLX's CPU exp is a scalar loop (mx.fast.scaled_dot_product_attention took 71 ms of a layer's
+    104 at 10 s, 16 x 499 x 499 scores; numpy's exp is vectorised). A product per head (499 x 64 x 499 at 10 s)
+    split over two OpenBLAS threads waits for the second at every panel, a scheduler slice each when another process
+    holds a core: 16 heads' q k^T took 250 ms on two threads against 17 ms on one (load 3, 2 cores, measured); numpy
+    threads over the heads, likewise (the softmax: 11 ms on one thread). The division by the row sums comes after
+    the product with v (L x d numbers, not L x L). The result is evaluated."""
     if ops.path() == "native":
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)
     N, H, L, d = q.shape
     S = k.shape[2]
-    kt, qs = k.swapaxes(-1, -2), q * scale
+    qs = q * scale
+    mx.eval(qs, k, v)  # the projections before: on every thread
+    kt = k.swapaxes(-1, -2)
     block = max(1, min(L, _SCORES // (N * H * S)))
-    threads = max(1, min(H, os.cpu_count() or 1, 4))
     out = []
-    with ThreadPoolExecutor(threads) as pool:
+    with blas_threads(1):
         for s0 in range(0, L, block):
             s1 = min(L, s0 + block)
             scores = mx.matmul(qs[:, :, s0:s1], kt)                                      # (N, H, n, S)
             mx.eval(scores)
-            a = np.array(scores, copy=False).reshape(N * H, s1 - s0, S)  # MLX's buffer, only read
-            e = np.empty(a.shape, np.float32)
-            total = np.empty((N * H, s1 - s0, 1), np.float32)
-
-            def softmax_rows(i: int) -> None:  # heads i, i + threads, ...: e = exp(a - max), total = its sum
-                for j in range(i, N * H, threads):
-                    np.subtract(a[j], a[j].max(axis=-1, keepdims=True), out=e[j])
-                    np.exp(e[j], out=e[j])
-                    np.sum(e[j], axis=-1, keepdims=True, out=total[j])
-
-            list(pool.map(softmax_rows, range(threads)))
-            p = mx.array(e).reshape(N, H, s1 - s0, S)
-            out.append(mx.matmul(p, v) / mx.array(total).reshape(N, H, s1 - s0, 1))
+            e = np.array(scores).reshape(N * H, s1 - s0, S)  # a copy: overwritten in place
+            np.subtract(e, e.max(axis=-1, keepdims=True), out=e)
+            np.exp(e, out=e)
+            total = e.sum(axis=-1, keepdims=True)
+            y = mx.matmul(mx.array(e).reshape(N, H, s1 - s0, S), v) / mx.array(total).reshape(N, H, s1 - s0, 1)
+            mx.eval(y)
+            out.append(y)
     return out[0] if len(out) == 1 else mx.concatenate(out, axis=2)
 
 
