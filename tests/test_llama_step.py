@@ -63,14 +63,37 @@ def test_llama_step_is_the_path_a_decode_call_takes(ckpt, monkeypatch):
         model(mx.array([[4]]), cache)
 
 
-def test_llama_step_sees_replaced_weights(ckpt):
-    """The compiled functions take the layer as `inputs`: a weight replaced after compiling is the one used."""
+@pytest.mark.parametrize("name", ["mlp.down_proj", "mlp.gate_proj", "self_attn.k_proj"])
+def test_llama_step_sees_replaced_weights(ckpt, name):
+    """The compiled functions take the layer as `inputs`: a weight replaced after compiling is the one used, a
+    stacked one (k_proj in q|k|v, gate_proj in gate|up: `stack_projections`) included."""
     model = llama.load(ckpt)
     prompt = np.array([[5, 6, 7]], dtype=np.int32)
     before, _ = _decode(model, prompt, 3)
-    mlp = model.layers[1].mlp
-    mlp.down_proj.weight = mlp.down_proj.weight * 2
+    parent, attr = name.split(".")
+    lin = getattr(model.layers[1], parent)[attr]
+    lin.weight = lin.weight * 2
     got, _ = _decode(model, prompt, 3)
     model.model.compiled_step = False
     want, _ = _decode(model, prompt, 3)
     assert not np.array_equal(before, got) and np.array_equal(got, want)
+
+
+def test_llama_step_stacked_projections_keep_the_checkpoint_tensors(ckpt):
+    """The CPU layout stacks q|k|v and gate|up (with the sgemv forwarder bound): the parameters keep their names
+    and values (views of the stacked matrix), and one-row calls use the stacked products."""
+    from mlx.utils import tree_flatten
+
+    from impl import cpu
+
+    model = llama.load(ckpt)
+    plain = llama.Model(model.args)
+    plain.load_weights([(k, mx.array(np.array(v))) for k, v in tree_flatten(model.parameters())], strict=True)
+    attn, mlp = model.layers[0].self_attn, model.layers[0].mlp
+    stacked = cpu.blas_info()["blas"] == "openblas+gemv"
+    assert ("_qkv_weight" in attn and "_gate_up_t" in mlp) == stacked
+    if stacked:
+        assert np.array_equal(np.array(attn._qkv_weight), np.concatenate(
+            [np.array(plain.layers[0].self_attn[n].weight) for n in ("q_proj", "k_proj", "v_proj")]))
+        assert np.array_equal(np.array(mlp._gate_up_t).T, np.concatenate(
+            [np.array(plain.layers[0].mlp[n].weight) for n in ("gate_proj", "up_proj")]))
