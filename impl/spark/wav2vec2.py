@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import ctypes
 import json
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -110,7 +110,9 @@ class FeatureEncoder(nn.Module):
             t0, t1 = t0 * s, (t1 - 1) * s + K
         return t0, t1
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def __call__(self, x: mx.array, streams: Optional[List[mx.Stream]] = None) -> mx.array:
+        """`streams` (two CPU streams, the gemm path): the blocks alternate between them on one OpenBLAS thread
+        each, two blocks at a time (the LayerNorms and GELUs, single-threaded kernels, run side by side)."""
         head, tail = self.conv_layers[:self.CHUNKED], self.conv_layers[self.CHUNKED:]
         T = x.shape[1]
         for layer in head:
@@ -118,14 +120,20 @@ class FeatureEncoder(nn.Module):
         if ops.path() == "native" or T <= self.FRAMES:
             head, tail = [], self.conv_layers
         else:
+            two = streams is not None
+            streams = streams or [mx.default_stream(mx.cpu)] * 2
             blocks = []
-            for t0 in range(0, T, self.FRAMES):
-                a, b = self._span(head, t0, min(T, t0 + self.FRAMES))
-                y = x[:, a:b]
-                for layer in head:
-                    y = layer(y)
-                mx.eval(y)
-                blocks.append(y)
+            with blas_threads(1) if two else nullcontext():
+                for i, t0 in enumerate(range(0, T, self.FRAMES)):
+                    a, b = self._span(head, t0, min(T, t0 + self.FRAMES))
+                    with mx.stream(streams[i % 2]):
+                        y = x[:, a:b]
+                        for layer in head:
+                            y = layer(y)
+                    blocks.append(y)
+                    if i % 2:
+                        mx.eval(blocks[-2:])  # two blocks at once, one per stream
+                mx.eval(blocks)
             x = mx.concatenate(blocks, axis=1)
         for layer in tail:
             x = layer(x)
@@ -218,7 +226,8 @@ class PositionalConvEmbedding(nn.Module):
 _SCORES = 1 << 24
 
 
-def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
+def attention(q: mx.array, k: mx.array, v: mx.array, scale: float,
+              streams: Optional[List[mx.Stream]] = None) -> mx.array:
     """softmax(q k^T * scale) v without a mask, as transformers' eager Wav2Vec2Attention (q scaled first): q, k, v
     (N, H, L, d) -> (N, H, L, d).
 
@@ -228,7 +237,8 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
     split over two OpenBLAS threads waits for the second at every panel, a scheduler slice each when another process
     holds a core: 16 heads' q k^T took 250 ms on two threads against 17 ms on one (load 3, 2 cores, measured); numpy
     threads over the heads, likewise (the softmax: 11 ms on one thread). The division by the row sums comes after
-    the product with v (L x d numbers, not L x L). The result is evaluated."""
+    the product with v (L x d numbers, not L x L). `streams` (two CPU streams): each takes half the heads' products,
+    side by side. The result is evaluated."""
     if ops.path() == "native":
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)
     N, H, L, d = q.shape
@@ -237,19 +247,23 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
     mx.eval(qs, k, v)  # the projections before: on every thread
     kt = k.swapaxes(-1, -2)
     block = max(1, min(L, _SCORES // (N * H * S)))
+    heads = [slice(0, H)] if not streams or H < 2 else [slice(0, H // 2), slice(H // 2, H)]
+    streams = streams or [mx.default_stream(mx.cpu)]
     out = []
     with blas_threads(1):
         for s0 in range(0, L, block):
             s1 = min(L, s0 + block)
-            scores = mx.matmul(qs[:, :, s0:s1], kt)                                      # (N, H, n, S)
-            mx.eval(scores)
-            e = np.array(scores).reshape(N * H, s1 - s0, S)  # a copy: overwritten in place
-            np.subtract(e, e.max(axis=-1, keepdims=True), out=e)
-            np.exp(e, out=e)
-            total = e.sum(axis=-1, keepdims=True)
-            y = mx.matmul(mx.array(e).reshape(N, H, s1 - s0, S), v) / mx.array(total).reshape(N, H, s1 - s0, 1)
-            mx.eval(y)
-            out.append(y)
+            scores = [mx.matmul(qs[:, hs, s0:s1], kt[:, hs], stream=st) for hs, st in zip(heads, streams)]
+            mx.eval(scores)                                                              # (N, h, n, S) each
+            ys = []
+            for hs, st, sc in zip(heads, streams, scores):
+                e = np.array(sc)  # a copy: overwritten in place
+                np.subtract(e, e.max(axis=-1, keepdims=True), out=e)
+                np.exp(e, out=e)
+                total = mx.array(e.sum(axis=-1, keepdims=True))
+                ys.append(mx.divide(mx.matmul(mx.array(e), v[:, hs], stream=st), total, stream=st))
+            mx.eval(ys)
+            out.append(ys[0] if len(ys) == 1 else mx.concatenate(ys, axis=1))
     return out[0] if len(out) == 1 else mx.concatenate(out, axis=2)
 
 
@@ -291,9 +305,42 @@ class EncoderLayer(nn.Module):
         self.feed_forward = FeedForward(H, c["intermediate_size"])
         self.final_layer_norm = LayerNorm(H, eps=c["layer_norm_eps"])
 
-    def __call__(self, x: mx.array) -> mx.array:
-        x = x + self.attention(self.layer_norm(x))
-        return x + self.feed_forward(self.final_layer_norm(x))
+    def __call__(self, x: mx.array, streams: Optional[List[mx.Stream]] = None) -> mx.array:
+        if not streams or x.shape[1] < 2 * self.ROWS:
+            x = x + self.attention(self.layer_norm(x))
+            return x + self.feed_forward(self.final_layer_norm(x))
+        return self._halves(x, streams)
+
+    ROWS = 64  # frames per half at least for `_halves`
+
+    def _halves(self, x: mx.array, streams: List[mx.Stream]) -> mx.array:
+        """The same layer, the CPU's way: every part but the attention's score and weighting is frame-local, so
+        each half of the frames runs on one of two CPU streams (its LayerNorms, projections, GELU and residuals),
+        on one OpenBLAS thread each, and the attention splits its heads between them. Two threads' products on a
+        busy host wait for each other at every panel (the feed-forward: 80 ms on two threads, 56 on one, load 3);
+        the streams never wait mid-product, and MLX's single-threaded elementwise kernels run side by side. The
+        result is evaluated."""
+        a = self.attention
+        N, L, D = x.shape
+        h = a.heads
+        rows = [slice(0, L // 2), slice(L // 2, L)]
+        with blas_threads(1):
+            qkv = []
+            for r, st in zip(rows, streams):
+                with mx.stream(st):
+                    n = self.layer_norm(x[:, r])
+                    qkv.append([p(n) for p in (a.q_proj, a.k_proj, a.v_proj)])
+            mx.eval(qkv)
+            q, k, v = (mx.concatenate([part[i] for part in qkv], axis=1).reshape(N, L, h, D // h).transpose(0, 2, 1, 3)
+                       for i in range(3))
+            out = attention(q, k, v, (D // h) ** -0.5, streams).transpose(0, 2, 1, 3).reshape(N, L, D)
+            ys = []
+            for r, st in zip(rows, streams):
+                with mx.stream(st):
+                    y = x[:, r] + a.out_proj(out[:, r])
+                    ys.append(y + self.feed_forward(self.final_layer_norm(y)))
+            mx.eval(ys)
+        return mx.concatenate(ys, axis=1)
 
 
 class Encoder(nn.Module):
@@ -315,15 +362,21 @@ class Wav2Vec2Features(nn.Module):
         self.feature_extractor = FeatureEncoder(config)
         self.feature_projection = FeatureProjection(config)
         self.encoder = Encoder(config, max(self.mix_layers))
+        self._streams = None  # the CPU's two streams (impl.ops' gemm path), made at the first call
 
     def hidden_states(self, wav: mx.array):
         """The hidden states transformers would return, up to index max(mix_layers)."""
-        x = self.feature_extractor(wav[:, :, None])
+        streams = None
+        if ops.path() == "gemm":
+            if self._streams is None:  # a plain attribute (a list would join the module tree)
+                object.__setattr__(self, "_streams", (mx.new_stream(mx.cpu), mx.new_stream(mx.cpu)))
+            streams = list(self._streams)
+        x = self.feature_extractor(wav[:, :, None], streams)
         x, _ = self.feature_projection(x)
         x = x + self.encoder.pos_conv_embed(x)
         states = [x]
         for layer in self.encoder.layers:
-            x = layer(x)
+            x = layer(x, streams)
             states.append(x)
         return states
 
