@@ -499,22 +499,26 @@ def stages(seconds: float, rounds: int) -> List[Dict]:
     print(f"{'stage':<28} {'impl ms':>9} {'ref ms':>9} {'ref/impl':>9}")
     L0, T0 = w2v.encoder.layers[0], tw.encoder.layers[0]
     xm = mx.array(x)[None, :, None]
-    row("w2v conv front", mlx(lambda: w2v.feature_extractor(xm)),
+    st = w2v.streams()  # the gemm path's two streams, as features() hands them to its parts
+    row("w2v conv front", mlx(lambda: w2v.feature_extractor(xm, st)),
         th(lambda: tw.feature_extractor(torch.from_numpy(x)[None])))
-    fe = w2v.feature_extractor(xm)
+    fe = w2v.feature_extractor(xm, st)
     row("w2v feature projection", mlx(lambda: w2v.feature_projection(fe)[0]), th(lambda: tw.feature_projection(t(fe))))
     h = w2v.feature_projection(fe)[0]
-    row("w2v pos conv", mlx(lambda: w2v.encoder.pos_conv_embed(h)), th(lambda: tw.encoder.pos_conv_embed(t(h))))
-    row("w2v layer 0 layer norm", mlx(lambda: L0.layer_norm(h)), th(lambda: T0.layer_norm(t(h))), "x 32 a call")
+    row("w2v pos conv", mlx(lambda: w2v.encoder.pos_conv_embed(h, st)), th(lambda: tw.encoder.pos_conv_embed(t(h))))
+    row("w2v layer 0 layer norm", mlx(lambda: L0.layer_norm(h)), th(lambda: T0.layer_norm(t(h))),
+        "x 32 a call; whole array, one stream")
     n = L0.layer_norm(h)
-    row("w2v layer 0 attention", mlx(lambda: L0.attention(n)), th(lambda: T0.attention(t(n))), "x 16 a call")
+    row("w2v layer 0 attention", mlx(lambda: L0.attention(n)), th(lambda: T0.attention(t(n))),
+        "x 16 a call; whole array, one stream")
     row("w2v layer 0 feed-forward", mlx(lambda: L0.feed_forward(n)), th(lambda: T0.feed_forward(t(n))),
-        "x 16 a call")
+        "x 16 a call; whole array, one stream")
+    row("w2v layer 0 (as features)", mlx(lambda: L0(h, st)), th(lambda: T0(t(h))), "x 16 a call")
 
     def chain(layers, x0, torch_side: bool):
         y = x0
         for layer in layers:
-            y = layer(y)[0] if torch_side else layer(y)
+            y = layer(y)[0] if torch_side else layer(y, st)
         return y
 
     row("w2v layers 0-15", mlx(lambda: chain(w2v.encoder.layers, h, False)),
@@ -530,7 +534,11 @@ def stages(seconds: float, rounds: int) -> List[Dict]:
         th(lambda: tm.quantizer.tokenize(tm.encoder(t(feat).transpose(1, 2)))))
     row("BiCodec mel", mlx(lambda: model.mel(cm)), th(lambda: tm.mel_transformer(torch.from_numpy(clip))))
     mel = model.mel(cm)
-    row("BiCodec speaker tokenize", mlx(lambda: model.speaker_encoder.tokenize(mel)),
+    def speaker():
+        with wav2vec2.blas_threads(1):  # as BiCodec.tokenize runs it
+            mx.eval(model.speaker_encoder.tokenize(mel))
+
+    row("BiCodec speaker tokenize", mlx(speaker),
         th(lambda: tm.speaker_encoder.tokenize(t(mel))))  # upstream transposes the (N, T, mels) input itself
     row("BiCodec tokenize (whole)", mlx(lambda: model.tokenize(feat, cm)),
         th(lambda: tm.tokenize({"feat": t(feat), "ref_wav": torch.from_numpy(clip)})))

@@ -181,7 +181,8 @@ class GroupedConv1d(nn.Module):
             hit = self._layouts["grouped"] = (self.weight, w)
         return hit[1]
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def __call__(self, x: mx.array, streams: Optional[List[mx.Stream]] = None) -> mx.array:
+        """`streams` (two CPU streams): the groups alternate between them, two at a time."""
         if ops.path() == "native":
             return mx.conv1d(x, self.weight, padding=self.padding, groups=self.groups) + self.bias
         C_out, K, Cg = self.weight.shape
@@ -192,16 +193,18 @@ class GroupedConv1d(nn.Module):
         N, Lp, C = xp.shape
         L_out = Lp - K + 1
         blocks = []
+        streams = streams or [mx.default_stream(mx.cpu)]
         with blas_threads(1):
             for n in range(N):
                 for s0 in range(0, L_out, self.FRAMES):
                     m = min(self.FRAMES, L_out - s0)
                     groups = []
                     for g in range(G):
-                        cols = mx.as_strided(xp, (m, K, Cg), (C, C, 1), (n * Lp + s0) * C + g * Cg)  # (frames, K, Cg)
-                        y = mx.contiguous(cols).reshape(m, K * Cg) @ w[g]                            # (frames, C_out/G)
-                        mx.eval(y)  # one group's im2col at a time
-                        groups.append(y)
+                        with mx.stream(streams[g % len(streams)]):
+                            cols = mx.as_strided(xp, (m, K, Cg), (C, C, 1), (n * Lp + s0) * C + g * Cg)  # (m, K, Cg)
+                            groups.append(mx.contiguous(cols).reshape(m, K * Cg) @ w[g])              # (m, C_out/G)
+                        if g % len(streams) == len(streams) - 1 or g == G - 1:
+                            mx.eval(groups[-len(streams):])  # a group's im2col per stream at a time
                     blocks.append(mx.concatenate(groups, axis=1))
         y = mx.concatenate(blocks, axis=0).reshape(N, L_out, C_out) + self.bias
         mx.eval(y)
@@ -215,8 +218,8 @@ class PositionalConvEmbedding(nn.Module):
         self.conv = GroupedConv1d(c["hidden_size"], K, c["num_conv_pos_embedding_groups"])
         self.num_pad_remove = 1 if K % 2 == 0 else 0
 
-    def __call__(self, x: mx.array) -> mx.array:
-        y = self.conv(x)
+    def __call__(self, x: mx.array, streams: Optional[List[mx.Stream]] = None) -> mx.array:
+        y = self.conv(x, streams)
         if self.num_pad_remove:
             y = y[:, :-self.num_pad_remove, :]
         return gelu(y)
@@ -364,16 +367,21 @@ class Wav2Vec2Features(nn.Module):
         self.encoder = Encoder(config, max(self.mix_layers))
         self._streams = None  # the CPU's two streams (impl.ops' gemm path), made at the first call
 
+    def streams(self) -> Optional[List[mx.Stream]]:
+        """On impl.ops' gemm path (the CPU) the model's two CPU streams (made at the first call), which the blocked
+        parts share out between them; None on the native path (a GPU)."""
+        if ops.path() != "gemm":
+            return None
+        if self._streams is None:  # a plain attribute (a list would join the module tree)
+            object.__setattr__(self, "_streams", (mx.new_stream(mx.cpu), mx.new_stream(mx.cpu)))
+        return list(self._streams)
+
     def hidden_states(self, wav: mx.array):
         """The hidden states transformers would return, up to index max(mix_layers)."""
-        streams = None
-        if ops.path() == "gemm":
-            if self._streams is None:  # a plain attribute (a list would join the module tree)
-                object.__setattr__(self, "_streams", (mx.new_stream(mx.cpu), mx.new_stream(mx.cpu)))
-            streams = list(self._streams)
+        streams = self.streams()
         x = self.feature_extractor(wav[:, :, None], streams)
         x, _ = self.feature_projection(x)
-        x = x + self.encoder.pos_conv_embed(x)
+        x = x + self.encoder.pos_conv_embed(x, streams)
         states = [x]
         for layer in self.encoder.layers:
             x = layer(x, streams)
