@@ -249,7 +249,11 @@ class DecoderLayer(nn.Module):
         each one compiled graph (made by `compile_step`; the position goes in as an array: no retrace per step)."""
         q, k, v = self.compiled_qkv(x, mx.array(cache.offset, mx.int32))
         k, v = cache.update_and_fetch(k, v)
-        return self.compiled_rest(x, ops.attention(q, k, v, self.self_attn.scale, None))
+        out = self.compiled_rest(x, ops.attention(q, k, v, self.self_attn.scale, None))
+        for m in (self.self_attn, self.mlp):  # a trace re-wraps the layer's arrays (the same arrays): see `restack`
+            if "_stacked_from" in m:
+                m._stacked_from = _stack_parts(m)
+        return out
 
     def qkv(self, x: mx.array, offset: Union[int, mx.array]) -> Tuple[mx.array, mx.array, mx.array]:
         """The layer up to the cache: input norm, projections, rope."""
@@ -380,7 +384,9 @@ def stack_projections(model: "Model") -> "Model":
 
 
 def restack(layer: "DecoderLayer") -> None:
-    """Re-stack a layer's q|k|v or gate|up if one of their parameters was replaced since `stack_projections`."""
+    """Re-stack a layer's q|k|v or gate|up if one of their parameters was replaced since `stack_projections`
+    (Python identity: `DecoderLayer.step` records the parameters again after its compiled calls, whose tracing
+    puts new Python objects around the same arrays)."""
     attn, mlp = layer.self_attn, layer.mlp
     if "_stacked_from" in attn and any(a is not b for a, b in zip(_stack_parts(attn), attn._stacked_from)):
         _stack_attention(attn)

@@ -97,3 +97,16 @@ def test_llama_step_stacked_projections_keep_the_checkpoint_tensors(ckpt):
             [np.array(plain.layers[0].self_attn[n].weight) for n in ("q_proj", "k_proj", "v_proj")]))
         assert np.array_equal(np.array(mlp._gate_up_t).T, np.concatenate(
             [np.array(plain.layers[0].mlp[n].weight) for n in ("gate_proj", "up_proj")]))
+
+
+def test_llama_step_decode_never_restacks(ckpt, monkeypatch):
+    """Tracing the compiled step re-wraps the layer's arrays: that must not read as a replaced weight (a re-stack
+    copies every stacked matrix)."""
+    model = llama.load(ckpt)
+
+    def refuse(*_):
+        raise RuntimeError("re-stacked")
+
+    monkeypatch.setattr(llama, "_stack_attention", refuse)
+    monkeypatch.setattr(llama, "_stack_mlp", refuse)
+    _decode(model, np.array([[5, 6, 7]], dtype=np.int32), 5)
