@@ -9,6 +9,11 @@ state only) never does. Module names follow transformers (`encoder.layers.3.atte
 Checkpoint: an HF folder (config.json + model.safetensors, keys with or without the `wav2vec2.` prefix of the
 pre-training checkpoint); the positional conv's weight norm (dim 2; `weight_g`/`weight_v` or the parametrization's
 `original0`/`original1`) is folded once in float64.
+On the CPU (impl.ops' gemm path) `features` shares the work between two MLX CPU streams (`Wav2Vec2Features.streams`),
+each running its products on one OpenBLAS thread (`blas_threads`): the conv front's blocks, each encoder layer's two
+halves of frames, the attention's two halves of heads, the positional conv's groups. OpenBLAS's own two threads
+wait for each other at every panel, a scheduler slice each when another process holds a core (2-core host, load 3:
+the 16 heads' q k^T 250 ms on two threads, 17 ms on one); two streams never wait mid-product.
 """
 from __future__ import annotations
 
@@ -89,7 +94,7 @@ class FeatureEncoder(nn.Module):
 
     On impl.ops' gemm path (the CPU) the first CHUNKED layers run per block of at most FRAMES output frames of
     layer CHUNKED - 1 (each block from the samples it reads: the layers are frame-local, no padding, so a block's
-    frames are the whole run's), one mx.eval per block, then the rest on the joined blocks. Whole, layer 0 alone
+    frames are the whole run's), evaluated as they go, then the rest on the joined blocks. Whole, layer 0 alone
     wrote 64 MB arrays at 10 s (32k frames x 512): each op's output was fresh memory that page-faulted per 4 kB
     (~240k faults, 0.5-0.8 s of system time a call, measured); blocks of 1024 frames keep every array of those layers
     <= 12 MB, reused from MLX's buffer cache (faults ~0). The later layers have few frames: blocking them would
