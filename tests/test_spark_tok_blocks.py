@@ -1,6 +1,6 @@
 """The CPU's blocked wav2vec2 paths (impl.spark.wav2vec2 on impl.ops' gemm path) against the official features and
-ids, at lengths that take them: the conv front in blocks of 1024 frames on two streams (> 4.1 s of audio), each
-encoder layer split in two halves of frames on two streams (>= 128 frames, 2.6 s), the positional conv per group on
+ids, at lengths that take them: the conv front in blocks of 256 frames out of layer 5 on two streams (> 2.6 s of
+audio), each encoder layer split in two halves of frames on two streams (>= 128 frames, 2.6 s), the positional conv per group on
 one OpenBLAS thread. The 1 s parity runs (parity/test_spark.py) stay on the whole-array path; these lengths did not
 run there. Tolerances: the parity spec's own (10x the measured fp32 floor), ids exact."""
 import mlx.core as mx
@@ -24,7 +24,7 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
-SAMPLES = 6 * 16000  # 299 frames (2 x 149.5: halves); 4799 frames after conv layer 2 (5 blocks of <= 1024)
+SAMPLES = 6 * 16000  # 299 frames (halves of 149 and 150); 599 frames out of conv layer 5 (3 blocks of <= 256)
 
 
 def test_spark_tok_blocks_take_the_blocked_paths():

@@ -96,11 +96,12 @@ class FeatureEncoder(nn.Module):
     layer CHUNKED - 1 (each block from the samples it reads: the layers are frame-local, no padding, so a block's
     frames are the whole run's), evaluated as they go, then the rest on the joined blocks. Whole, layer 0 alone
     wrote 64 MB arrays at 10 s (32k frames x 512): each op's output was fresh memory that page-faulted per 4 kB
-    (~240k faults, 0.5-0.8 s of system time a call, measured); blocks of 1024 frames keep every array of those layers
-    <= 12 MB, reused from MLX's buffer cache (faults ~0). The later layers have few frames: blocking them would
-    only add small matrix products (slow on a busy 2-core host)."""
+    (~240k faults, 0.5-0.8 s of system time a call, measured); a block's arrays are <= 25 MB (layer 1's im2col),
+    reused from MLX's buffer cache (faults ~0). Blocking layers 0-5 (4 blocks at 10 s) beat layers 0-2 in blocks of
+    1024 (1.0 vs 1.0-1.9 s under load 3.5, two streams): the later layers' products then also run on the streams.
+    A 1 s clip (199 frames out of layer 5) runs whole."""
 
-    CHUNKED, FRAMES = 3, 1024
+    CHUNKED, FRAMES = 6, 256
 
     def __init__(self, c: Dict[str, Any]):
         super().__init__()
