@@ -19,7 +19,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from impl.seeded.spark import CONFIGS
@@ -121,10 +121,16 @@ def test_a_symmetric_window_is_outside_the_tolerance(mels):
 # ------------------------------------------------------------------------------------------ GELU (CPU path)
 # impl.spark.vocos.gelu, the rational-erf GELU every ConvNeXt block and wav2vec2 layer runs on the CPU, beside the
 # mel as the other front-end numeric the BiCodec paths share: vs torch's GELU (fp32, and fp64 as the truth) and
-# MLX's nn.gelu (the native path), same 10 x floor rule.
+# MLX's nn.gelu (the native path), same 10 x floor rule, the floor taken per element: torch's own fp32 error there,
+# or the error any fp32 evaluation through erf carries, whichever is larger. gelu(x) = x/2 (1 + erf(x / sqrt 2)):
+# erf's fp32 value is rounded (|erf| <= 1: an absolute error up to eps/2), which the product scales by |x|/2, and the
+# result is rounded once more (half its spacing) -> floor_i >= eps |x_i| / 4 + spacing(y_i) / 2. A floor measured on
+# a few draws alone can be luckier than that (n = 1, x = -2.805: torch's fp32 error 7.6e-9, a quarter of eps |x| / 4;
+# impl 9.1e-8, MLX's own nn.gelu 1.6e-7 — both 0.3-0.6 of eps |x|).
 
 @settings(**SETTINGS)
 @given(n=st.integers(1, 5000), scale=st.sampled_from([1e-6, 0.1, 1.0, 3.0, 30.0]), seed=st.integers(0, 2 ** 16))
+@example(n=1, scale=3.0, seed=12061)  # the single element where torch's fp32 error is luckier than the floor
 def test_spark_gelu_cpu_path_within_the_fp32_floor(n, scale, seed):
     from impl import ops
     from impl.spark.vocos import gelu
@@ -136,6 +142,10 @@ def test_spark_gelu_cpu_path_within_the_fp32_floor(n, scale, seed):
         native = np.array(gelu(mx.array(x)))
     r32 = torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
     r64 = torch.nn.functional.gelu(torch.from_numpy(x.astype(np.float64))).numpy()
+    x64, eps = x.astype(np.float64), float(np.finfo(np.float32).eps)
+    floor = np.maximum(np.abs(r32 - r64), eps * np.abs(x64) / 4 + np.abs(np.spacing(r64.astype(np.float32))) / 2)
     for name, y in (("gemm", got), ("native", native)):
-        res = compare(y, r64, r32, TOL)
-        assert res["ok"], f"gelu {name}: max|d| {res['max_abs']:.3g} > {res['limit']:.3g} (floor {res['floor']:.3g})"
+        d = np.abs(y.astype(np.float64) - r64)
+        i = int(np.argmax(d / (10 * floor)))
+        assert np.all(np.isfinite(y)) and np.all(d <= 10 * floor), (
+            f"gelu {name}: x {x[i]:.6g}: |d| {d[i]:.3g} > 10 x floor {floor[i]:.3g}")
