@@ -86,7 +86,7 @@ def _kernel_builders(dtype: str, quantize: Optional[str], model: str = "outetts"
         # Spark-TTS' BiCodec + wav2vec2 (`python -m bench.gpu_loop --part jit --model spark`): the mel frames' gather
         # (two index arrays), ECAPA-TDNN's ReLU and GELU (both mx.compile'd in mlx.nn), the VQ's codebook rows of
         # argmax's uint32 ids; its wave generator's Snake and the decoder's int32 codebook rows are DAC's (above).
-        # The ConvNeXt blocks' compiled depthwise conv adds no run-time kernel file there (the same jit run).
+        # The ConvNeXt blocks' depthwise conv (MLX's grouped conv1d) adds no run-time kernel there (jit run at 661699d).
         builders.update({
             "spark_mel_frames": lambda: mel.MelSpectrogram(n_fft=64, win_length=32, hop_length=16, num_mels=8)(
                 mx.ones((1, 128))),
