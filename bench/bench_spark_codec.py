@@ -535,7 +535,7 @@ def stages(seconds: float, rounds: int) -> List[Dict]:
     row("BiCodec mel", mlx(lambda: model.mel(cm)), th(lambda: tm.mel_transformer(torch.from_numpy(clip))))
     mel = model.mel(cm)
     def speaker():
-        with wav2vec2.blas_threads(1):  # as BiCodec.tokenize runs it
+        with cpu.blas_threads(1):  # as BiCodec.tokenize runs it
             mx.eval(model.speaker_encoder.tokenize(mel))
 
     row("BiCodec speaker tokenize", mlx(speaker),

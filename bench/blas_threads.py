@@ -10,7 +10,6 @@ channel convs) or little work (the small LM's 64-wide projections) then run 4-15
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import time
 from typing import Callable, Tuple
@@ -31,11 +30,10 @@ SHAPES = [
 
 
 def _set_threads() -> Callable[[int], None]:
-    lib = ctypes.CDLL(None)  # enable_fast_blas loaded OpenBLAS with RTLD_GLOBAL
-    for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
-        if hasattr(lib, name):
-            return getattr(lib, name)
-    raise RuntimeError(f"no OpenBLAS bound to MLX ({cpu.blas_info()})")
+    fns = cpu.openblas_threads()  # enable_fast_blas loaded OpenBLAS with RTLD_GLOBAL
+    if fns is None:
+        raise RuntimeError(f"no OpenBLAS bound to MLX ({cpu.blas_info()})")
+    return fns[1]
 
 
 def _min_med(fn: Callable[[], object], n: int) -> Tuple[float, float]:

@@ -32,8 +32,9 @@ import shutil
 import subprocess
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from impl._cache import cache_root
 
@@ -198,3 +199,31 @@ def enable_fast_blas(mode: Optional[str] = None) -> Dict[str, Optional[str]]:
             failures.append(f"{name} unavailable ({type(e).__name__}: {e})")
     _state.update(reason="; ".join(failures) + "; MLX's bundled BLAS is used")
     return blas_info()
+
+
+def openblas_threads() -> Optional[Tuple[Callable[[], int], Callable[[int], None]]]:
+    """(get, set) of the thread count of the OpenBLAS that `enable_fast_blas` bound to MLX's matmul (loaded
+    globally: found by name in the process), or None (MLX's own BLAS, Accelerate, another library)."""
+    if not str(blas_info()["blas"]).startswith("openblas"):
+        return None
+    lib = ctypes.CDLL(None)
+    for prefix in ("scipy_openblas", "openblas"):  # scipy-openblas32 keeps its prefix on these
+        get, put = (getattr(lib, f"{prefix}_{v}_num_threads", None) for v in ("get", "set"))
+        if get is not None and put is not None:
+            return get, put
+    return None
+
+
+@contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """`with blas_threads(1): ...` runs MLX's matrix products of the block (evaluate them inside it) on n OpenBLAS
+    threads and puts the previous count back; nothing where MLX's BLAS is not this module's OpenBLAS."""
+    fns = openblas_threads()
+    old = None if fns is None else fns[0]()
+    if old is not None and old != n:
+        fns[1](n)
+    try:
+        yield
+    finally:
+        if old is not None and old != n:
+            fns[1](old)

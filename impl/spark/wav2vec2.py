@@ -17,7 +17,6 @@ the 16 heads' q k^T 250 ms on two threads, 17 ms on one); two streams never wait
 """
 from __future__ import annotations
 
-import ctypes
 import json
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -27,7 +26,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from impl import cpu, ops
+from impl import ops
+from impl.cpu import blas_threads
 from impl.spark.vocos import Conv1d, LayerNorm, gelu
 from impl.weights import CheckpointError, check_weights
 
@@ -38,34 +38,6 @@ def normalize(wav: np.ndarray) -> np.ndarray:
     """Wav2Vec2FeatureExtractor(do_normalize=True) on one clip: float32, (x - mean) / sqrt(var + 1e-7)."""
     x = np.asarray(wav, dtype=np.float32)
     return (x - x.mean()) / np.sqrt(x.var() + 1e-7)
-
-
-def _openblas_threads():
-    """(get, set) of the thread count of the OpenBLAS that impl.cpu.enable_fast_blas bound to MLX's matmul (loaded
-    globally: found by name in the process), or None (MLX's own BLAS, Accelerate, another library)."""
-    if not str(cpu.blas_info()["blas"]).startswith("openblas"):
-        return None
-    lib = ctypes.CDLL(None)
-    for prefix in ("scipy_openblas", "openblas"):  # scipy-openblas32 keeps its prefix on these
-        get, put = (getattr(lib, f"{prefix}_{v}_num_threads", None) for v in ("get", "set"))
-        if get is not None and put is not None:
-            return get, put
-    return None
-
-
-@contextmanager
-def blas_threads(n: int) -> Iterator[None]:
-    """`with blas_threads(1): ...` runs MLX's matrix products of the block (evaluate them inside it) on n OpenBLAS
-    threads and puts the previous count back; nothing where MLX's BLAS is not impl.cpu's OpenBLAS."""
-    fns = _openblas_threads()
-    old = None if fns is None else fns[0]()
-    if old is not None and old != n:
-        fns[1](n)
-    try:
-        yield
-    finally:
-        if old is not None and old != n:
-            fns[1](old)
 
 
 class StridedConv1d(Conv1d):
