@@ -790,9 +790,9 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
                                 + f" {type(sub).__name__}", dt))
             dt, zt = t_torch(lambda: official.quantizer.detokenize(sem_t))
             acc.append(("official", "quantizer", dt))
-            dt, dt_ = t_torch(lambda: official.speaker_encoder.detokenize(glob_t))
+            dt, d_ref = t_torch(lambda: official.speaker_encoder.detokenize(glob_t))
             acc.append(("official", "speaker_detokenize", dt))
-            dt, xt = t_torch(lambda: official.prenet(zt, dt_) + dt_.unsqueeze(-1))
+            dt, xt = t_torch(lambda: official.prenet(zt, d_ref) + d_ref.unsqueeze(-1))
             acc.append(("official", "prenet", dt))
             for i, top in enumerate(official.decoder.model):
                 subs = list(top.block) if hasattr(top, "block") else [top]
