@@ -214,6 +214,29 @@ def openblas_threads() -> Optional[Tuple[Callable[[], int], Callable[[int], None
     return None
 
 
+def sgemv() -> Optional[Callable[[int, int, int, int, int, int], None]]:
+    """`gemv(trans, m, n, w, x, y)`: y = op(w) @ x in float32 on the OpenBLAS that `enable_fast_blas` bound to MLX's
+    matmul (the same thread pool as MLX's products), or None (MLX's own BLAS, Accelerate, another library).
+
+    w is a C-contiguous (m, n) matrix, op(w) = w (trans 0) or w.T (trans 1); w, x, y are buffer addresses
+    (`ndarray.ctypes.data`) the caller keeps alive; x has n (trans 0) or m (trans 1) floats, y the other count.
+    Used by impl.cpu_decode's one-token step."""
+    if not str(blas_info()["blas"]).startswith("openblas"):
+        return None
+    fn = getattr(ctypes.CDLL(None), "scipy_cblas_sgemv", None)  # scipy-openblas32 keeps its prefix on these
+    if fn is None:
+        return None
+    i, p, f = ctypes.c_int, ctypes.c_void_p, ctypes.c_float
+    fn.argtypes = [i, i, i, i, f, p, i, p, i, f, p, i]
+    fn.restype = None
+    row_major, no_trans, trans_ = 101, 111, 112
+
+    def gemv(trans: int, m: int, n: int, w: int, x: int, y: int) -> None:
+        fn(row_major, trans_ if trans else no_trans, m, n, 1.0, w, n, x, 1, 0.0, y, 1)
+
+    return gemv
+
+
 @contextmanager
 def blas_threads(n: int) -> Iterator[None]:
     """`with blas_threads(1): ...` runs MLX's matrix products of the block (evaluate them inside it) on n OpenBLAS

@@ -142,18 +142,23 @@ class KVCache:
         self.values: Optional[mx.array] = None
         self.offset = 0
 
-    def update_and_fetch(self, keys: mx.array, values: mx.array) -> Tuple[mx.array, mx.array]:
-        B, H, L, D = keys.shape
+    def _reserve(self, B: int, H: int, L: int, D: int, Dv: int, dtype: mx.Dtype, vdtype: mx.Dtype) -> None:
+        """Room for L more positions (grown by whole `step` blocks, the cached ones kept)."""
         prev = self.offset
         if self.keys is None or prev + L > self.keys.shape[2]:
             n = ((prev + L + self.step - 1) // self.step) * self.step
-            grow_k = mx.zeros((B, H, n - (0 if self.keys is None else self.keys.shape[2]), D), keys.dtype)
-            grow_v = mx.zeros((B, H, grow_k.shape[2], values.shape[3]), values.dtype)
+            grow_k = mx.zeros((B, H, n - (0 if self.keys is None else self.keys.shape[2]), D), dtype)
+            grow_v = mx.zeros((B, H, grow_k.shape[2], Dv), vdtype)
             if self.keys is None:
                 self.keys, self.values = grow_k, grow_v
             else:
                 self.keys = mx.concatenate([self.keys[..., :prev, :], grow_k], axis=2)
                 self.values = mx.concatenate([self.values[..., :prev, :], grow_v], axis=2)
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> Tuple[mx.array, mx.array]:
+        B, H, L, D = keys.shape
+        prev = self.offset
+        self._reserve(B, H, L, D, values.shape[3], keys.dtype, values.dtype)
         self.offset += L
         self.keys[..., prev:self.offset, :] = keys
         self.values[..., prev:self.offset, :] = values
@@ -162,6 +167,24 @@ class KVCache:
     @property
     def state(self) -> List[mx.array]:
         return [] if self.keys is None else [self.keys, self.values]
+
+    def host_slot(self, heads: int, dim: int) -> Tuple[np.ndarray, np.ndarray, int]:
+        """Room for one more float32 token of one sequence computed outside MLX (impl.cpu_decode): NumPy views
+        (heads, capacity, dim) of the key and value buffers (grown as `update_and_fetch` grows them) and the slot
+        the token takes, its position; the offset moves past it. The caller writes that slot in place: no
+        position before it changes, so arrays handed out earlier (slices up to the old offset) keep their values,
+        and later MLX calls read the buffers with the slot filled."""
+        self._reserve(1, heads, 1, dim, dim, mx.float32, mx.float32)
+        views = []
+        for name in ("keys", "values"):
+            a = np.array(getattr(self, name), copy=False)
+            if not (a.flags.c_contiguous and a.flags.writeable):  # a buffer MLX shares or strides: own it first
+                setattr(self, name, mx.array(np.ascontiguousarray(a)))  # mx.array copies: a buffer of its own
+                a = np.array(getattr(self, name), copy=False)
+            views.append(a[0])
+        slot = self.offset
+        self.offset += 1
+        return views[0], views[1], slot
 
 
 # ------------------------------------------------------------------------------------------------- layers
@@ -378,7 +401,8 @@ def stack_projections(model: "Model") -> "Model":
         if type(layer.self_attn) is Attention and all(
                 type(layer.self_attn[n]) is nn.Linear for n in ("q_proj", "k_proj", "v_proj")):
             _stack_attention(layer.self_attn)
-        if type(layer.mlp) is MLP and all(type(layer.mlp[n]) is nn.Linear for n in ("gate_proj", "up_proj")):
+        if type(layer.mlp) is MLP and all(type(layer.mlp[n]) is nn.Linear and "bias" not in layer.mlp[n]
+                                          for n in ("gate_proj", "up_proj")):  # the stacked product has no bias
             _stack_mlp(layer.mlp)
     return model
 
@@ -420,11 +444,16 @@ class LlamaModel(nn.Module):
         self.layers = [DecoderLayer(args) for _ in range(args.num_hidden_layers)]
         self.norm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
         self.compiled_step = False  # True after `compile_step`: one-token calls with a cache take DecoderLayer.step
+        self.host_step = None  # impl.cpu_decode.HostStep (`attach`, the CPU load path): one token of one sequence
 
     def __call__(self, ids: mx.array, cache: Optional[List[KVCache]] = None) -> mx.array:
-        h = self.embed_tokens(ids)
         for layer in self.layers:
             restack(layer)
+        if self.host_step is not None and cache is not None and ids.shape == (1, 1):
+            h = self.host_step(ids, cache)  # None: a parameter is no longer in the layout it reads
+            if h is not None:
+                return h
+        h = self.embed_tokens(ids)
         if h.shape[1] == 1 and cache is not None and self.compiled_step:  # a decode step, see `compile_step`
             for layer, c in zip(self.layers, cache):
                 h = layer.step(h, c)
@@ -581,6 +610,10 @@ def load_model(path: Path, args: ModelArgs, dtype: Optional[str] = None, quantiz
     if mx.default_device() == mx.cpu:
         compile_step(model)
     mx.eval(model.parameters())
+    if mx.default_device() == mx.cpu:
+        from impl import cpu_decode  # noqa: PLC0415 -- imports this module
+
+        cpu_decode.attach(model)
     return model
 
 

@@ -252,6 +252,19 @@ CATALOGUE: List[Mutation] = [
       (f"{T_LLAMA}::test_llama_untied_head_and_bad_options", T_LLAMA), ("llama",),
       blind="OuteTTS ties its head and save_pretrained writes no lm_head.weight: only untied checkpoints change "
             "(they fail to load)"),
+    # the CPU's one-token host step (impl/cpu_decode.py): prefill stays MLX's, so only the decode tests see these
+    M("host-rope-sign", "impl/cpu_decode.py",
+      "r = np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=1)",
+      "r = np.concatenate([x1 * cos - x2 * sin, x2 * cos - x1 * sin], axis=1)",
+      "the CPU decode step's rope rotates the second half the wrong way",
+      (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", "tests/test_cpu_decode.py", T_LLAMA),
+      ("llama", "lm-greedy")),
+    M("host-gqa-tile", "impl/cpu_decode.py",
+      "s = np.matmul(r[:H].reshape(KV, G, hd), keys[:, :S].transpose(0, 2, 1))  # (KV, G, S)",
+      "s = np.matmul(r[:H].reshape(G, KV, hd).swapaxes(0, 1), keys[:, :S].transpose(0, 2, 1))  # (KV, G, S)",
+      "GQA in the CPU decode step: query heads grouped by tile (h % KV) instead of repeat (h // G)",
+      (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", "tests/test_cpu_decode.py", T_LLAMA),
+      ("llama", "lm-greedy")),
     # ---- sampler and generation
     M("temperature-after-top-p", "impl/outetts/sampler.py",
       "scores = top_p_filter(scores, config.top_p)",

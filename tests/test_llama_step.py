@@ -1,4 +1,5 @@
-"""`impl.llama.compile_step` (the CPU load path): a compiled decode step computes what the plain layers compute.
+"""`impl.llama.compile_step` (the CPU load path): a compiled decode step computes what the plain layers compute
+(with the host step of impl.cpu_decode off: it takes one sequence's tokens first; tests/test_cpu_decode.py).
 
 Impl-vs-impl, exact: the compiled step runs the same products on the same operands in the same order, and MLX's
 fused elementwise kernels evaluate the same float32 operations, so logits and KV caches must be bit-identical to
@@ -30,6 +31,12 @@ def _decode(model, prompt, n):
     return np.stack(out), [(np.array(c.keys), np.array(c.values)) for c in cache]
 
 
+def _mlx_step(model):
+    """`model` without the host step (impl.cpu_decode, taken before the compiled one for one sequence)."""
+    model.model.host_step = None
+    return model
+
+
 @pytest.fixture(scope="module", params=["llama", "qwen2-like"])
 def ckpt(request, tmp_path_factory):
     config = LLAMA if request.param == "llama" else QWEN2_LIKE
@@ -39,7 +46,7 @@ def ckpt(request, tmp_path_factory):
 @pytest.mark.parametrize("fuse", [False, True])
 @pytest.mark.parametrize("quantize", [None, "q8"])
 def test_llama_step_compiled_equals_plain_exactly(ckpt, fuse, quantize):
-    model = llama.load(ckpt, quantize=quantize, fuse=fuse)
+    model = _mlx_step(llama.load(ckpt, quantize=quantize, fuse=fuse))
     assert model.model.compiled_step  # the CPU load path compiles the step
     prompt = np.random.default_rng(0).integers(0, 1000, (2, 7)).astype(np.int32)
     got, got_cache = _decode(model, prompt, 40)
@@ -51,7 +58,7 @@ def test_llama_step_compiled_equals_plain_exactly(ckpt, fuse, quantize):
 
 
 def test_llama_step_is_the_path_a_decode_call_takes(ckpt, monkeypatch):
-    model = llama.load(ckpt)
+    model = _mlx_step(llama.load(ckpt))
     cache = llama.make_cache(model)
     model(mx.array([[1, 2, 3]]), cache)  # prefill: the plain layers
 
@@ -67,7 +74,7 @@ def test_llama_step_is_the_path_a_decode_call_takes(ckpt, monkeypatch):
 def test_llama_step_sees_replaced_weights(ckpt, name):
     """The compiled functions take the layer as `inputs`: a weight replaced after compiling is the one used, a
     stacked one (k_proj in q|k|v, gate_proj in gate|up: `stack_projections`) included."""
-    model = llama.load(ckpt)
+    model = _mlx_step(llama.load(ckpt))
     prompt = np.array([[5, 6, 7]], dtype=np.int32)
     before, _ = _decode(model, prompt, 3)
     parent, attr = name.split(".")
@@ -86,7 +93,7 @@ def test_llama_step_stacked_projections_keep_the_checkpoint_tensors(ckpt):
 
     from impl import cpu
 
-    model = llama.load(ckpt)
+    model = _mlx_step(llama.load(ckpt))
     plain = llama.Model(model.args)
     plain.load_weights([(k, mx.array(np.array(v))) for k, v in tree_flatten(model.parameters())], strict=True)
     attn, mlp = model.layers[0].self_attn, model.layers[0].mlp
@@ -102,7 +109,7 @@ def test_llama_step_stacked_projections_keep_the_checkpoint_tensors(ckpt):
 def test_llama_step_decode_never_restacks(ckpt, monkeypatch):
     """Tracing the compiled step re-wraps the layer's arrays: that must not read as a replaced weight (a re-stack
     copies every stacked matrix)."""
-    model = llama.load(ckpt)
+    model = _mlx_step(llama.load(ckpt))
 
     def refuse(*_):
         raise RuntimeError("re-stacked")

@@ -1,0 +1,166 @@
+"""The CPU's one-token decode step for impl.llama models (Llama, Qwen2): NumPy for the vector work between the
+products, the OpenBLAS bound to MLX's matmul for the products (`impl.cpu.sgemv`), on the caller's thread.
+
+Why: a decode step is bandwidth-bound. A Qwen2 0.5B fp32 step reads 2.03 GB of weights, and its products alone
+stream them at the machine's bandwidth whether MLX or a direct sgemv calls them (all 97 products of a step:
+58.3 vs 58.9 ms, alternated in one process, ~35 GB/s). Around them MLX's CPU runs ~75 graph nodes a layer even
+with the step compiled (`compile_step`: the norms' reductions, rope's reference graph, the cache's slice updates,
+one-query attention, views), each a task for its stream thread at ~6 us; the same arithmetic on vectors of
+hidden_size floats in NumPy costs ~90 us a layer. Whole step, alternated in one process (min of 4 runs of 32
+tokens, load ~1.2): 81 ms with MLX's compiled step, 67 ms this way.
+
+What it computes is `LlamaModel.__call__` for one token of one sequence with a KV cache: embedding row, then per
+layer RMSNorm, q|k|v (+ bias), rotate-half rope at the cache's position, the token's key/value written into the
+cache (`KVCache.host_slot`), softmax(q k^T / sqrt(d)) v over every cached position (GQA: query head h reads kv
+head h // G), o_proj (+ bias) and residual, RMSNorm, silu(gate) * up, down_proj and residual; the final RMSNorm.
+The same float32 operations as MLX's path; the sums run in NumPy's and OpenBLAS's order, so results differ from
+MLX's in the last bits (tests/test_cpu_decode.py bounds that; parity/test_llama.py and parity/test_qwen2.py's
+greedy-token and teacher-forced KL tests run this step against transformers). The vocabulary product stays MLX's
+(`Model.__call__`).
+
+Taken (`attach`, at load on the CPU) only where it pays and is exact to that contract: MLX on the CPU with the sgemv
+forwarder bound (`impl.cpu`; then `cpu_layout` has stacked q|k|v and gate|up), float32 weights, not quantized, no
+MLP biases. Elsewhere (Apple Silicon's Metal, a GPU, bf16, q8/q4, several sequences) MLX's step runs.
+`model.model.host_step = None` turns it off.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten
+
+if TYPE_CHECKING:
+    from impl.llama import DecoderLayer, KVCache, Model
+
+
+def _view(a: Optional[mx.array], order: str = "C") -> Optional[np.ndarray]:
+    """A NumPy view of a float32 MLX array (no copy), None if it is absent, not float32 or not `order`-contiguous."""
+    if a is None or a.dtype != mx.float32:
+        return None
+    v = np.array(a, copy=False)
+    return v if v.flags[f"{order}_CONTIGUOUS"] else None
+
+
+class HostStep:
+    """`step(ids (1, 1), cache) -> the final norm's output (1, 1, hidden)` for one token, or None where the model's
+    parameters are not (any more) in the layout it reads; built by `attach`."""
+
+    def __init__(self, model: "Model", gemv: Callable[[int, int, int, int, int, int], None]):
+        from impl.llama import rope_inv_freq
+
+        a = model.args
+        self.model, self.gemv = model, gemv
+        self.heads, self.kv_heads, self.head_dim = a.num_attention_heads, a.num_key_value_heads, a.head_dim
+        self.scale = np.float32(a.head_dim ** -0.5)
+        self.inv_freq = rope_inv_freq(a).astype(np.float32)  # the angles MLX's rope takes (1 / its `freqs`)
+        self._layers: Dict[int, Tuple[tuple, dict]] = {}  # layer index -> (source arrays, their views and buffers)
+        self._top: Optional[Tuple[tuple, tuple]] = None
+
+    def _layer(self, i: int, layer: "DecoderLayer") -> Optional[dict]:
+        """The layer's matrices as NumPy views (re-made when a parameter object changed) and its output buffers."""
+        attn, mlp = layer.self_attn, layer.mlp
+        src = (layer.input_layernorm.weight, layer.post_attention_layernorm.weight, attn.get("_qkv_weight"),
+               attn.get("_qkv_bias"), attn.o_proj.weight, attn.o_proj.get("bias"), mlp.get("_gate_up_t"),
+               mlp.down_proj.weight)
+        hit = self._layers.get(i)
+        if hit is not None and all(x is y for x, y in zip(hit[0], src)):
+            return hit[1]
+        ln1, ln2, qkv, qkv_b, o, o_b, gate_up_t, down = (_view(x) for x in src)
+        if any(v is None for v in (ln1, ln2, qkv, o, gate_up_t, down)) or \
+                (src[3] is not None and qkv_b is None) or (src[5] is not None and o_b is None):
+            return None
+        w = dict(ln1=ln1, ln2=ln2, qkv=qkv, qkv_b=qkv_b, o=o, o_b=o_b, gate_up_t=gate_up_t, down=down,
+                 y_qkv=np.empty(qkv.shape[0], np.float32), y_o=np.empty(o.shape[0], np.float32),
+                 y_gu=np.empty(gate_up_t.shape[1], np.float32), y_down=np.empty(down.shape[0], np.float32),
+                 eps=(layer.input_layernorm.eps, layer.post_attention_layernorm.eps))
+        self._layers[i] = (src, w)
+        return w
+
+    def _embedding_and_norm(self) -> Optional[Tuple[np.ndarray, np.ndarray, float]]:
+        m = self.model.model
+        src = (m.embed_tokens.weight, m.norm.weight)
+        if self._top is None or not all(x is y for x, y in zip(self._top[0], src)):
+            table = src[0] if src[0].dtype == mx.float32 else None
+            views = (None if table is None else np.array(table, copy=False), _view(src[1]))
+            self._top = (src, views)
+        table, norm = self._top[1]
+        return None if table is None or norm is None else (table, norm, m.norm.eps)
+
+    def __call__(self, ids: mx.array, cache: List["KVCache"]) -> Optional[mx.array]:
+        layers = self.model.layers
+        ws = [self._layer(i, layer) for i, layer in enumerate(layers)]
+        top = self._embedding_and_norm()
+        if top is None or any(w is None for w in ws):
+            return None
+        table, norm_w, norm_eps = top
+        H, KV, hd, gemv = self.heads, self.kv_heads, self.head_dim, self.gemv
+        G, half = H // KV, hd // 2
+        x = table[int(ids.item())].copy()  # (D,) float32, contiguous (the table may be column-major)
+        D = x.shape[0]
+        pos = cache[0].offset
+        angle = self.inv_freq * np.float32(pos)
+        cos, sin = np.cos(angle), np.sin(angle)
+        for w, c in zip(ws, cache):
+            n = rms_norm(x, w["ln1"], w["eps"][0])
+            qkv = w["y_qkv"]
+            gemv(0, qkv.shape[0], D, w["qkv"].ctypes.data, n.ctypes.data, qkv.ctypes.data)
+            if w["qkv_b"] is not None:
+                qkv += w["qkv_b"]
+            qk = qkv[:(H + KV) * hd].reshape(H + KV, hd)
+            x1, x2 = qk[:, :half], qk[:, half:]
+            r = np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=1)  # rotate-half rope, q and k heads
+            keys, values, slot = c.host_slot(KV, hd)
+            keys[:, slot] = r[H:]
+            values[:, slot] = qkv[(H + KV) * hd:].reshape(KV, hd)
+            S = slot + 1
+            s = np.matmul(r[:H].reshape(KV, G, hd), keys[:, :S].transpose(0, 2, 1))  # (KV, G, S)
+            s *= self.scale
+            s -= s.max(axis=-1, keepdims=True)
+            np.exp(s, out=s)
+            s /= s.sum(axis=-1, keepdims=True)
+            o = np.matmul(s, values[:, :S]).reshape(H * hd)
+            y = w["y_o"]
+            gemv(0, y.shape[0], o.shape[0], w["o"].ctypes.data, o.ctypes.data, y.ctypes.data)
+            if w["o_b"] is not None:
+                y += w["o_b"]
+            x = x + y
+            n = rms_norm(x, w["ln2"], w["eps"][1])
+            gu = w["y_gu"]
+            gemv(1, D, gu.shape[0], w["gate_up_t"].ctypes.data, n.ctypes.data, gu.ctypes.data)  # (D, 2F)^T n
+            act = swiglu(gu[:gu.shape[0] // 2], gu[gu.shape[0] // 2:])
+            y = w["y_down"]
+            gemv(0, D, act.shape[0], w["down"].ctypes.data, act.ctypes.data, y.ctypes.data)
+            x += y
+        return mx.array(rms_norm(x, norm_w, norm_eps).reshape(1, 1, D))
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    """x / sqrt(mean(x^2) + eps) * weight, float32 (x a vector)."""
+    return x * (np.float32(1.0) / np.sqrt(np.dot(x, x) / np.float32(x.shape[0]) + np.float32(eps))) * weight
+
+
+def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """silu(gate) * up = gate / (1 + exp(-gate)) * up, float32 (exp(-gate) = inf below -88: gate / inf = -0)."""
+    with np.errstate(over="ignore"):
+        y = np.exp(-gate)
+    y += np.float32(1.0)
+    np.divide(gate, y, out=y)
+    y *= up
+    return y
+
+
+def attach(model: "Model") -> bool:
+    """Give `model` (loaded, on the CPU, its layout made: `impl.llama.load_model` calls this) the host step where it
+    is taken (see the module docstring); True if it was."""
+    from impl import cpu
+    from impl.llama import Attention, MLP
+
+    gemv = cpu.sgemv() if cpu.blas_info()["blas"] == "openblas+gemv" else None
+    ok = gemv is not None and mx.default_device() == mx.cpu and all(
+        v.dtype == mx.float32 for _, v in tree_flatten(model.parameters())) and all(
+        type(layer.self_attn) is Attention and type(layer.mlp) is MLP and "_stacked_from" in layer.self_attn
+        and "_gate_up_t" in layer.mlp and "bias" not in layer.mlp.down_proj for layer in model.layers)
+    model.model.host_step = HostStep(model, gemv) if ok else None
+    return ok
