@@ -47,11 +47,12 @@ class HostStep:
     """`step(ids (1, 1), cache) -> the final norm's output (1, 1, hidden)` for one token, or None where the model's
     parameters are not (any more) in the layout it reads; built by `attach`."""
 
-    def __init__(self, model: "Model", gemv: Callable[[int, int, int, int, int, int], None]):
+    def __init__(self, model: "Model", gemv: Callable[[int, int, int, int, int, int], None],
+                 gemm: Callable[..., None]):
         from impl.llama import rope_inv_freq
 
         a = model.args
-        self.model, self.gemv = model, gemv
+        self.model, self.gemv, self.gemm = model, gemv, gemm
         self.heads, self.kv_heads, self.head_dim = a.num_attention_heads, a.num_key_value_heads, a.head_dim
         self.scale = np.float32(a.head_dim ** -0.5)
         self.inv_freq = rope_inv_freq(a).astype(np.float32)  # the angles MLX's rope takes (1 / its `freqs`)
@@ -95,7 +96,7 @@ class HostStep:
         if top is None or any(w is None for w in ws):
             return None
         table, norm_w, norm_eps = top
-        H, KV, hd, gemv = self.heads, self.kv_heads, self.head_dim, self.gemv
+        H, KV, hd, gemv, gemm = self.heads, self.kv_heads, self.head_dim, self.gemv, self.gemm
         G, half = H // KV, hd // 2
         x = table[int(ids.item())].copy()  # (D,) float32, contiguous (the table may be column-major)
         D = x.shape[0]
@@ -115,12 +116,17 @@ class HostStep:
             keys[:, slot] = r[H:]
             values[:, slot] = qkv[(H + KV) * hd:].reshape(KV, hd)
             S = slot + 1
-            s = np.matmul(r[:H].reshape(KV, G, hd), keys[:, :S].transpose(0, 2, 1))  # (KV, G, S)
+            q = r[:H].reshape(KV, G, hd)  # query head h reads kv head h // G
+            s, o = np.empty((KV, G, S), np.float32), np.empty((KV, G, hd), np.float32)
+            for j in range(KV):  # scores q_j k_j^T (G, S), keys (capacity, hd) row-major
+                gemm(0, 1, G, S, hd, q[j].ctypes.data, hd, keys[j].ctypes.data, hd, s[j].ctypes.data, S)
             s *= self.scale
             s -= s.max(axis=-1, keepdims=True)
             np.exp(s, out=s)
             s /= s.sum(axis=-1, keepdims=True)
-            o = np.matmul(s, values[:, :S]).reshape(H * hd)
+            for j in range(KV):  # probabilities p_j v_j (G, hd)
+                gemm(0, 0, G, hd, S, s[j].ctypes.data, S, values[j].ctypes.data, hd, o[j].ctypes.data, hd)
+            o = o.reshape(H * hd)
             y = w["y_o"]
             gemv(0, y.shape[0], o.shape[0], w["o"].ctypes.data, o.ctypes.data, y.ctypes.data)
             if w["o_b"] is not None:
@@ -157,10 +163,10 @@ def attach(model: "Model") -> bool:
     from impl import cpu
     from impl.llama import Attention, MLP
 
-    gemv = cpu.sgemv() if cpu.blas_info()["blas"] == "openblas+gemv" else None
-    ok = gemv is not None and mx.default_device() == mx.cpu and all(
+    gemv, gemm = (cpu.sgemv(), cpu.sgemm()) if cpu.blas_info()["blas"] == "openblas+gemv" else (None, None)
+    ok = gemv is not None and gemm is not None and mx.default_device() == mx.cpu and all(
         v.dtype == mx.float32 for _, v in tree_flatten(model.parameters())) and all(
         type(layer.self_attn) is Attention and type(layer.mlp) is MLP and "_stacked_from" in layer.self_attn
         and "_gate_up_t" in layer.mlp and "bias" not in layer.mlp.down_proj for layer in model.layers)
-    model.model.host_step = HostStep(model, gemv) if ok else None
+    model.model.host_step = HostStep(model, gemv, gemm) if ok else None
     return ok
