@@ -76,6 +76,7 @@ class HostStep:
                  y_qkv=np.empty(qkv.shape[0], np.float32), y_o=np.empty(o.shape[0], np.float32),
                  y_gu=np.empty(gate_up_t.shape[1], np.float32), y_down=np.empty(down.shape[0], np.float32),
                  eps=(layer.input_layernorm.eps, layer.post_attention_layernorm.eps))
+        w["at"] = {k: w[k].ctypes.data for k in ("qkv", "o", "gate_up_t", "down", "y_qkv", "y_o", "y_gu", "y_down")}
         self._layers[i] = (src, w)
         return w
 
@@ -103,10 +104,12 @@ class HostStep:
         pos = cache[0].offset
         angle = self.inv_freq * np.float32(pos)
         cos, sin = np.cos(angle), np.sin(angle)
+        f4 = 4  # bytes a float32
         for w, c in zip(ws, cache):
+            at = w["at"]  # addresses of the matrices and output buffers
             n = rms_norm(x, w["ln1"], w["eps"][0])
             qkv = w["y_qkv"]
-            gemv(0, qkv.shape[0], D, w["qkv"].ctypes.data, n.ctypes.data, qkv.ctypes.data)
+            gemv(0, qkv.shape[0], D, at["qkv"], n.ctypes.data, at["y_qkv"])
             if w["qkv_b"] is not None:
                 qkv += w["qkv_b"]
             qk = qkv[:(H + KV) * hd].reshape(H + KV, hd)
@@ -118,26 +121,27 @@ class HostStep:
             S = slot + 1
             q = r[:H].reshape(KV, G, hd)  # query head h reads kv head h // G
             s, o = np.empty((KV, G, S), np.float32), np.empty((KV, G, hd), np.float32)
+            q_at, k_at, v_at, s_at, o_at = (a.ctypes.data for a in (q, keys, values, s, o))
+            cap = keys.shape[1]
             for j in range(KV):  # scores q_j k_j^T (G, S), keys (capacity, hd) row-major
-                gemm(0, 1, G, S, hd, q[j].ctypes.data, hd, keys[j].ctypes.data, hd, s[j].ctypes.data, S)
+                gemm(0, 1, G, S, hd, q_at + j * G * hd * f4, hd, k_at + j * cap * hd * f4, hd, s_at + j * G * S * f4, S)
             s *= self.scale
             s -= s.max(axis=-1, keepdims=True)
             np.exp(s, out=s)
             s /= s.sum(axis=-1, keepdims=True)
             for j in range(KV):  # probabilities p_j v_j (G, hd)
-                gemm(0, 0, G, hd, S, s[j].ctypes.data, S, values[j].ctypes.data, hd, o[j].ctypes.data, hd)
-            o = o.reshape(H * hd)
+                gemm(0, 0, G, hd, S, s_at + j * G * S * f4, S, v_at + j * cap * hd * f4, hd, o_at + j * G * hd * f4, hd)
             y = w["y_o"]
-            gemv(0, y.shape[0], o.shape[0], w["o"].ctypes.data, o.ctypes.data, y.ctypes.data)
+            gemv(0, y.shape[0], H * hd, at["o"], o_at, at["y_o"])
             if w["o_b"] is not None:
                 y += w["o_b"]
             x = x + y
             n = rms_norm(x, w["ln2"], w["eps"][1])
             gu = w["y_gu"]
-            gemv(1, D, gu.shape[0], w["gate_up_t"].ctypes.data, n.ctypes.data, gu.ctypes.data)  # (D, 2F)^T n
+            gemv(1, D, gu.shape[0], at["gate_up_t"], n.ctypes.data, at["y_gu"])  # (D, 2F)^T n
             act = swiglu(gu[:gu.shape[0] // 2], gu[gu.shape[0] // 2:])
             y = w["y_down"]
-            gemv(0, D, act.shape[0], w["down"].ctypes.data, act.ctypes.data, y.ctypes.data)
+            gemv(0, D, act.shape[0], at["down"], act.ctypes.data, at["y_down"])
             x += y
         return mx.array(rms_norm(x, norm_w, norm_eps).reshape(1, 1, D))
 
