@@ -80,23 +80,27 @@ class HostStep:
         self._layers[i] = (src, w)
         return w
 
-    def _embedding_and_norm(self) -> Optional[Tuple[np.ndarray, np.ndarray, float]]:
-        m = self.model.model
-        src = (m.embed_tokens.weight, m.norm.weight)
+    def _top_views(self) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The embedding table, the final norm's weight and the head's (vocab, hidden) matrix (the tied table or
+        lm_head) as NumPy views, re-made when a parameter object changed; the matrices either row- or column-major."""
+        m = self.model
+        head = m.model.embed_tokens.weight if m.args.tie_word_embeddings else m.lm_head.weight
+        src = (m.model.embed_tokens.weight, m.model.norm.weight, head)
         if self._top is None or not all(x is y for x, y in zip(self._top[0], src)):
-            table = src[0] if src[0].dtype == mx.float32 else None
-            views = (None if table is None else np.array(table, copy=False), _view(src[1]))
+            views = (np.array(src[0], copy=False) if src[0].dtype == mx.float32 else None, _view(src[1]),
+                     _view(src[2], "C") if _view(src[2], "C") is not None else _view(src[2], "F"))
             self._top = (src, views)
-        table, norm = self._top[1]
-        return None if table is None or norm is None else (table, norm, m.norm.eps)
+        views = self._top[1]
+        return None if any(v is None for v in views) else views
 
-    def __call__(self, ids: mx.array, cache: List["KVCache"]) -> Optional[mx.array]:
+    def __call__(self, ids: mx.array, cache: List["KVCache"], logits: bool = False) -> Optional[mx.array]:
+        """The final norm's output (1, 1, hidden), or with `logits` the head's (1, 1, vocab), for ids (1, 1)."""
         layers = self.model.layers
         ws = [self._layer(i, layer) for i, layer in enumerate(layers)]
-        top = self._embedding_and_norm()
+        top = self._top_views()
         if top is None or any(w is None for w in ws):
             return None
-        table, norm_w, norm_eps = top
+        table, norm_w, head = top
         H, KV, hd, gemv, gemm = self.heads, self.kv_heads, self.head_dim, self.gemv, self.gemm
         G, half = H // KV, hd // 2
         x = table[int(ids.item())].copy()  # (D,) float32, contiguous (the table may be column-major)
@@ -143,7 +147,15 @@ class HostStep:
             y = w["y_down"]
             gemv(0, D, act.shape[0], at["down"], act.ctypes.data, at["y_down"])
             x += y
-        return mx.array(rms_norm(x, norm_w, norm_eps).reshape(1, 1, D))
+        x = rms_norm(x, norm_w, self.model.model.norm.eps)
+        if not logits:
+            return mx.array(x.reshape(1, 1, D))
+        y = np.empty(head.shape[0], np.float32)
+        if head.flags.c_contiguous:  # (vocab, D) row-major
+            gemv(0, head.shape[0], D, head.ctypes.data, x.ctypes.data, y.ctypes.data)
+        else:  # column-major: its transpose (D, vocab) is row-major
+            gemv(1, D, head.shape[0], head.ctypes.data, x.ctypes.data, y.ctypes.data)
+        return mx.array(y.reshape(1, 1, -1))
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:

@@ -446,13 +446,21 @@ class LlamaModel(nn.Module):
         self.compiled_step = False  # True after `compile_step`: one-token calls with a cache take DecoderLayer.step
         self.host_step = None  # impl.cpu_decode.HostStep (`attach`, the CPU load path): one token of one sequence
 
-    def __call__(self, ids: mx.array, cache: Optional[List[KVCache]] = None) -> mx.array:
+    def host(self, ids: mx.array, cache: Optional[List[KVCache]], logits: bool = False) -> Optional[mx.array]:
+        """The host step's output (the final norm's, or the logits) for one token of one sequence with a cache;
+        None where it is not taken (no host step, other shapes, a parameter no longer in the layout it reads)."""
+        if self.host_step is None or cache is None or ids.shape != (1, 1):
+            return None
         for layer in self.layers:
             restack(layer)
-        if self.host_step is not None and cache is not None and ids.shape == (1, 1):
-            h = self.host_step(ids, cache)  # None: a parameter is no longer in the layout it reads
-            if h is not None:
-                return h
+        return self.host_step(ids, cache, logits)
+
+    def __call__(self, ids: mx.array, cache: Optional[List[KVCache]] = None) -> mx.array:
+        h = self.host(ids, cache)
+        if h is not None:
+            return h
+        for layer in self.layers:
+            restack(layer)
         h = self.embed_tokens(ids)
         if h.shape[1] == 1 and cache is not None and self.compiled_step:  # a decode step, see `compile_step`
             for layer, c in zip(self.layers, cache):
@@ -481,6 +489,9 @@ class Model(nn.Module):
             self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
 
     def __call__(self, ids: mx.array, cache: Optional[List[KVCache]] = None, logits_to_keep: int = 0) -> mx.array:
+        logits = self.model.host(ids, cache, logits=True)  # the CPU's one-token step, head included
+        if logits is not None:
+            return logits
         h = self.model(ids, cache)
         if logits_to_keep > 0:
             h = h[:, -logits_to_keep:, :]

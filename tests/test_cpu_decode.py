@@ -75,7 +75,8 @@ def test_cpu_decode_is_the_path_one_token_takes(ckpt, monkeypatch):
     model = llama.load(ckpt)
     calls = []
     step = model.model.host_step
-    monkeypatch.setattr(model.model, "host_step", lambda ids, cache: calls.append(ids.shape) or step(ids, cache))
+    monkeypatch.setattr(model.model, "host_step",
+                        lambda ids, cache, logits: calls.append(ids.shape) or step(ids, cache, logits))
     cache = llama.make_cache(model)
     model(mx.array([[1, 2, 3]]), cache)
     assert calls == []
