@@ -1,13 +1,14 @@
 """The CPU's one-token decode step for impl.llama models (Llama, Qwen2): NumPy for the vector work between the
-products, the OpenBLAS bound to MLX's matmul for the products (`impl.cpu.sgemv`), on the caller's thread.
+products, the OpenBLAS bound to MLX's matmul for the products (`impl.cpu.sgemv` / `sgemm`), on the caller's thread.
 
 Why: a decode step is bandwidth-bound. A Qwen2 0.5B fp32 step reads 2.03 GB of weights, and its products alone
 stream them at the machine's bandwidth whether MLX or a direct sgemv calls them (all 97 products of a step:
 58.3 vs 58.9 ms, alternated in one process, ~35 GB/s). Around them MLX's CPU runs ~75 graph nodes a layer even
 with the step compiled (`compile_step`: the norms' reductions, rope's reference graph, the cache's slice updates,
 one-query attention, views), each a task for its stream thread at ~6 us; the same arithmetic on vectors of
-hidden_size floats in NumPy costs ~90 us a layer. Whole step, alternated in one process (min of 4 runs of 32
-tokens, load ~1.2): 81 ms with MLX's compiled step, 67 ms this way.
+hidden_size floats in NumPy costs ~190 us a layer (4.5 ms a token). Whole step, alternated in one process
+(min / median of 4 runs of 64 tokens, load 1.3): MLX's compiled step 85.7 / 88.7 ms, this one 65.9 / 69.3 ms; after
+2,000 cached tokens (load 2-2.6) 100.1 / 107.4 vs 74.8 / 81.9 ms.
 
 What it computes is `LlamaModel.__call__` for one token of one sequence with a KV cache: embedding row, then per
 layer RMSNorm, q|k|v (+ bias), rotate-half rope at the cache's position, the token's key/value written into the
@@ -15,8 +16,8 @@ cache (`KVCache.host_slot`), softmax(q k^T / sqrt(d)) v over every cached positi
 head h // G), o_proj (+ bias) and residual, RMSNorm, silu(gate) * up, down_proj and residual; the final RMSNorm.
 The same float32 operations as MLX's path; the sums run in NumPy's and OpenBLAS's order, so results differ from
 MLX's in the last bits (tests/test_cpu_decode.py bounds that; parity/test_llama.py and parity/test_qwen2.py's
-greedy-token and teacher-forced KL tests run this step against transformers). The vocabulary product stays MLX's
-(`Model.__call__`).
+greedy-token and teacher-forced KL tests run this step against transformers). `Model.__call__` takes it with the
+vocabulary product (the logits come back as one MLX array), `LlamaModel.__call__` without.
 
 Taken (`attach`, at load on the CPU) only where it pays and is exact to that contract: MLX on the CPU with the sgemv
 forwarder bound (`impl.cpu`; then `cpu_layout` has stacked q|k|v and gate|up), float32 weights, not quantized, no
@@ -44,8 +45,8 @@ def _view(a: Optional[mx.array], order: str = "C") -> Optional[np.ndarray]:
 
 
 class HostStep:
-    """`step(ids (1, 1), cache) -> the final norm's output (1, 1, hidden)` for one token, or None where the model's
-    parameters are not (any more) in the layout it reads; built by `attach`."""
+    """`step(ids (1, 1), cache, logits) -> the final norm's output (1, 1, hidden) or the logits (1, 1, vocab)` for one
+    token, or None where the model's parameters are not (any more) in the layout it reads; built by `attach`."""
 
     def __init__(self, model: "Model", gemv: Callable[[int, int, int, int, int, int], None],
                  gemm: Callable[..., None]):
