@@ -99,8 +99,9 @@ class HostStep:
         layers = self.model.layers
         ws = [self._layer(i, layer) for i, layer in enumerate(layers)]
         top = self._top_views()
-        if top is None or any(w is None for w in ws):
-            return None
+        if top is None or any(w is None for w in ws) or any(
+                c.keys is not None and (c.keys.shape[0] != 1 or c.keys.dtype != mx.float32) for c in cache):
+            return None  # checked before any cache slot is written
         table, norm_w, head = top
         H, KV, hd, gemv, gemm = self.heads, self.kv_heads, self.head_dim, self.gemv, self.gemm
         G, half = H // KV, hd // 2
