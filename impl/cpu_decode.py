@@ -32,16 +32,19 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten
 
+from impl import ops
+
 if TYPE_CHECKING:
     from impl.llama import DecoderLayer, KVCache, Model
 
 
-def _view(a: Optional[mx.array], order: str = "C") -> Optional[np.ndarray]:
-    """A NumPy view of a float32 MLX array (no copy), None if it is absent, not float32 or not `order`-contiguous."""
+def _view(a: Optional[mx.array], orders: str = "C") -> Optional[np.ndarray]:
+    """A NumPy view of a float32 MLX array (no copy), None if it is absent, not float32 or contiguous in none of
+    `orders` ("C", "F" or "CF")."""
     if a is None or a.dtype != mx.float32:
         return None
     v = np.array(a, copy=False)
-    return v if v.flags[f"{order}_CONTIGUOUS"] else None
+    return v if any(v.flags[f"{o}_CONTIGUOUS"] for o in orders) else None
 
 
 class HostStep:
@@ -89,7 +92,7 @@ class HostStep:
         src = (m.model.embed_tokens.weight, m.model.norm.weight, head)
         if self._top is None or not all(x is y for x, y in zip(self._top[0], src)):
             views = (np.array(src[0], copy=False) if src[0].dtype == mx.float32 else None, _view(src[1]),
-                     _view(src[2], "C") if _view(src[2], "C") is not None else _view(src[2], "F"))
+                     _view(src[2], "CF"))
             self._top = (src, views)
         views = self._top[1]
         return None if any(v is None for v in views) else views
@@ -132,9 +135,7 @@ class HostStep:
             for j in range(KV):  # scores q_j k_j^T (G, S), keys (capacity, hd) row-major
                 gemm(0, 1, G, S, hd, q_at + j * G * hd * f4, hd, k_at + j * cap * hd * f4, hd, s_at + j * G * S * f4, S)
             s *= self.scale
-            s -= s.max(axis=-1, keepdims=True)
-            np.exp(s, out=s)
-            s /= s.sum(axis=-1, keepdims=True)
+            s /= ops.exp_rows(s)
             for j in range(KV):  # probabilities p_j v_j (G, hd)
                 gemm(0, 0, G, hd, S, s_at + j * G * S * f4, S, v_at + j * cap * hd * f4, hd, o_at + j * G * hd * f4, hd)
             y = w["y_o"]
@@ -145,7 +146,7 @@ class HostStep:
             n = rms_norm(x, w["ln2"], w["eps"][1])
             gu = w["y_gu"]
             gemv(1, D, gu.shape[0], at["gate_up_t"], n.ctypes.data, at["y_gu"])  # (D, 2F)^T n
-            act = swiglu(gu[:gu.shape[0] // 2], gu[gu.shape[0] // 2:])
+            act = ops.swiglu_numpy(gu[:gu.shape[0] // 2], gu[gu.shape[0] // 2:])
             y = w["y_down"]
             gemv(0, D, act.shape[0], at["down"], act.ctypes.data, at["y_down"])
             x += y
@@ -163,16 +164,6 @@ class HostStep:
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     """x / sqrt(mean(x^2) + eps) * weight, float32 (x a vector)."""
     return x * (np.float32(1.0) / np.sqrt(np.dot(x, x) / np.float32(x.shape[0]) + np.float32(eps))) * weight
-
-
-def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """silu(gate) * up = gate / (1 + exp(-gate)) * up, float32 (exp(-gate) = inf below -88: gate / inf = -0)."""
-    with np.errstate(over="ignore"):
-        y = np.exp(-gate)
-    y += np.float32(1.0)
-    np.divide(gate, y, out=y)
-    y *= up
-    return y
 
 
 def attach(model: "Model") -> bool:

@@ -253,13 +253,19 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optiona
             np.copyto(e, np.array(scores, copy=False).reshape(KV, G, n, keys))  # MLX's buffer is only read
             if mask is not None:  # query s0 + i sees keys up to offset + s0 + i: only the last n keys hide any
                 e[..., keys - n:] += causal[:n, :n]
-            e -= e.max(axis=-1, keepdims=True)  # contiguous passes: a strided one costs several times more
-            np.exp(e, out=e)
-            total = e.sum(axis=-1, keepdims=True)
+            total = exp_rows(e)  # contiguous passes: a strided one costs several times more
             o = mx.matmul(mx.array(e.reshape(KV, G * n, keys)), v[b][:, :keys]) / mx.array(total.reshape(KV, G * n, 1))
             blocks.append(o.reshape(KV, G, n, D))
         out.append(mx.concatenate(blocks, axis=2).reshape(H, L, D))
     return mx.stack(out)
+
+
+def exp_rows(e: np.ndarray) -> np.ndarray:
+    """exp(e - its row maximum) in place over the last axis (float32) and the row sums (..., 1): a softmax's
+    numerators and denominator, the division left to the caller (here after the product with v)."""
+    np.subtract(e, e.max(axis=-1, keepdims=True), out=e)
+    np.exp(e, out=e)
+    return e.sum(axis=-1, keepdims=True)
 
 
 # ------------------------------------------------------------------------------------------------- swiglu
@@ -277,10 +283,14 @@ def swiglu(gate: mx.array, up: mx.array) -> mx.array:
     if path() == "native" or gate.size < _SWIGLU_NUMPY_MIN or gate.dtype != mx.float32 or up.dtype != mx.float32:
         return _swiglu_native(gate, up)
     mx.eval(gate, up)
-    g, u = np.array(gate, copy=False), np.array(up, copy=False)
-    with np.errstate(over="ignore"):  # silu(g) = g / (1 + exp(-g)); exp(-g) = inf for g < -88: g / inf = -0
-        y = np.exp(-g)
+    return mx.array(swiglu_numpy(np.array(gate, copy=False), np.array(up, copy=False)))
+
+
+def swiglu_numpy(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """silu(gate) * up in NumPy, float32: gate / (1 + exp(-gate)) * up (a new array; the inputs are only read)."""
+    with np.errstate(over="ignore"):  # exp(-g) = inf for g < -88: g / inf = -0
+        y = np.exp(-gate)
     y += 1
-    np.divide(g, y, out=y)
-    y *= u
-    return mx.array(y)
+    np.divide(gate, y, out=y)
+    y *= up
+    return y

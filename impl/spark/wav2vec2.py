@@ -208,13 +208,6 @@ class PositionalConvEmbedding(nn.Module):
 _SCORES = 1 << 24
 
 
-def _softmax_rows(e: np.ndarray) -> np.ndarray:
-    """exp(e - rowmax) in place (e: (..., S) float32); returns the row sums (..., 1)."""
-    np.subtract(e, e.max(axis=-1, keepdims=True), out=e)
-    np.exp(e, out=e)
-    return e.sum(axis=-1, keepdims=True)
-
-
 def attention(q: mx.array, k: mx.array, v: mx.array, scale: float,
               streams: Optional[List[mx.Stream]] = None) -> mx.array:
     """softmax(q k^T * scale) v without a mask, as transformers' eager Wav2Vec2Attention (q scaled first): q, k, v
@@ -249,7 +242,7 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float,
             scores = [mx.matmul(qs[:, hs, s0:s1], kt[:, hs], stream=st) for hs, st in zip(heads, streams)]
             mx.eval(scores)                                                              # (N, h, n, S) each
             # the evaluated scores' own buffers, overwritten in place (MLX's numpy view, copy=False)
-            totals = list(pool.map(_softmax_rows, [np.array(sc, copy=False) for sc in scores]))
+            totals = list(pool.map(ops.exp_rows, [np.array(sc, copy=False) for sc in scores]))
             ys = [mx.divide(mx.matmul(e, v[:, hs], stream=st), mx.array(total), stream=st)
                   for hs, st, e, total in zip(heads, streams, scores, totals)]
             mx.eval(ys)
