@@ -10,9 +10,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from hypothesis import settings  # noqa: E402
 
-from impl import cpu  # noqa: E402
+from impl.accel import blas  # noqa: E402
 
-cpu.enable_fast_blas()  # Linux CPU: before the first `import mlx.core` (impl/cpu.py)
+blas.enable_fast_blas()  # Linux CPU: before the first `import mlx.core` (impl/cpu.py)
 
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", print_blob=True)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from impl import cpu
+from impl.accel import blas
 from bench.timing import median_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
@@ -25,4 +25,4 @@ def bench_blas_matmul(benchmark, m, k, n):
     benchmark(lambda: mx.eval(xa @ xb))
     impl_s = benchmark.stats.stats.median
     benchmark.extra_info.update(ratio=ref_s / impl_s, reference_s=ref_s, impl_s=impl_s,
-                                blas=cpu.blas_info()["blas"], gflops=2 * m * k * n / impl_s / 1e9)
+                                blas=blas.blas_info()["blas"], gflops=2 * m * k * n / impl_s / 1e9)

@@ -19,7 +19,7 @@ from typing import Callable, Dict
 import numpy as np
 import pytest
 
-from impl import cpu
+from impl.accel import blas
 from bench.timing import median_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
@@ -95,7 +95,7 @@ def _tag(seconds: float) -> str:
 
     from impl import ops
 
-    return (f"{CONFIG} fp32, {seconds:g} s, conv path={ops.path()}, blas={cpu.blas_info()['blas']}, "
+    return (f"{CONFIG} fp32, {seconds:g} s, conv path={ops.path()}, blas={blas.blas_info()['blas']}, "
             f"torch threads={torch.get_num_threads()}")
 
 
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     from impl import ops
 
     e = setup()
-    print(f"DAC {CONFIG} impl (MLX {mx.__version__}, conv path {ops.path()}, BLAS {cpu.blas_info()['blas']}) vs "
+    print(f"DAC {CONFIG} impl (MLX {mx.__version__}, conv path {ops.path()}, BLAS {blas.blas_info()['blas']}) vs "
           f"descript-audio-codec 1.0.0 (torch {torch.__version__}, CPU, {torch.get_num_threads()} threads), "
           f"median of {args.rounds}")
     print(f"{'audio':>7} {'phase':<7} {'torch s':>9} {'impl s':>9} {'torch/impl':>11} {'codes':>6} {'max|dy|':>9}")

@@ -20,7 +20,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import pytest
 
-from impl import cpu
+from impl.accel import blas
 from bench.timing import best_time, median_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
@@ -164,7 +164,7 @@ def env():
 
 
 def _tag(env) -> str:
-    return f"{env['config']} fp32, blas={cpu.blas_info()['blas']}"
+    return f"{env['config']} fp32, blas={blas.blas_info()['blas']}"
 
 
 def prefill_case(benchmark, env, tag: str) -> None:
@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     roof = bw * 1e9 / per_tok
     q = f" {args.quantize}" if args.quantize else ""
     print(f"llama {e['config']} impl {args.dtype}{q} vs transformers {args.dtype} (eager, CPU, "
-          f"{__import__('torch').get_num_threads()} threads); MLX BLAS: {cpu.blas_info()['blas']}")
+          f"{__import__('torch').get_num_threads()} threads); MLX BLAS: {blas.blas_info()['blas']}")
     print(f"{'phase':<10} {'impl tok/s':>11} {'transformers':>13} {'impl/ref':>9}")
     print(f"{'pp' + str(args.prefill):<10} {args.prefill / pre_i:>11.1f} {args.prefill / pre_r:>13.1f} "
           f"{pre_r / pre_i:>8.2f}x")

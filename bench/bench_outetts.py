@@ -20,7 +20,7 @@ from typing import Dict
 import numpy as np
 import pytest
 
-from impl import cpu
+from impl.accel import blas
 from bench.timing import best_time
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
@@ -103,7 +103,7 @@ def bench_outetts_rtf(benchmark, env):
         impl_lm_tok_s=1 / impl_tok, ref_lm_tok_s=1 / ref_tok, impl_dac_s_per_audio_s=impl_dac,
         ref_dac_s_per_audio_s=ref_dac, impl_peak_mlx_MB=peak_mb,
         what=f"{'tiny' if env['quick'] else '1B'} LM fp32 + DAC 24 kHz decode of {s} s, "
-             f"blas={cpu.blas_info()['blas']}")
+             f"blas={blas.blas_info()['blas']}")
 
 
 if __name__ == "__main__":

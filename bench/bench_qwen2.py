@@ -24,7 +24,7 @@ from bench.bench_llama import (DECODE, PREFILL, PROMPT, decode_case, impl_decode
                                load_note, prefill_case, read_bandwidth, ref_decode, ref_prefill,
                                weight_bytes_per_token)
 from bench.timing import best_time, median_time
-from impl import cpu
+from impl.accel import blas
 
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
 
@@ -66,7 +66,7 @@ def env():
 
 
 def _tag(env) -> str:
-    return f"qwen2 {env['config']} fp32, blas={cpu.blas_info()['blas']}"
+    return f"qwen2 {env['config']} fp32, blas={blas.blas_info()['blas']}"
 
 
 def bench_qwen2_prefill(benchmark, env):
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     parts = impl_decode_parts(e["impl"], e["prompt"])  # right after the decode, before the reference loads cores
     bw = device_bandwidth()
     q = f" {args.quantize}" if args.quantize else ""
-    where = f"MLX {mx.default_device()}, BLAS: {cpu.blas_info()['blas']}"
+    where = f"MLX {mx.default_device()}, BLAS: {blas.blas_info()['blas']}"
     if args.impl_only:
         print(f"qwen2 {e['config']} impl {args.dtype}{q} ({where}); transformers not run (--impl-only)")
         print(f"{'phase':<10} {'impl tok/s':>11}")

@@ -54,7 +54,7 @@ except ImportError:  # a torch-free GPU machine may lack the test tools; the com
     pytest = None
 
 from bench.timing import times
-from impl import cpu
+from impl.accel import blas
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = sorted((ROOT / "fixtures" / "data" / "librivox").glob("*.wav"))  # 16 kHz mono, 15.4 s together
@@ -343,7 +343,7 @@ def machine(impl_only: bool, ref_device: str = "cpu") -> Dict:
 
     info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "mlx": mx.__version__, "mlx_device": str(mx.default_device()), "conv_path": ops.path(),
-            "blas": cpu.blas_info()["blas"], "load_average": os.getloadavg()[0]}
+            "blas": blas.blas_info()["blas"], "load_average": os.getloadavg()[0]}
     if not impl_only:
         import torch
 
@@ -535,7 +535,7 @@ def stages(seconds: float, rounds: int) -> List[Dict]:
     row("BiCodec mel", mlx(lambda: model.mel(cm)), th(lambda: tm.mel_transformer(torch.from_numpy(clip))))
     mel = model.mel(cm)
     def speaker():
-        with cpu.blas_threads(1):  # as BiCodec.tokenize runs it
+        with blas.blas_threads(1):  # as BiCodec.tokenize runs it
             mx.eval(model.speaker_encoder.tokenize(mel))
 
     row("BiCodec speaker tokenize", mlx(speaker),
@@ -627,7 +627,7 @@ def main(argv=None) -> int:
         if problem:
             print(f"bench_spark_codec: --ref-device {args.ref_device}: {problem}", file=sys.stderr)
             return 2
-    cpu.enable_fast_blas()
+    blas.enable_fast_blas()
     if args.stages:
         if len(args.seconds) != 1 or args.impl_only or args.ref_device != "cpu":
             print("bench_spark_codec: --stages takes one --seconds value and runs both sides on the CPU",

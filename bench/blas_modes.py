@@ -1,4 +1,4 @@
-"""The fast-BLAS binding's effect (impl.cpu.enable_fast_blas), one fresh process per mode: MLX's bundled BLAS
+"""The fast-BLAS binding's effect (impl.accel.blas.enable_fast_blas), one fresh process per mode: MLX's bundled BLAS
 ("0"), the renamed OpenBLAS ("rename"), OpenBLAS + the gemv forwarder ("auto").
 
     ./vp python -m bench.blas_modes
@@ -13,8 +13,8 @@ import sys
 
 _CHILD = r"""
 import sys, time
-from impl import cpu
-info = cpu.enable_fast_blas(sys.argv[1])
+from impl.accel import blas
+info = blas.enable_fast_blas(sys.argv[1])
 import mlx.core as mx, numpy as np
 
 def best(f, n):

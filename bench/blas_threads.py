@@ -16,7 +16,7 @@ from typing import Callable, Tuple
 
 import numpy as np
 
-from impl import cpu
+from impl.accel import blas
 
 # (rows, depth, columns) and where the quick bench runs them
 SHAPES = [
@@ -30,9 +30,9 @@ SHAPES = [
 
 
 def _set_threads() -> Callable[[int], None]:
-    fns = cpu.openblas_threads()  # enable_fast_blas loaded OpenBLAS with RTLD_GLOBAL
+    fns = blas.openblas_threads()  # enable_fast_blas loaded OpenBLAS with RTLD_GLOBAL
     if fns is None:
-        raise RuntimeError(f"no OpenBLAS bound to MLX ({cpu.blas_info()})")
+        raise RuntimeError(f"no OpenBLAS bound to MLX ({blas.blas_info()})")
     return fns[1]
 
 
@@ -50,12 +50,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.blas_threads", description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=7)
     args = p.parse_args(argv)
-    cpu.enable_fast_blas()
+    blas.enable_fast_blas()
     import mlx.core as mx
     import torch
 
     set_threads = _set_threads()
-    print(f"MLX matmul on {cpu.blas_info()['blas']}, 1 vs 2 OpenBLAS threads; torch {torch.get_num_threads()} "
+    print(f"MLX matmul on {blas.blas_info()['blas']}, 1 vs 2 OpenBLAS threads; torch {torch.get_num_threads()} "
           f"threads; ms min / median of {args.rounds}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'M x K x N':>18} {'1 thread':>15} {'2 threads':>15} {'torch':>15}  where")
     rng = np.random.default_rng(0)

@@ -58,7 +58,7 @@ def run_suites(quick: bool, keyword: Optional[str]) -> Dict:
 
 
 def to_entry(data: Dict, quick: bool) -> Dict:
-    from impl import cpu
+    from impl.accel import blas
     from bench.roofline import measure
 
     cases = {}
@@ -82,7 +82,7 @@ def to_entry(data: Dict, quick: bool) -> Dict:
         "machine": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
                     "processor": _cpu_name(), "python": platform.python_version(),
                     "load_1min": data.get("load")},  # [before, after] the suites
-        "versions": versions, "blas": cpu.blas_info(), "roofline": measure(quick=quick),
+        "versions": versions, "blas": blas.blas_info(), "roofline": measure(quick=quick),
         "pytest_exit": data.get("pytest_exit"), "cases": cases,
     }
 

@@ -539,7 +539,7 @@ def part_env(ckpt: str, n_prompt: int, n_tok: int, rounds: int = 2) -> List[Dict
 def part_jit(tmp: Path, new_tokens: int, small: bool, model: str = "outetts") -> List[Dict]:
     """`voiceport tts` in a fresh process on an empty kernel cache: each run-time kernel it compiles, in order, with
     the seconds since the previous one appeared (NVRTC compiles one at a time: mlx/backend/cuda/jit_module.cpp);
-    bf16 without and with impl.gpu.KernelWarmup (the kernels compiled in parallel processes), q8 with it (OuteTTS);
+    bf16 without and with impl.accel.cuda.KernelWarmup (the kernels compiled in parallel processes), q8 with it (OuteTTS);
     `model` "spark": the embedded seeded Spark-TTS-0.5B cloning a LibriVox clip, bf16 without and with it."""
     from bench.gpu import TTS_TEXT, _tts_line
     from impl.seeded import default_codec, default_model

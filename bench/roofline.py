@@ -46,9 +46,9 @@ def memory_bandwidth(mbytes: int = 512) -> Dict[str, float]:
 
 def matmul_flops(n: int = 1024) -> Dict[str, float]:
     """fp32 n x n matmul GFLOP/s: numpy (its OpenBLAS) and MLX (whatever BLAS impl attached)."""
-    from impl import cpu
+    from impl.accel import blas
 
-    cpu.enable_fast_blas()
+    blas.enable_fast_blas()
     import mlx.core as mx
 
     flop = 2.0 * n**3

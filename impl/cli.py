@@ -74,10 +74,10 @@ def build_parser(only: Optional[str] = None, commands: Dict[str, Tuple[str, str]
 def main(argv: Optional[List[str]] = None, commands: Dict[str, Tuple[str, str]] = COMMANDS,
          prog: str = "voiceport") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from impl import cpu, gpu
+    from impl.accel import blas, cuda
 
-    cpu.enable_fast_blas()  # Linux CPU: before any sub-command imports mlx (impl/cpu.py); elsewhere a no-op
-    gpu.use_kernel_cache()  # CUDA: run-time compiled kernels kept in $VOICEPORT_CACHE (impl/gpu.py); else no-op
+    blas.enable_fast_blas()  # Linux CPU: before any sub-command imports mlx (impl/accel/blas.py); elsewhere a no-op
+    cuda.use_kernel_cache()  # CUDA: run-time compiled kernels kept in $VOICEPORT_CACHE (impl/accel/cuda.py); else no-op
     wanted = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=wanted if wanted in commands else "", commands=commands, prog=prog)
     args = parser.parse_args(argv)

@@ -639,16 +639,16 @@ def cpu_layout(model: Model) -> Model:
     kept: the parameter keeps its shape, values and name, so parity, saving and quantizing see the same tensor. The embedding's row lookups become strided reads of
     hidden_size floats, a few microseconds per token. Apple Silicon (Metal) keeps the checkpoint's layout.
 
-    With the forwarder bound (`cpu.blas_info()['blas'] == 'openblas+gemv'`) each layer is laid out per product
+    With the forwarder bound (`blas.blas_info()['blas'] == 'openblas+gemv'`) each layer is laid out per product
     instead, as OpenBLAS's two sgemv kernels read each shape fastest here (Qwen2 0.5B decode, alternated in one
     process: 83 vs 93 ms/token at load 2.9): q|k|v stacked row-major and gate|up stacked column-major
     (`stack_projections`), o_proj and down_proj as stored (row-major: down's 4864-long rows are one dot product
     each); the embedding / head stays column-major.
     """
-    from impl import cpu  # noqa: PLC0415 -- which BLAS MLX's matmul is bound to (Linux)
+    from impl.accel import blas  # noqa: PLC0415 -- which BLAS MLX's matmul is bound to (Linux)
 
     keep = set()  # modules whose layout the sgemv forwarder reads best as stored (see below)
-    if cpu.blas_info()["blas"] == "openblas+gemv":
+    if blas.blas_info()["blas"] == "openblas+gemv":
         stack_projections(model)
         for layer in model.layers:
             if "_stacked_from" in layer.self_attn:

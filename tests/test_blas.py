@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impl import cpu
+from impl.accel import blas
 
 
 LINUX = sys.platform.startswith("linux")
@@ -17,14 +17,14 @@ LINUX = sys.platform.startswith("linux")
 
 @pytest.mark.skipif(not LINUX, reason="the BLAS swap is Linux-only by design")
 def test_blas_openblas_attached_on_linux():
-    info = cpu.blas_info()
+    info = blas.blas_info()
     want = "openblas+gemv" if shutil.which("cc") or shutil.which("gcc") else "openblas"
     assert info["blas"] == want, info
 
 
 @pytest.mark.skipif(not LINUX, reason="the BLAS swap is Linux-only by design")
 def test_blas_rename_only_when_asked():
-    code = "from impl import cpu; print(cpu.enable_fast_blas()['blas'])"
+    code = "from impl.accel import blas; print(blas.enable_fast_blas()['blas'])"
     env = dict(os.environ, VOICEPORT_BLAS="rename")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip() == "openblas"
@@ -32,7 +32,7 @@ def test_blas_rename_only_when_asked():
 
 @pytest.mark.skipif(not LINUX, reason="the BLAS swap is Linux-only by design")
 def test_blas_without_a_compiler_falls_back_to_the_renamed_openblas(tmp_path):
-    code = "from impl import cpu; i = cpu.enable_fast_blas(); print(i['blas']); print(i['reason'])"
+    code = "from impl.accel import blas; i = blas.enable_fast_blas(); print(i['blas']); print(i['reason'])"
     env = dict(os.environ, CC=str(tmp_path / "no-such-cc"), VOICEPORT_CACHE=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     blas, reason = out.strip().split("\n", 1)
@@ -88,9 +88,9 @@ def test_blas_matmul_matches_numpy():
 
 def test_blas_import_impl_has_no_side_effects(tmp_path):
     """`import impl` (and its CLI module) loads no BLAS, no mlx, no torch, and writes nothing to the cache."""
-    code = ("import sys, impl, impl.cli, impl.cpu; "
+    code = ("import sys, impl, impl.cli, impl.accel.blas; "
             "print([m for m in sys.modules if 'blas' in m or m.split('.')[0] in ('torch', 'mlx')]); "
-            "print(impl.cpu.blas_info()['reason'])")
+            "print(impl.accel.blas.blas_info()['reason'])")
     env = dict(os.environ, VOICEPORT_CACHE=str(tmp_path / "cache"), HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.splitlines() == ["[]", "not attempted"]
@@ -98,14 +98,14 @@ def test_blas_import_impl_has_no_side_effects(tmp_path):
 
 
 def test_blas_mlx_imported_first_is_reported():
-    code = ("import mlx.core, warnings; warnings.simplefilter('ignore'); from impl import cpu; "
-            "print(cpu.enable_fast_blas()['reason'])")
+    code = ("import mlx.core, warnings; warnings.simplefilter('ignore'); from impl.accel import blas; "
+            "print(blas.enable_fast_blas()['reason'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     expected = "already bound" if sys.platform.startswith("linux") else "MLX's own backend"
     assert expected in out
 
 
-@pytest.mark.skipif(cpu.blas_info()["blas"] != "openblas+gemv", reason="the gemv forwarder is not attached")
+@pytest.mark.skipif(blas.blas_info()["blas"] != "openblas+gemv", reason="the gemv forwarder is not attached")
 @settings(deadline=None, max_examples=80)
 @given(st.sampled_from([(1, None), (None, 1), (1, 1), (None, None)]), st.integers(1, 40), st.integers(1, 40),
        st.integers(1, 40), st.booleans(), st.booleans(), st.integers(0, 3), st.sampled_from([0.0, 1.0, -0.5]),
@@ -116,7 +116,7 @@ def test_blas_forwarder_equals_sgemm(mn, m, n, k, ta, tb, pad, beta, alpha, seed
     import ctypes
 
     m, n = mn[0] or m, mn[1] or n
-    lib = ctypes.CDLL(cpu.blas_info()["path"])
+    lib = ctypes.CDLL(blas.blas_info()["path"])
     rng = np.random.default_rng(seed)
     # stored shapes: A (m, k) or (k, m) if ta; B (k, n) or (n, k) if tb; leading dimension = columns + pad
     a = rng.standard_normal((k, m + pad) if ta else (m, k + pad)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""impl.gpu.KernelWarmup: the builders run (on this machine's device), and without CUDA nothing is started."""
+"""impl.accel.cuda.KernelWarmup: the builders run (on this machine's device), and without CUDA nothing is started."""
 import subprocess
 import sys
 
@@ -6,15 +6,15 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from impl import gpu, ops
+from impl.accel import cuda, ops
 
 
-@pytest.mark.parametrize("model", gpu.MODELS)
+@pytest.mark.parametrize("model", cuda.MODELS)
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
 @pytest.mark.parametrize("quantize", [None, "q8", "q4"])
 def test_builders_evaluate(dtype, quantize, model):
     """Each builder is valid code that evaluates (on a CUDA machine it compiles one kernel)."""
-    for name, build in gpu._kernel_builders(dtype, quantize, model).items():
+    for name, build in cuda._kernel_builders(dtype, quantize, model).items():
         out = build()
         mx.eval(out)
         assert out.size > 0, name
@@ -22,7 +22,7 @@ def test_builders_evaluate(dtype, quantize, model):
 
 def test_builders_use_the_kernels_dtypes():
     """The inputs carry the dtypes the real path uses (a different dtype would warm a different kernel)."""
-    b = gpu._kernel_builders("bfloat16", "q8")
+    b = cuda._kernel_builders("bfloat16", "q8")
     assert b["embedding"]().dtype == mx.bfloat16
     assert b["swiglu"]().dtype == mx.bfloat16
     assert b["sampler_take"]().dtype == mx.float32 and b["sampler_take_ids"]().dtype == mx.uint32
@@ -37,8 +37,8 @@ def test_builders_use_the_kernels_dtypes():
 def test_spark_builders_take_the_real_paths():
     """Spark's builders: the BiCodec's mel (its frames gather), the real GELU, ReLU, the VQ's uint32 rows; the set
     is the OuteTTS one plus those (the LM and DAC-style decoder kernels are shared)."""
-    b = gpu._kernel_builders("bfloat16", None, "spark")
-    assert set(gpu._kernel_builders("bfloat16", None)) < set(b)
+    b = cuda._kernel_builders("bfloat16", None, "spark")
+    assert set(cuda._kernel_builders("bfloat16", None)) < set(b)
     assert b["spark_mel_frames"]().shape == (1, 1 + 128 // 16, 8)
     assert b["spark_vq_rows"]().dtype == mx.float32 and b["spark_gelu"]().dtype == mx.float32
     from impl.spark import vocos
@@ -46,7 +46,7 @@ def test_spark_builders_take_the_real_paths():
     np.testing.assert_allclose(np.array(vocos.gelu(mx.ones((1, 4, 3)))), np.array(b["spark_gelu"]()))
     assert b["spark_relu"]().dtype == mx.float32
     with pytest.raises(ValueError, match="model 'dac'"):
-        gpu.KernelWarmup("bfloat16", model="dac")
+        cuda.KernelWarmup("bfloat16", model="dac")
 
 
 def test_spark_load_lm_warms_sparks_kernels(monkeypatch, tmp_path):
@@ -56,7 +56,7 @@ def test_spark_load_lm_warms_sparks_kernels(monkeypatch, tmp_path):
     from impl.spark import generate as SG
 
     seen = []
-    monkeypatch.setattr(gpu.KernelWarmup, "start", lambda self: seen.append(self.model) or self)
+    monkeypatch.setattr(cuda.KernelWarmup, "start", lambda self: seen.append(self.model) or self)
     monkeypatch.setattr(qwen2, "load", lambda *a, **k: None)
     (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')
     SG.load_lm(tmp_path, "float32", None)
@@ -65,9 +65,9 @@ def test_spark_load_lm_warms_sparks_kernels(monkeypatch, tmp_path):
 
 
 def test_child_entry_point_runs():
-    """`python -m impl.gpu NAME DTYPE QUANTIZE`, as KernelWarmup starts it, exits 0."""
+    """`python -m impl.accel.cuda NAME DTYPE QUANTIZE`, as KernelWarmup starts it, exits 0."""
     for argv in (["sampler_put_mask", "bfloat16", "none"], ["spark_relu", "bfloat16", "none", "spark"]):
-        r = subprocess.run([sys.executable, "-m", "impl.gpu", *argv], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "impl.accel.cuda", *argv], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
 
 
@@ -75,28 +75,28 @@ def test_no_cuda_starts_nothing(monkeypatch):
     if hasattr(mx, "cuda") and mx.cuda.is_available():
         pytest.skip("a CUDA machine")
     monkeypatch.setenv("MLX_PTX_CACHE_DIR", "/nonexistent-never-created")  # set by a user: still nothing
-    w = gpu.KernelWarmup("bfloat16").start()
+    w = cuda.KernelWarmup("bfloat16").start()
     assert w.procs == [] and w.wait() == 0
 
 
 def test_switched_off(monkeypatch):
     monkeypatch.setenv("VOICEPORT_KERNEL_WARMUP", "0")
     monkeypatch.setenv("MLX_PTX_CACHE_DIR", "/nonexistent-never-created")
-    w = gpu.KernelWarmup("bfloat16").start()
+    w = cuda.KernelWarmup("bfloat16").start()
     assert w.procs == [] and w.marker is None
 
 
 def test_second_start_joins_the_first(monkeypatch, tmp_path):
     """The CLI starts the warm-up before the codec loads and `generate.load` starts it again: one set of children."""
-    monkeypatch.setattr(gpu, "_cuda", lambda mx: True)
+    monkeypatch.setattr(cuda, "_cuda", lambda mx: True)
     monkeypatch.setenv("MLX_PTX_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(gpu, "_STARTED", {})
-    first = gpu.KernelWarmup("float32").start()
-    second = gpu.KernelWarmup("float32").start()
+    monkeypatch.setattr(cuda, "_STARTED", {})
+    first = cuda.KernelWarmup("float32").start()
+    second = cuda.KernelWarmup("float32").start()
     assert first.procs and second.procs is first.procs
-    assert len(first.procs) == len(gpu._kernel_builders("float32", None))
+    assert len(first.procs) == len(cuda._kernel_builders("float32", None))
     assert second.wait() == len(first.procs)  # every child exits 0 (here on the CPU)
-    assert first.marker.exists() and gpu.KernelWarmup("float32").start().procs == []  # later: skipped
+    assert first.marker.exists() and cuda.KernelWarmup("float32").start().procs == []  # later: skipped
 
 
 def test_spark_depthwise_conv_fused_equals_the_loop():

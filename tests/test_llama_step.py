@@ -91,13 +91,13 @@ def test_llama_step_stacked_projections_keep_the_checkpoint_tensors(ckpt):
     and values (views of the stacked matrix), and one-row calls use the stacked products."""
     from mlx.utils import tree_flatten
 
-    from impl import cpu
+    from impl.accel import blas
 
     model = _mlx_step(llama.load(ckpt))
     plain = llama.Model(model.args)
     plain.load_weights([(k, mx.array(np.array(v))) for k, v in tree_flatten(model.parameters())], strict=True)
     attn, mlp = model.layers[0].self_attn, model.layers[0].mlp
-    stacked = cpu.blas_info()["blas"] == "openblas+gemv"
+    stacked = blas.blas_info()["blas"] == "openblas+gemv"
     assert ("_qkv_weight" in attn and "_gate_up_t" in mlp) == stacked
     if stacked:
         assert np.array_equal(np.array(attn._qkv_weight), np.concatenate(

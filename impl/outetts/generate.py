@@ -362,15 +362,15 @@ def _json_or_empty(file: Path) -> Dict[str, Any]:
 
 def start_kernel_warmup(model_dir: Optional[Union[str, Path]], dtype: Optional[str], quantize: Optional[str],
                         model: str = "outetts"):
-    """`impl.gpu.KernelWarmup(...).start()` for the LM `load` will build (mlx-cuda's first run; a no-op elsewhere):
+    """`impl.accel.cuda.KernelWarmup(...).start()` for the LM `load` will build (mlx-cuda's first run; a no-op elsewhere):
     dtype None = the checkpoint's own, as its config.json states it (the embedded seeded model is bf16); `model`
     "spark" (Spark-TTS' callers) warms the BiCodec's kernels too."""
-    from impl import gpu
+    from impl.accel import cuda
 
     if dtype is None:
         config = _json_or_empty(Path(model_dir) / "config.json") if model_dir is not None else {}
         dtype = str(config.get("torch_dtype") or "bfloat16")
-    return gpu.KernelWarmup(dtype, quantize, model=model).start()
+    return cuda.KernelWarmup(dtype, quantize, model=model).start()
 
 
 def default_dtype() -> Optional[str]:
@@ -391,7 +391,7 @@ def load(model_dir: Optional[Union[str, Path]] = None, codec: Any = None, dtype:
             divergence and greedy agreement against bf16 are in bench/gpu.py's output.
 
     On mlx-cuda, a machine's first run compiles the generation's run-time kernels in parallel child processes
-    while the weights load (`impl.gpu.KernelWarmup`; VOICEPORT_KERNEL_WARMUP=0 turns it off).
+    while the weights load (`impl.accel.cuda.KernelWarmup`; VOICEPORT_KERNEL_WARMUP=0 turns it off).
     """
     from impl import llama
 

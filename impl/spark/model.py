@@ -22,7 +22,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from impl.cpu import blas_threads
+from impl.accel.blas import blas_threads
 from impl.spark.config import ConfigError, bicodec_config, read_yaml
 from impl.spark.mel import MelSpectrogram
 from impl.spark.quantize import FactorizedVectorQuantize
@@ -58,7 +58,7 @@ class BiCodec(nn.Module):
     def tokenize(self, feat: mx.array, ref_wav: mx.array) -> Tuple[mx.array, mx.array]:
         """wav2vec2 features (N, T, input_channels) and the reference clip (N, L) -> (semantic ids (N, T),
         global ids (N, num_quantizers, token_num)), both int32, upstream's `BiCodec.tokenize`. The global ids are
-        evaluated on one OpenBLAS thread (`impl.cpu.blas_threads`): the speaker path's products are small (6 s clip:
+        evaluated on one OpenBLAS thread (`impl.accel.blas.blas_threads`): the speaker path's products are small (6 s clip:
         301 mel frames, ECAPA's Res2 convs 64 channels wide), and split over two threads each waited for the second
         at every panel on a busy host (speaker tokenize 1.6 s under load 3.5, ~0.06 s quiet)."""
         semantic = self.quantizer.tokenize(self.encoder(feat))

@@ -28,7 +28,7 @@ import mlx.nn as nn
 import numpy as np
 
 from impl import ops
-from impl.cpu import blas_threads
+from impl.accel.blas import blas_threads
 from impl.spark.vocos import Conv1d, LayerNorm, gelu
 from impl.weights import CheckpointError, check_weights
 

@@ -181,7 +181,7 @@ def enable_fast_blas(mode: Optional[str] = None) -> Dict[str, Optional[str]]:
         return blas_info()
     if "mlx.core" in sys.modules:
         _state.update(reason="mlx.core was imported before enable_fast_blas(): its BLAS is already bound")
-        warnings.warn("voiceport: call impl.cpu.enable_fast_blas() before importing mlx to get the fast BLAS on "
+        warnings.warn("voiceport: call impl.accel.blas.enable_fast_blas() before importing mlx to get the fast BLAS on "
                       "Linux (see impl/cpu.py)")
         return blas_info()
     tries = [("openblas+gemv", _gemv_forwarder), ("openblas", _renamed_openblas)] if choice == "auto" else \

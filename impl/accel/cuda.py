@@ -148,7 +148,7 @@ class KernelWarmup:
         for name in names:
             try:
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "impl.gpu", name, self.dtype, self.quantize or "none", self.model],
+                    [sys.executable, "-m", "impl.accel.cuda", name, self.dtype, self.quantize or "none", self.model],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ)))
             except OSError:
                 break
@@ -179,7 +179,7 @@ def _warm_one(name: str, dtype: str, quantize: str, model: str = "outetts") -> N
     mx.eval(_kernel_builders(dtype, None if quantize == "none" else quantize, model)[name]())
 
 
-if __name__ == "__main__":  # a KernelWarmup child: python -m impl.gpu NAME DTYPE QUANTIZE [MODEL]
+if __name__ == "__main__":  # a KernelWarmup child: python -m impl.accel.cuda NAME DTYPE QUANTIZE [MODEL]
     import sys
 
     _warm_one(*sys.argv[1:5])
