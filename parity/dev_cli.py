@@ -30,6 +30,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         from parity import mutate
 
         return mutate.main(argv[2:])
+    if argv[:1] == ["parity"]:
+        # Strict fp32 unless `--precision device`: MLX reads MLX_ENABLE_TF32 once, at the process's first float32
+        # product (mlx docs/src/usage/precision.rst; mlx/utils.h env::enable_tf32), so it is set here, before any
+        # sub-command imports MLX; parity.cli.run keeps it for the run and its probe checks what holds.
+        strict = not any(a in ("--precision=device",) for a in argv) and \
+            not any(a == "--precision" and b == "device" for a, b in zip(argv, argv[1:]))
+        from parity.cli import strict_fp32
+
+        with strict_fp32(strict):
+            return cli.main(argv, commands=COMMANDS, prog="vp")
     return cli.main(argv, commands=COMMANDS, prog="vp")
 
 

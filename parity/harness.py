@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -244,6 +245,8 @@ class Report:
     seconds: Dict[str, float] = field(default_factory=dict)
     description: str = ""
     env: Dict[str, str] = field(default_factory=dict)
+    variant: str = ""  # the impl model variant compared ("" : the model as `spec.build_impl` loads it)
+    untapped: Dict[str, str] = field(default_factory=dict)  # pair -> why this variant has no module to tap there
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -406,10 +409,15 @@ def _sub(x: np.ndarray, index: Optional[np.ndarray]) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------- run
 
-def run_spec(spec: Spec, seed: int = 0, isolated: bool = True, record: Optional[RefRecord] = None) -> Report:
+def run_spec(spec: Spec, seed: int = 0, isolated: bool = True, record: Optional[RefRecord] = None,
+             variant: Optional[str] = None) -> Report:
     """Run `spec` on seeded inputs; return the per-layer report. Raises SpecError for a spec that can't run.
 
     record: the reference side, recorded before (golden fixtures: no torch needed); None runs it live.
+    variant: the model variant `spec.build_impl` builds (an `impl.accel` variant of the LM: "plain", "fused",
+        "cpu"). An accelerated variant may lack modules the plain model has (the fused variant's one `qkv_proj`
+        replaces q_proj/k_proj/v_proj): those pairs go into `Report.untapped` with the reason, the rest are
+        compared. For the plain model (None or "plain") every impl path must exist (a typo is a SpecError).
     """
     t0 = time.perf_counter()
     pairs = spec.expanded_pairs()
@@ -427,8 +435,17 @@ def run_spec(spec: Spec, seed: int = 0, isolated: bool = True, record: Optional[
         raise SpecError(f"fixture record is for {record.spec!r} seed {record.seed}, not {spec.name!r} seed {seed}")
     t = time.perf_counter()
     impl_model = spec.build_impl()
-    # Resolve every impl path before running it: a typo is a SpecError naming the path.
-    impl_mods = {p.impl: resolve(impl_model, p.impl, "impl") for p in pairs}
+    # Resolve every impl path before running it: a typo is a SpecError naming the path (an accelerated variant's
+    # missing modules are named in `untapped` instead; the plain model, run in every report, keeps the check).
+    impl_mods, untapped = {}, {}
+    for p in pairs:
+        try:
+            impl_mods[p.impl] = resolve(impl_model, p.impl, "impl")
+        except SpecError as e:
+            if variant in (None, "plain"):
+                raise
+            untapped[pair_key(p)] = f"the {variant} variant has no such module ({e})"
+    pairs = [p for p in pairs if p.impl in impl_mods]
     seconds["build"] = time.perf_counter() - t
     t = time.perf_counter()
     with impl_capture(impl_mods) as capi:
@@ -480,7 +497,9 @@ def run_spec(spec: Spec, seed: int = 0, isolated: bool = True, record: Optional[
         raise SpecError(f"spec {spec.name!r} compared zero tensors")
     ok = all(r.ok for r in rows) and all(r.iso_ok is not False for r in rows)
     env = {**_env(), "reference": record.source}
-    return Report(spec.name, seed, rows, first, first_iso, ok, compared, seconds, spec.description, env)
+    name = spec.name if variant is None else f"{spec.name}[{variant}]"
+    return Report(name, seed, rows, first, first_iso, ok, compared, seconds, spec.description, env, variant or "",
+                  untapped)
 
 
 def _isolate(row: Row, p: Pair, impl_mod, lay: LayerRef) -> None:
@@ -509,3 +528,97 @@ def _env() -> Dict[str, str]:
         except Exception:  # noqa: BLE001 -- not installed is a fine answer here
             pass
     return env
+
+
+# ------------------------------------------------------------------------------------- what the run ran on
+
+# Unit roundoff of the two float32 matmul modes a GPU backend runs (IEEE float32: 24-bit significand; TF32: the
+# float32 exponent with a 10-bit stored mantissa, 11-bit significand: NVIDIA's A100 whitepaper, and MLX's
+# docs/src/usage/precision.rst). MLX's CUDA backend asks cuBLAS/cuDNN for TF32 math unless MLX_ENABLE_TF32=0; Apple's
+# M5 GPUs run fp32 matmuls on their neural accelerators at comparable precision; MLX's CPU backend has no such mode.
+U_FP32 = 2.0 ** -24
+U_TF32 = 2.0 ** -11
+# Why the TF32 bound is the fp32 limit x 2^13: each float limit the harness derives is first order in the unit
+# roundoff of the computation (k x the fp32 reference's own error at that tensor, never below eps x max|ref|): a
+# rounding error model |fl(x) - x| <= u |x| propagated through the same layers (Higham, Accuracy and Stability of
+# Numerical Algorithms, ch. 2-3: every bound is a multiple of u to first order). Running the products at u_TF32
+# scales that multiple by u_TF32 / u_fp32 = 2^13; KL is quadratic in the logit error (parity.spec.KL_WHY), so its
+# bound scales by the square. Exact outputs (codes, token ids) have no such bound: an argmax or codebook choice
+# between two values closer than the TF32 error flips, which is why parity itself runs in strict fp32.
+TF32_SCALE = U_TF32 / U_FP32
+
+
+def tf32_limit(limit: float, kind: str) -> Optional[float]:
+    """The bound under TF32 products of a case whose strict-fp32 limit is `limit` (see TF32_SCALE); None for an
+    exact case (no bound: a discrete choice can flip)."""
+    if kind == "exact":
+        return None
+    return float(limit) * (TF32_SCALE ** 2 if kind == "kl" else TF32_SCALE)
+
+
+PROBE_N = 256
+
+
+def precision_probe() -> Dict[str, Any]:
+    """Which float32 matmul precision the default device runs, measured: an (n x n) @ (n x n) product of
+    A = 1 + 2^-15 everywhere and B = 1. In float32 every partial sum k (1 + 2^-15), k <= 256, needs at most 24
+    significant bits, so any summation order gives n + n 2^-15 exactly; TF32 rounds A to 1 (10 stored bits) and
+    gives n. (A matrix-vector product would stay fp32 on every backend: MLX's precision docs.) Reads
+    MLX_ENABLE_TF32 where MLX latches it: call after the run's precision is set."""
+    import mlx.core as mx
+
+    n = PROBE_N
+    c = mx.full((n, n), 1.0 + 2.0 ** -15, mx.float32) @ mx.ones((n, n), mx.float32)
+    got = float(np.array(c)[0, 0])
+    exact = n + n * 2.0 ** -15
+    mode = "fp32" if got == exact else ("tf32" if got == float(n) else "reduced")
+    return {"mode": mode, "probe": f"{n}x{n} fp32 matmul of 1+2^-15 by 1: {got!r} (fp32 gives {exact!r}, TF32 {n}.0)"}
+
+
+def backend() -> str:
+    """MLX's backend for the default device: "cpu", "metal" or "cuda"."""
+    import mlx.core as mx
+
+    if mx.default_device() == mx.cpu:
+        return "cpu"
+    if mx.metal.is_available():
+        return "metal"
+    return "cuda" if hasattr(mx, "cuda") and mx.cuda.is_available() else "gpu"
+
+
+def run_platform(precision: str = "fp32") -> Dict[str, str]:
+    """What a parity run runs on: device, MLX backend, precision mode (requested and measured), the ops path, the
+    BLAS. `precision`: "fp32" (strict: MLX_ENABLE_TF32=0 set before MLX's first product) or "device" (the
+    backend's default)."""
+    import platform
+
+    import mlx.core as mx
+
+    from impl import ops
+    from impl.accel import blas
+
+    info = mx.device_info() if hasattr(mx, "device_info") else {}
+    be = backend()
+    probe = precision_probe()
+    env = os.environ.get("MLX_ENABLE_TF32")
+    if be == "cpu":
+        mode = "fp32 (the CPU backend has no reduced-precision mode)"
+    elif precision == "fp32":
+        mode = "fp32 strict (MLX_ENABLE_TF32=0)"
+    else:
+        mode = f"device default (MLX_ENABLE_TF32={env if env is not None else 'unset: MLX default 1'})"
+    if probe["mode"] != "fp32":
+        mode += f"; measured: {probe['mode'].upper()} products"
+    b = blas.blas_info()
+    cpu_blas = b["blas"] + (f" ({b['reason']})" if b.get("reason") else "")
+    return {
+        "device": f"{be}: {info.get('device_name', platform.processor() or platform.machine())}",
+        "backend": be,
+        "precision": mode,
+        "precision_measured": probe["mode"],
+        "precision_probe": probe["probe"],
+        "ops_path": ops.path(),
+        "blas": cpu_blas if be == "cpu" else f"GPU products on MLX's {be} kernels; CPU-stream BLAS {cpu_blas}",
+        "mlx": mx.__version__,
+        "python": platform.python_version(),
+    }

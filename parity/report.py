@@ -16,12 +16,16 @@ from typing import List, Optional, Sequence
 from parity.harness import Report
 
 
-def write_report(sections: Sequence, out_dir, reports: Sequence[Report] = (), skipped: Optional[dict] = None
-                 ) -> Path:
+def write_report(sections: Sequence, out_dir, reports: Sequence[Report] = (), skipped: Optional[dict] = None,
+                 platform: Optional[dict] = None, device_precision: Optional[dict] = None,
+                 variants: Sequence[str] = ()) -> Path:
     """Write report.json and index.html into `out_dir`; returns the HTML path.
 
     sections: parity.contracts.Section (a bare harness Report is turned into one); reports: the per-layer reports
-    behind the layer sections (their rows go into report.json's "components" and the page's tables)."""
+    behind the layer sections (their rows go into report.json's "components" and the page's tables); platform:
+    what the run ran on (parity.harness.run_platform: device, backend, precision, ops path, BLAS), also each
+    section's `platform` with its variant; device_precision: the device-default-precision statement
+    (parity.cli._device_precision: {"applicable", "why", ...}); variants: the LM variants checked."""
     from parity.contracts import Section, from_report
 
     secs, reps = [], list(reports)
@@ -40,6 +44,9 @@ def write_report(sections: Sequence, out_dir, reports: Sequence[Report] = (), sk
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "passed": passed,
         "ok": passed,
+        "platform": platform or {},
+        "device_precision": device_precision or {},
+        "variants": list(variants),
         "sections": [s.to_dict() for s in secs],
         "components": [r.to_dict() for r in reps],
         "not_run": skipped or {},
@@ -48,6 +55,68 @@ def write_report(sections: Sequence, out_dir, reports: Sequence[Report] = (), sk
     page = _html(secs, reps, data)
     _atomic_write(out / "index.html", page)
     return out / "index.html"
+
+
+DEVICE_SECTION = "device default precision (TF32) vs official"
+
+
+def device_precision_section(child: dict):
+    """One section from the report.json of a run at the device's default precision (`--precision device`): every
+    float case of every section against its TF32 bound (parity.harness.tf32_limit: the strict-fp32 limit x 2^13,
+    KL x 2^26); exact cases (codes, ids) are counted and named, not bounded (a discrete choice between values
+    closer than the TF32 error flips: exactness is what the strict fp32 sections prove)."""
+    from parity.contracts import Case, section
+    from parity.harness import TF32_SCALE, tf32_limit
+
+    cases, exact, unrun, strict_fail = [], [], [], 0
+    for s in child.get("sections", []):
+        strict_fail += not s.get("passed", False)
+        if not s.get("details"):
+            unrun.append(s["name"])
+            cases.append(Case(f"{s['name']}", math.inf, 0.0, False, "floor",
+                              f"could not run: {s.get('first_divergence') or s.get('limit_why')}"))
+            continue
+        for c in s["details"]:
+            name, kind = f"{s['name']}: {c['case']}", c["kind"]
+            err, lim = _num(c["err"]), _num(c["limit"])
+            if kind == "exact":
+                exact.append((name, err, c.get("detail", "")))
+                continue
+            bound = tf32_limit(lim, kind)
+            ok = math.isfinite(err) and err <= bound
+            scale = f"{TF32_SCALE ** 2:.3g}" if kind == "kl" else f"2^13 = {TF32_SCALE:.0f}"
+            cases.append(Case(name, err, bound, ok, kind, f"strict-fp32 limit {lim:.3g} x {scale}"
+                              + ("" if err <= lim else f" (over the fp32 limit by {err / lim:.3g}x)" if lim > 0
+                                 else "")))
+    differ = [(n, e, d) for n, e, d in exact if e != 0]
+    plat = child.get("platform", {})
+    notes = [f"ran at: {plat.get('precision', '?')}; {plat.get('precision_probe', '')}".rstrip("; "),
+             f"{strict_fail} of {len(child.get('sections', []))} sections of this run fail their strict-fp32 limits, "
+             "as expected of TF32 products; here each float case is judged against its TF32 bound instead",
+             f"exact outputs (codes, token ids; not bounded under TF32): {len(differ)} of {len(exact)} cases differ"
+             + (": " + "; ".join(f"{n} ({e:.0f} mismatches{', ' + d if d else ''})" for n, e, d in differ[:12])
+                if differ else "")]
+    if unrun:
+        notes.append(f"could not run at the device default: {', '.join(unrun)}")
+    sec = section(DEVICE_SECTION, f"{len(cases)} float cases of {len(child.get('sections', []))} sections, "
+                  "replayed at the device's default precision (a child run, --precision device): error vs the "
+                  "official, each against its TF32 bound", cases,
+                  "TF32 bound = the strict-fp32 limit x u_TF32/u_fp32 = 2^-11/2^-24 = 2^13 (KL: its square): "
+                  "parity.harness.TF32_SCALE", "max|impl - ref64| per case (KL rows: KL), TF32 products",
+                  notes=notes)
+    sec.details += [{"case": n, "kind": "exact", "err": e, "limit": None, "ok": True,
+                     "detail": f"not bounded under TF32 ({e:.0f} mismatches){': ' + d if d else ''}"}
+                    for n, e, d in exact]
+    sec.reference = "; ".join(dict.fromkeys(s.get("reference", "?") for s in child.get("sections", []))) or "-"
+    return sec
+
+
+def _num(x) -> float:
+    if x is None:
+        return math.nan
+    if isinstance(x, str):
+        return float(x)  # "inf" / "-inf" (report.json's spelling)
+    return float(x)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -150,7 +219,8 @@ def _bar(ratio: float) -> str:
 
 
 def _overview(secs) -> str:
-    head = ("<tr><th>section</th><th>verdict</th><th>compared</th><th>cases</th><th>worst</th><th>limit</th>"
+    head = ("<tr><th>section</th><th>verdict</th><th>variant</th><th>compared</th><th>cases</th><th>worst</th>"
+            "<th>limit</th>"
             "<th>worst / limit</th><th></th><th>limit from</th><th>first divergence</th><th>reference</th>"
             "<th>s</th></tr>")
     body = []
@@ -159,6 +229,7 @@ def _overview(secs) -> str:
         body.append(
             f'<tr class="{cls}"><td><a href="#s{i}">{html.escape(s.name)}</a></td>'
             f"<td class='{'ok' if s.passed else 'fail'}'><b>{'PASS' if s.passed else 'FAIL'}</b></td>"
+            f"<td class='l'>{html.escape(str(getattr(s, 'platform', {}).get('variant', '-')).split(' (')[0])}</td>"
             f"<td class='l'>{html.escape(s.compared)}</td><td>{s.cases}</td><td>{_fmt(s.worst)}</td>"
             f"<td>{_fmt(s.limit)}</td><td>{_fmt(s.worst_ratio)}</td><td>{_bar(s.worst_ratio)}</td>"
             f"<td class='l'><small>{html.escape(s.limit_why)}</small></td>"
@@ -178,6 +249,37 @@ def _cases(s) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
+PLATFORM_FIELDS = (("device", "device"), ("backend", "MLX backend"), ("precision", "precision"),
+                   ("variant", "model variant"), ("ops_path", "ops path (impl.ops.path())"), ("blas", "BLAS"))
+
+
+def _platform_table(data: dict) -> str:
+    """The header: what every section ran on, and the device-default-precision statement."""
+    plat = data.get("platform") or {}
+    if not plat:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td class='l'>{html.escape(str(plat[k]))}</td></tr>"
+                   for k, label in PLATFORM_FIELDS if k in plat)
+    rows += (f"<tr><td>model variant</td><td class='l'>per section (column <i>variant</i>); LM variants checked: "
+             f"{html.escape(', '.join(data.get('variants', [])) or '-')}</td></tr>")
+    rows += "".join(f"<tr><td>{k}</td><td class='l'>{html.escape(str(plat[k]))}</td></tr>"
+                    for k in ("precision_probe", "mlx", "python") if k in plat)
+    dev = data.get("device_precision") or {}
+    if dev:
+        why = dev.get("why", "")
+        if why == "measured":
+            why = f"measured: see the section “{DEVICE_SECTION}”"
+        rows += f"<tr><td>device default precision</td><td class='l'>{html.escape(why)}</td></tr>"
+    return f"<table class='platform'>{rows}</table>"
+
+
+def _ran_on(plat: dict) -> str:
+    if not plat:
+        return ""
+    return "<p><small>ran on: " + " &middot; ".join(f"{html.escape(label)}: {html.escape(str(plat[k]))}"
+                                                   for k, label in PLATFORM_FIELDS if k in plat) + "</small></p>"
+
+
 _CSS = """body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:12px}
 td,th{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}td.l,td:first-child{text-align:left}
 tr.bad{background:#fde2e2}tr.first{background:#f8b4b4;font-weight:bold}.ok{color:#2a7d2a}.fail{color:#c00}
@@ -194,7 +296,8 @@ def _html(secs, reps: Sequence[Report], data: dict) -> str:
                         "<p>One section per contract. Floats: error against the fp64 reference, limit = k &times; "
                         "max(floor, &epsilon;&middot;max|ref|) with the floor the fp32 reference's own error; "
                         "integers, ids, codes and lengths: exact. The bar shows worst / limit on a log scale "
-                        "(10<sup>-4</sup> .. 10, the dashed line is the limit).</p>", _overview(secs)]
+                        "(10<sup>-4</sup> .. 10, the dashed line is the limit).</p>", _platform_table(data),
+                        _overview(secs)]
     for name, why in data["not_run"].items():
         parts.append(f"<p class='fail'>not run: <b>{html.escape(name)}</b>: {html.escape(why)}</p>")
     by_spec = {r.spec: r for r in reps}
@@ -207,7 +310,7 @@ def _html(secs, reps: Sequence[Report], data: dict) -> str:
             f"({html.escape(s.worst_case or '-')}) vs limit {_fmt(s.limit)} &middot; metric: "
             f"{html.escape(s.metric)} &middot; limit: {html.escape(s.limit_why)} &middot; first divergence: "
             f"<b>{html.escape(s.first_divergence or 'none')}</b> &middot; reference: {html.escape(s.reference)}</p>"
-            + (f"<ul>{notes}</ul>" if notes else ""))
+            + _ran_on(getattr(s, "platform", {})) + (f"<ul>{notes}</ul>" if notes else ""))
         rep = by_spec.get(s.component)
         if rep is not None and not s.name.startswith("LM KL"):
             env = ", ".join(f"{k} {v}" for k, v in rep.env.items())

@@ -4,6 +4,10 @@ Both trees share HF's module names, so every pair maps a path to itself: embeddi
 input_layernorm / self_attn / post_attention_layernorm / mlp / the whole layer, the final norm. Outputs: the
 logits of one full forward (fp32 noise floor) and the teacher-forced logits through impl's KV cache (prefill of
 the first half, then one token per step) as KL against the fp64 reference.
+
+`variant` names the `impl.accel` variant of the loaded model that is compared ("plain": the checkpoint's own
+modules; "fused", "cpu": `impl.accel.apply`). The reference side, and so the fixture, is the same for every
+variant; a pair whose impl module a variant does not have is named in the section (parity.harness.run_spec).
 """
 from __future__ import annotations
 
@@ -74,8 +78,19 @@ def _isolator(model_args):
     return isolate
 
 
-def spec(config: str = "small", seq_len: int = 32, seed: int = 0) -> Spec:
-    """Llama parity at a named config ("small" | "1b"); `seed` seeds the weights, run_spec's seed the token ids."""
+def build(load, path, variant: str):
+    """`load(path)` made the `variant` (impl.accel.apply; "plain" applies nothing)."""
+    model = load(path)
+    if variant != "plain":
+        from impl import accel
+
+        accel.apply(model, variant)
+    return model
+
+
+def spec(config: str = "small", seq_len: int = 32, seed: int = 0, variant: str = "plain") -> Spec:
+    """Llama parity at a named config ("small" | "1b") of the `variant` model; `seed` seeds the weights, run_spec's
+    seed the token ids."""
     import mlx.core as mx
 
     from impl import llama
@@ -121,13 +136,13 @@ def spec(config: str = "small", seq_len: int = 32, seed: int = 0) -> Spec:
     ]
     return Spec(
         name=f"llama-{config}",
-        build_impl=lambda: llama.load(path),
+        build_impl=lambda: build(llama.load, path, variant),
         build_ref=lambda dtype: ref.load(path, dtype),
         make_inputs=make_inputs,
         run_impl=run_impl,
         run_ref=run_ref,
         pairs=pairs,
         outputs={"logits": Tol.floor(why=FLOOR_WHY), "logits_tf": Tol.kl(10, why=KL_WHY)},
-        description=f"OuteTTS LM backbone (Llama, {config} config, seeded weights {seed}), seq {seq_len}, "
-                    f"batch {batch}; logits_tf = teacher-forced through impl's KV cache",
+        description=f"OuteTTS LM backbone (Llama, {config} config, seeded weights {seed}, {variant} variant), "
+                    f"seq {seq_len}, batch {batch}; logits_tf = teacher-forced through impl's KV cache",
     )

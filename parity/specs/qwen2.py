@@ -5,7 +5,8 @@ input_layernorm / q,k,v,o projections / self_attn / post_attention_layernorm / m
 norm. Outputs: the logits of one full forward (fp32 noise floor), the teacher-forced logits through impl's KV
 cache (prefill of the first half, then one token per step) as KL against the fp64 reference, and 64 greedy ids
 from the first row's first 12 ids (impl's decode loop vs transformers `generate(do_sample=False)`, exact against
-the fp32 reference).
+the fp32 reference). `variant`: the `impl.accel` variant compared, as in parity.specs.llama (the fused variants
+have no q/k/v projections of their own: the section names those pairs as untapped).
 """
 from __future__ import annotations
 
@@ -45,13 +46,14 @@ def checkpoint(config: str = "small", seed: int = 0, dtype: str = "float32"):
     return seeded_qwen2(config_dict(config), seed, dtype)
 
 
-def spec(config: str = "small", seq_len: int = 32, seed: int = 0) -> Spec:
-    """Qwen2 parity at a named config ("small" | "0.5b"); `seed` seeds the weights, run_spec's seed the ids."""
+def spec(config: str = "small", seq_len: int = 32, seed: int = 0, variant: str = "plain") -> Spec:
+    """Qwen2 parity at a named config ("small" | "0.5b") of the `variant` model; `seed` seeds the weights,
+    run_spec's seed the ids."""
     import mlx.core as mx
 
     from impl import llama, qwen2
     from impl.outetts.generate import generate_greedy
-    from parity.specs.llama import _isolator
+    from parity.specs.llama import _isolator, build
     from reference import qwen2 as ref
 
     cfg = config_dict(config)
@@ -99,14 +101,15 @@ def spec(config: str = "small", seq_len: int = 32, seed: int = 0) -> Spec:
     ]
     return Spec(
         name=f"qwen2-{config}",
-        build_impl=lambda: qwen2.load(path, fuse=False),  # the checkpoint's own modules, also on a GPU
+        build_impl=lambda: build(qwen2.load, path, variant),
         build_ref=lambda dtype: ref.load(path, dtype),
         make_inputs=make_inputs,
         run_impl=run_impl,
         run_ref=run_ref,
         pairs=pairs,
         outputs={"logits": Tol.floor(why=FLOOR_WHY), "logits_tf": Tol.kl(10, why=KL_WHY), "greedy": Tol.exact()},
-        description=f"Spark-TTS LM (Qwen2, {config} config, seeded weights {seed}), seq {seq_len}, batch {batch}; "
+        description=f"Spark-TTS LM (Qwen2, {config} config, seeded weights {seed}, {variant} variant), seq {seq_len}, "
+                    f"batch {batch}; "
                     f"logits_tf = teacher-forced through impl's KV cache; greedy = {GREEDY_STEPS} argmax ids after "
                     f"{GREEDY_PROMPT} prompt ids, impl's decode loop vs transformers generate",
     )
