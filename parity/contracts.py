@@ -68,6 +68,7 @@ class Section:
     details: List[Dict[str, Any]] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     component: str = ""           # the layer report behind it (dac/llama), if any
+    platform: Dict[str, Any] = field(default_factory=dict)  # device, backend, precision, variant, ops path, BLAS
 
     @property
     def worst_ratio(self) -> float:
