@@ -29,6 +29,14 @@ from impl.accel import blas
 QUICK = os.environ.get("VOICEPORT_BENCH_QUICK") == "1"
 
 
+
+def _shipped(model):
+    """The model as the library runs it on this device (impl.accel's default variant)."""
+    from impl import accel
+
+    accel.apply(model)
+    return model
+
 def setup(quick: bool, dtype: str = "float32", quantize: Optional[str] = None, impl_only: bool = False) -> Dict:
     """The seeded checkpoint, impl (and unless impl_only, transformers) models on it, and the bench's inputs."""
     from impl import qwen2
@@ -39,7 +47,7 @@ def setup(quick: bool, dtype: str = "float32", quantize: Optional[str] = None, i
     vocab = spec.config_dict(config)["vocab_size"]
     rng = np.random.default_rng(0)
     env = {"config": config, "path": path, "vocab": vocab,
-           "impl": qwen2.load(path, dtype=None if dtype == "float32" else dtype, quantize=quantize),
+           "impl": _shipped(qwen2.load(path, dtype=None if dtype == "float32" else dtype, quantize=quantize)),
            "prefill_ids": rng.integers(0, vocab, (1, PREFILL)), "prompt": rng.integers(0, vocab, (1, PROMPT))}
     if not impl_only:
         from reference import qwen2 as ref

@@ -118,7 +118,7 @@ def bench_lm(tmp: Path, prefill: int = 512, decode: int = 128, small: bool = Fal
     import torch
     from transformers import LlamaForCausalLM
 
-    from impl import llama
+    from impl import accel, llama
     from impl.seeded.llama import write_seeded_checkpoint
 
     path = tmp / "lm"
@@ -127,8 +127,9 @@ def bench_lm(tmp: Path, prefill: int = 512, decode: int = 128, small: bool = Fal
         config.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2, head_dim=16)
     write_seeded_checkpoint(path, config, 0, dtype="bfloat16")
-    model = llama.load(path)  # fused projections on a GPU (impl.llama.fuse_projections)
-    unfused = llama.load(path, fuse=False)
+    model = llama.load(path)
+    accel.apply(model)  # the device's variant (impl.accel: fused projections on a GPU)
+    unfused = llama.load(path)
     try:
         ref = LlamaForCausalLM.from_pretrained(path, dtype=torch.bfloat16)
     except TypeError:  # transformers 4.x
@@ -226,7 +227,7 @@ def bench_tts(tmp: Path, new_tokens: int = 600, small: bool = False) -> List[Dic
 
     import mlx.core as mx
 
-    from impl import llama
+    from impl import accel, llama
     from impl.outetts import generate as G
     from impl.seeded import default_codec, default_model
     from impl.seeded.speaker import synthetic_speaker
@@ -279,6 +280,7 @@ def bench_tts(tmp: Path, new_tokens: int = 600, small: bool = False) -> List[Dic
     mx.eval(ref)
     for quant in ("q8", "q4"):
         m = llama.load(model_dir, dtype="bfloat16", quantize=quant)
+        accel.apply(m)
         lp = logp(m)
         kl = mx.sum(mx.exp(ref) * (ref - lp), axis=-1)
         agree = mx.mean((mx.argmax(ref, -1) == mx.argmax(lp, -1)).astype(mx.float32))

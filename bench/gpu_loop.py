@@ -33,6 +33,14 @@ SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_att
              num_key_value_heads=2, head_dim=16)
 
 
+
+def accel_model(model):
+    """The model as the library runs it on this device (impl.accel's default variant: fused on a GPU)."""
+    from impl import accel
+
+    accel.apply(model)
+    return model
+
 def _config(small: bool) -> Dict:
     from impl import llama
 
@@ -84,7 +92,7 @@ def cold(ckpt: str, n_prompt: int) -> Dict:
 
     from impl import llama
 
-    model = llama.load(ckpt)
+    model = accel_model(llama.load(ckpt))
     t_load = time.perf_counter() - t0
     out = {"load_s": t_load}
     for name, n in (("prefill_first_s", n_prompt), ("prefill_again_s", n_prompt), ("prefill_other_len_s", n_prompt - 37)):
@@ -144,7 +152,7 @@ def part_loop(ckpt: str, n_prompt: int, n_tok: int, quant: bool) -> List[Dict]:
 
     rows: List[Dict] = []
     emit = _emitter(rows)
-    model = llama.load(ckpt)
+    model = accel_model(llama.load(ckpt))
     V = model.args.vocab_size
     prompt = _prompt(n_prompt, V)
     pids = mx.array(np.asarray(prompt, np.int32)[None])
@@ -257,7 +265,7 @@ def part_loop(ckpt: str, n_prompt: int, n_tok: int, quant: bool) -> List[Dict]:
         ref_logp = _log_softmax(ref(teacher, llama.make_cache(ref)))
         mx.eval(ref_logp)
         for q in ("q8", "q4"):
-            m = llama.load(ckpt, quantize=q)
+            m = accel_model(llama.load(ckpt, quantize=q))
             lp = _log_softmax(m(teacher, llama.make_cache(m)))
             kl = mx.sum(mx.exp(ref_logp) * (ref_logp - lp), -1)
             agree = mx.mean((mx.argmax(ref_logp, -1) == mx.argmax(lp, -1)).astype(mx.float32))
@@ -330,7 +338,7 @@ def part_overhead(ckpt: str, n_prompt: int, n_tok: int) -> List[Dict]:
 
     rows: List[Dict] = []
     emit = _emitter(rows)
-    model = llama.load(ckpt)
+    model = accel_model(llama.load(ckpt))
     V = model.args.vocab_size
     pids = mx.array(np.asarray(_prompt(n_prompt, V), np.int32)[None])
 
@@ -438,7 +446,10 @@ def part_ab(ckpt: str, n_prompt: int, n_tok: int, rounds: int = 6) -> List[Dict]
     from impl.outetts.generate import decode_loop
     from impl.outetts.sampler import Sampler, SamplerConfig
 
-    models = {"fused": llama.load(ckpt, fuse=True), "unfused": llama.load(ckpt, fuse=False)}
+    from impl import accel
+
+    models = {"fused": llama.load(ckpt), "unfused": llama.load(ckpt)}
+    accel.apply(models["fused"], "fused")
     prompt = _prompt(n_prompt, models["fused"].args.vocab_size)
     pids = mx.array(np.asarray(prompt, np.int32)[None])
     samples: Dict[str, List[float]] = {}
@@ -479,7 +490,7 @@ def env_child(ckpt: str, n_prompt: int, n_tok: int, count_nodes: bool) -> Dict:
     from impl.outetts.sampler import Sampler, SamplerConfig
 
     out: Dict = {}
-    model = llama.load(ckpt)
+    model = accel_model(llama.load(ckpt))
     prompt = _prompt(n_prompt, model.args.vocab_size)
     pids = mx.array(np.asarray(prompt, np.int32)[None])
 
@@ -856,17 +867,18 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
 
 def part_qwen2_step(tokens: int = 128, prompt: int = 512, rounds: int = 3, small: bool = False) -> List[Dict]:
     """The Spark LM (seeded Qwen2 0.5B, bf16) greedy decode on this device: as loaded (a GPU: fused projections,
-    each step built op by op) vs each layer's step parts under mx.compile (`impl.llama.compile_step`, what the CPU
-    load does), alternated per round; tokens/s (bench/gpu.py's tg loop: model + argmax, no host read) and the Python
+    each step built op by op) vs each layer's step parts under mx.compile (`impl.accel.lm.compile_step`, part of the CPU
+    variant), alternated per round; tokens/s (bench/gpu.py's tg loop: model + argmax, no host read) and the Python
     time to build one step's graph."""
     import mlx.core as mx
 
     from impl import llama, qwen2
+    from impl.accel.lm import compile_step
     from parity.specs import qwen2 as spec
 
     path = spec.checkpoint("small" if small else "0.5b", seed=0)
     plain = qwen2.load(path, dtype="bfloat16")
-    stepped = llama.compile_step(qwen2.load(path, dtype="bfloat16"))
+    stepped = compile_step(qwen2.load(path, dtype="bfloat16"))
     pids = mx.array(np.asarray(_prompt(prompt, plain.args.vocab_size), np.int32)[None])
     times: Dict[str, List[float]] = {"as_loaded": [], "compile_step": []}
     builds: Dict[str, float] = {}
@@ -909,7 +921,7 @@ def main(argv=None) -> int:
                         "and its convolutions on impl.ops' gemm path vs MLX's own (--seconds); spark-detok-ref: the same stages, one prenet "
                         "block's operations and compiled variants, impl vs the official model on --ref-device (needs "
                         "torch and spark-tts-lib); qwen2-step: the Spark LM's bf16 decode as loaded vs "
-                        "impl.llama.compile_step (--tokens, --prompt)")
+                        "impl.accel.lm.compile_step (--tokens, --prompt)")
     p.add_argument("--seconds", type=float, nargs="+", default=[10, 60], help="--part spark-detok: audio lengths")
     p.add_argument("--ref-device", default="cuda", help="--part spark-detok-ref: torch device of the official side")
     p.add_argument("--model", choices=["outetts", "spark"], default="outetts",

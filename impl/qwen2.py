@@ -4,7 +4,7 @@ Ports transformers 4.52.3 `models/qwen2/modeling_qwen2.py` (Qwen2ForCausalLM) an
 (Qwen2Config). Qwen2's maths is Llama's (GQA attention with rotate-half rope, RMSNorm, SwiGLU MLP, tied
 embeddings) with biases on q/k/v and none on o, and plain (unscaled) rope: the model *is* `impl.llama.Model`,
 built from a Qwen2 config by `Qwen2Args.llama_args`, so the KV cache (`make_cache`), prefill with
-`logits_to_keep`, the fused GPU projections, q8/q4 and the CPU layout are the OuteTTS LM's, and one decode loop
+`logits_to_keep`, q8/q4 and the platform variants (`impl.accel.apply`) are the OuteTTS LM's, and one decode loop
 serves both. Module names follow HF: `model.layers.3.self_attn.q_proj.bias` names the same tensor in both trees.
 
     model = load("Spark-TTS-0.5B/LLM")                       # fp32 as stored; dtype="bfloat16", quantize="q8"
@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Union
 from impl import llama
 from impl._io import reason
 from impl.llama import KVCache, Model, make_cache  # noqa: F401 -- the Qwen2 model's cache and class are Llama's
-from impl.weights import CheckpointError
+from impl.weights import CheckpointError, read_hf_config
 
 # Spark-TTS-0.5B/LLM/config.json, HF Qwen2Config keys. The checkpoint cannot be downloaded here; every value is
 # from public copies of that file, cross-checked:
@@ -124,22 +124,20 @@ def model_args(config: Dict[str, Any]) -> llama.ModelArgs:
     return Qwen2Args.from_dict(config).llama_args()
 
 
-def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional[str] = None,
-         fuse: Optional[bool] = None) -> Model:
+def load(path: Union[str, Path], dtype: Optional[str] = None, quantize: Optional[str] = None) -> Model:
     """Load an HF Qwen2 checkpoint (config.json + model.safetensors or a sharded index), strict keys and shapes.
 
     Args:
         path: folder with config.json and model.safetensors (Spark-TTS-0.5B's `LLM/`).
         dtype: "float32"/"float16"/"bfloat16" (or fp32/fp16/bf16); None keeps the checkpoint's dtype.
         quantize: None, "q8" or "q4" (`mlx.nn.quantize`, group size 64, embeddings included).
-        fuse: fused q|k|v and gate|up projections; None = on a GPU (impl.llama.load's rule).
 
     Returns an `impl.llama.Model`: `model(ids (B, L) int32, cache=None, logits_to_keep=0) -> logits (B, L, V)`.
     """
     path = Path(path)
-    config_path, config = llama.read_config(path)
+    config_path, config = read_hf_config(path)
     try:
         args = model_args(config)
     except (TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
         raise CheckpointError(f"{config_path}: not a supported Qwen2 config ({reason(e)})") from None
-    return llama.load_model(path, args, dtype, quantize, fuse, name="Qwen2")
+    return llama.load_model(path, args, dtype, quantize, name="Qwen2")

@@ -1,4 +1,4 @@
-"""The strict weight check every loader runs before `load_weights(..., strict=True)`.
+"""The strict weight check every loader runs before `load_weights(..., strict=True)`, and the HF folder reader.
 
 MLX's strict load stops at the first bad key and does not compare shapes; upstream loaders (descript-audio-codec's
 `load_state_dict(strict=False)`, transformers' `from_pretrained`) skip or random-init what does not fit. Here one
@@ -6,9 +6,16 @@ error names every missing, unexpected and mis-shaped tensor at once.
 """
 from __future__ import annotations
 
+import glob
+import json
+import os
+from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+import mlx.core as mx
 from mlx.utils import tree_flatten
+
+from impl._io import reason
 
 SHOWN = 6  # keys named per kind; the message is one line, a wrong config can mismatch hundreds
 
@@ -54,3 +61,55 @@ def check_weights(model: Any, weights: Dict[str, Any], where: str, notes: Sequen
     if problems:
         raise CheckpointError(f"{where}: checkpoint does not fit the {name or type(model).__name__} model: "
                               + "; ".join(problems))
+
+
+# ------------------------------------------------------------------------------------------------- HF folders
+
+def read_json(file: Path) -> Any:
+    """A JSON file's value; CheckpointError naming the file when it cannot be read or parsed."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # IsADirectoryError, PermissionError, JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"{file}: not a readable JSON file ({reason(e)})") from None
+
+
+def load_safetensors(file: Path) -> Dict[str, Any]:
+    """A safetensors file's tensors (MLX arrays); CheckpointError naming the file when MLX cannot read it."""
+    try:
+        return dict(mx.load(str(file), format="safetensors"))
+    except (RuntimeError, ValueError, OSError) as e:  # MLX's reader: "invalid data offsets ... incomplete download"
+        raise CheckpointError(f"{file}: not a readable safetensors file ({reason(e)})") from None
+
+
+def read_hf_config(path: Path) -> Tuple[Path, Dict[str, Any]]:
+    """(path/config.json, its dict): FileNotFoundError or CheckpointError naming the file."""
+    config_path = path / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"no config.json in {path}")
+    return config_path, read_json(config_path)
+
+
+def read_hf_weights(path: Path) -> Dict[str, Any]:
+    """An HF folder's tensors: model.safetensors, or the shards model.safetensors.index.json names (all of them)."""
+    index = path / "model.safetensors.index.json"
+    single = path / "model.safetensors"
+    if single.exists():
+        return load_safetensors(single)
+    if index.exists():
+        data = read_json(index)
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"{index}: no 'weight_map' of tensor name -> shard file")
+        weights: Dict[str, Any] = {}
+        for shard in sorted(set(weight_map.values())):
+            shard_path = path / shard
+            if not shard_path.exists():
+                raise FileNotFoundError(f"{index} names shard {shard!r}, which is missing in {path}")
+            weights.update(load_safetensors(shard_path))
+        absent = sorted(set(weight_map) - set(weights))
+        if absent:
+            raise CheckpointError(f"{index}: keys listed but absent from their shards: {absent}")
+        return weights
+    found = sorted(os.path.basename(p) for p in glob.glob(str(path / "*.safetensors")))
+    raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path} "
+                            f"(safetensors files there: {found or 'none'})")

@@ -79,7 +79,7 @@ CATALOGUE: List[Mutation] = [
       "return self.decoder(self.quantizer.from_codes(codes))[:, :-1, 0]",
       "DAC.decode returns one sample fewer",
       (f"{T_DAC}::test_dac_decode_output_length_matches_official", T_DACI), ("dac-codec", "dac-interface")),
-    M("penalty-window-63", "impl/outetts/generate.py",
+    M("penalty-window-63", "impl/runtime.py",
       "window = mx.concatenate([window, y[:, None]], axis=1)[:, -R:] if R else window",
       "window = mx.concatenate([window, y[:, None]], axis=1)[:, -R + 1:] if R else window",
       "repetition-penalty window of 63 ids in the decode loop (outetts: 64)",
@@ -237,12 +237,12 @@ CATALOGUE: List[Mutation] = [
       "KV cache returns one slot too many (a zero key/value, off by one)",
       (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", T_LLAMA), ("llama", "lm-greedy")),
     M("rope-offset-plus-one", "impl/llama.py",
-      # Attention.__call__: every cached call but the CPU's compiled decode step (DecoderLayer.step), so prefill
-      # in chunks, the GPU's decode and the fused path
+      # Attention.__call__: every cached call but the "cpu" variant's compiled decode step (impl.accel.lm), so
+      # prefill in chunks, the plain and fused variants' decode
       "q, k, v = self.project(x, 0 if cache is None else cache.offset)",
       "q, k, v = self.project(x, 0 if cache is None else cache.offset + 1)",
-      "rope positions start at 1 on the cached path but not in the CPU's compiled decode step (once an inert "
-      "control: before DecoderLayer.step every cached call shifted alike, and rope reads position differences only)",
+      "rope positions start at 1 on the cached path but not in the CPU variant's compiled decode step (the plain "
+      "and fused variants shift every cached call alike, and rope reads position differences only)",
       (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", f"{T_LLAMA}::test_llama_cache_chunks_equal_full_forward",
        f"{T_LLAMA}::test_llama_teacher_forced_kl_through_cache"), ("llama", "lm-greedy")),
     M("tied-head-inverted", "impl/llama.py",
@@ -252,19 +252,24 @@ CATALOGUE: List[Mutation] = [
       (f"{T_LLAMA}::test_llama_untied_head_and_bad_options", T_LLAMA), ("llama",),
       blind="OuteTTS ties its head and save_pretrained writes no lm_head.weight: only untied checkpoints change "
             "(they fail to load)"),
-    # the CPU's one-token host step (impl/cpu_decode.py): prefill stays MLX's, so only the decode tests see these
-    M("host-rope-sign", "impl/cpu_decode.py",
-      "r = np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=1)",
-      "r = np.concatenate([x1 * cos - x2 * sin, x2 * cos - x1 * sin], axis=1)",
-      "the CPU decode step's rope rotates the second half the wrong way",
-      (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", "tests/test_cpu_decode.py", T_LLAMA),
-      ("llama", "lm-greedy")),
-    M("host-gqa-tile", "impl/cpu_decode.py",
-      "q = r[:H].reshape(KV, G, hd)  # query head h reads kv head h // G",
-      "q = np.ascontiguousarray(r[:H].reshape(G, KV, hd).swapaxes(0, 1))  # query head h reads kv head h // G",
-      "GQA in the CPU decode step: query heads grouped by tile (h % KV) instead of repeat (h // G)",
-      (f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", "tests/test_cpu_decode.py", T_LLAMA),
-      ("llama", "lm-greedy")),
+    # the platform wing's LM variants (impl/accel/lm.py): the parity tests run every shipped variant
+    M("fused-v-is-k", "impl/accel/lm.py",
+      "return qk[:, :H], qk[:, H:], qkv[:, H + KV:]",
+      "return qk[:, :H], qk[:, H:], qkv[:, H:H + KV]",
+      "the fused attention takes v from the k heads' rows (split point off by KV heads)",
+      ("tests/test_accel_lm.py::test_accel_fused_attention_equals_attention_exactly",
+       f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", T_LLAMA), ("llama", "lm-greedy")),
+    M("fused-gate-up-swapped", "impl/accel/lm.py",
+      "gate, up = mx.split(self.gate_up_proj(x), 2, axis=-1)",
+      "up, gate = mx.split(self.gate_up_proj(x), 2, axis=-1)",
+      "the fused MLP applies silu to the up half instead of the gate half",
+      ("tests/test_accel_lm.py::test_accel_fused_mlp_equals_mlp_exactly", T_LLAMA), ("llama", "lm-greedy")),
+    M("compiled-step-offset", "impl/accel/lm.py",
+      "q, k, v = self._qkv(x, mx.array(cache.offset, mx.int32))",
+      "q, k, v = self._qkv(x, mx.array(cache.offset + 1, mx.int32))",
+      "the CPU's compiled decode step ropes one position ahead of the prefill",
+      ("tests/test_accel_lm.py::test_accel_compiled_step_equals_uncompiled_exactly",
+       f"{T_LLAMA}::test_llama_greedy_64_tokens_identical", T_LLAMA), ("llama", "lm-greedy")),
     # ---- sampler and generation
     M("temperature-after-top-p", "impl/outetts/sampler.py",
       "scores = top_p_filter(scores, config.top_p)",
@@ -293,7 +298,7 @@ CATALOGUE: List[Mutation] = [
       (f"{T_SAMP}::test_outetts_sampler_distribution", f"{T_SAMP}::test_outetts_sampler_greedy_scores_exact"),
       ("sampler",),
       inert="the branches differ only at a logit of exactly 0, where 0 * p == 0 / p == 0"),
-    M("generation-max-length", "impl/outetts/generate.py",
+    M("generation-max-length", "impl/runtime.py",
       "max_length: int = 8192",
       "max_length: int = 4096",
       "GenerationConfig's max_length 4096 instead of outetts' 8192 (long generations stop early)",

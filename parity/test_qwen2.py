@@ -33,7 +33,7 @@ def refs(small_path):
 
 @pytest.fixture(scope="module")
 def impl_model(small_path):
-    return qwen2.load(small_path, fuse=False)
+    return qwen2.load(small_path)
 
 
 def _ids(seed, shape, vocab=SMALL["vocab_size"]):
@@ -203,7 +203,7 @@ def test_qwen2_half_precision_matches_transformers_half(small_path, refs, dtype)
     ids = _ids(3, (2, 64))
     r64 = ref.forward(refs["float64"], ids)
     half = ref.forward(ref.load(small_path, dtype), ids)
-    model = qwen2.load(small_path, dtype=dtype, fuse=False)
+    model = qwen2.load(small_path, dtype=dtype)
     assert model.model.layers[0].self_attn.q_proj.bias.dtype == getattr(mx, dtype)
     got = np.array(model(mx.array(ids.astype(np.int32))).astype(mx.float32))
     err, floor = float(np.max(np.abs(got - r64))), float(np.max(np.abs(half - r64)))
@@ -221,7 +221,7 @@ def test_qwen2_quantized_q8_q4_equal_dequantized(small_path, impl_model, refs):
     floor, _ = _floor(refs, ids)
     kls = {}
     for q in ("q8", "q4"):
-        model = qwen2.load(small_path, quantize=q, fuse=False)
+        model = qwen2.load(small_path, quantize=q)
         got = np.array(model(x))
         params = dict(tree_flatten(model.parameters()))
         quantized = {k[:-len(".scales")] for k in params if k.endswith(".scales")}
@@ -290,7 +290,7 @@ def test_qwen2_untied_head_and_bf16_checkpoint(tmp_path):
     bf = write_qwen2(tmp_path / "bf", cfg, seed=1, dtype="bf16")
     assert json.loads((bf / "config.json").read_text())["torch_dtype"] == "bfloat16"
     sd = ref.load(bf, "bfloat16").state_dict()
-    model = qwen2.load(bf, fuse=False)
+    model = qwen2.load(bf)
     for k in ("model.layers.0.self_attn.q_proj.bias", "lm_head.weight", "model.norm.weight"):
         mine = np.array(dict(tree_flatten(model.parameters()))[k].astype(mx.float32))
         assert np.array_equal(mine, sd[k].float().numpy()), k

@@ -10,7 +10,8 @@ import pytest
 
 from mlx.utils import tree_flatten, tree_unflatten
 
-from impl import llama, qwen2
+from impl import accel, llama, qwen2
+from impl.accel import lm
 from impl.seeded.qwen2 import param_shapes, seeded_tensor, write_qwen2
 
 TINY = dict(qwen2.SPARK_TTS_0_5B_CONFIG, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -69,7 +70,7 @@ def test_qwen2_seeded_half_checkpoint_holds_the_rounded_values(tmp_path, dtype):
     for k, v in w.items():
         assert v.dtype == mdt and np.array_equal(np.array(v.astype(mx.float32)), np.array(
             mx.array(seeded_tensor(k, v.shape, 0, 0.2)).astype(mdt).astype(mx.float32))), k
-    model = qwen2.load(path, fuse=False)
+    model = qwen2.load(path)
     assert model.model.layers[1].self_attn.v_proj.bias.dtype == mdt
     with pytest.raises(ValueError, match="dtype 'int8' not one of"):
         write_qwen2(tmp_path / "x", TINY, dtype="int8")
@@ -92,15 +93,15 @@ def test_qwen2_load_interface_is_the_llama_models(tmp_path):
 
 
 def test_qwen2_fused_attention_with_biases_equals_attention_exactly():
-    """The GPU load path (impl.llama.fuse_projections) stacks the q|k|v biases with their weights, o_proj keeps
+    """The fused variant (impl.accel.lm.fuse) stacks the q|k|v biases with their weights, o_proj keeps
     none. On integer-valued weights, biases and inputs every projection is exact in fp32 whatever the summation
-    order (as tests/test_llama_fused.py), so fused == unfused exactly, prefill and a cached step."""
+    order (as tests/test_accel_lm.py), so fused == unfused exactly, prefill and a cached step."""
     args = qwen2.model_args(TINY)
     attn = llama.Attention(args)
     rng = np.random.default_rng(0)
     attn.update(tree_unflatten([(k, mx.array(rng.integers(-2, 3, v.shape).astype(np.float32)))
                                 for k, v in tree_flatten(attn.parameters())]))
-    fused = llama.FusedAttention(attn)
+    fused = lm.FusedAttention(attn)
     assert "bias" in fused.qkv_proj and "bias" not in fused.o_proj
     x = mx.array(rng.integers(-2, 3, (1, 6, TINY["hidden_size"])).astype(np.float32))
     ca, cb = llama.KVCache(), llama.KVCache()
@@ -109,13 +110,20 @@ def test_qwen2_fused_attention_with_biases_equals_attention_exactly():
     assert np.array_equal(np.array(attn(step, None, ca)), np.array(fused(step, None, cb)))
 
 
-def test_qwen2_fused_q8_load_runs(tmp_path):
+@pytest.mark.parametrize("variant", list(accel.VARIANTS))
+def test_qwen2_variants_q8_load_and_match_plain(tmp_path, variant):
+    """Every variant of the q8 and fp32 model computes the plain model's logits within the fp32 dot-product
+    bound used above (q8: the same packed rows, stacked, so the same bound)."""
     path = write_qwen2(tmp_path / "m", TINY, seed=0)
+    ids = mx.array([[1, 2, 3]], dtype=mx.int32)
     for quantize in (None, "q8"):
-        model = qwen2.load(path, quantize=quantize, fuse=True)
-        assert isinstance(model.layers[1].self_attn, llama.FusedAttention)
-        out = model(mx.array([[1, 2, 3]], dtype=mx.int32))
-        assert out.shape == (1, 3, TINY["vocab_size"]) and bool(mx.all(mx.isfinite(out)))
+        plain = qwen2.load(path, quantize=quantize)(ids)
+        model = qwen2.load(path, quantize=quantize)
+        accel.apply(model, variant)
+        assert isinstance(model.layers[1].self_attn, lm.FusedAttention) == (variant != "plain")
+        out = model(ids)
+        bound = 10 * TINY["hidden_size"] * float(np.finfo(np.float32).eps) * float(mx.max(mx.abs(plain)))
+        assert out.shape == (1, 3, TINY["vocab_size"]) and float(mx.max(mx.abs(out - plain))) <= bound
 
 
 def test_qwen2_impl_is_torch_free():

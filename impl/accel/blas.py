@@ -214,51 +214,6 @@ def openblas_threads() -> Optional[Tuple[Callable[[], int], Callable[[int], None
     return None
 
 
-def sgemv() -> Optional[Callable[[int, int, int, int, int, int], None]]:
-    """`gemv(trans, m, n, w, x, y)`: y = op(w) @ x in float32 on the OpenBLAS that `enable_fast_blas` bound to MLX's
-    matmul (the same thread pool as MLX's products), or None (MLX's own BLAS, Accelerate, another library).
-
-    w is a C-contiguous (m, n) matrix, op(w) = w (trans 0) or w.T (trans 1); w, x, y are buffer addresses
-    (`ndarray.ctypes.data`) the caller keeps alive; x has n (trans 0) or m (trans 1) floats, y the other count.
-    Used by impl.cpu_decode's one-token step."""
-    fn = _openblas_symbol("sgemv", [_INT] * 4 + [_FLOAT, _PTR, _INT, _PTR, _INT, _FLOAT, _PTR, _INT])
-    if fn is None:
-        return None
-
-    def gemv(trans: int, m: int, n: int, w: int, x: int, y: int) -> None:
-        fn(_ROW_MAJOR, _TRANS[trans], m, n, 1.0, w, n, x, 1, 0.0, y, 1)
-
-    return gemv
-
-
-def sgemm() -> Optional[Callable[..., None]]:
-    """`gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc)`: c (m, n) = op(a) @ op(b), row-major float32, on the
-    same OpenBLAS as `sgemv` (addresses as there), or None. impl.cpu_decode's attention over the cached keys: on
-    this pool, not numpy's own BLAS threads, which would contend with it for the two cores."""
-    fn = _openblas_symbol("sgemm", [_INT] * 6 + [_FLOAT, _PTR, _INT, _PTR, _INT, _FLOAT, _PTR, _INT])
-    if fn is None:
-        return None
-
-    def gemm(ta: int, tb: int, m: int, n: int, k: int, a: int, lda: int, b: int, ldb: int, c: int, ldc: int) -> None:
-        fn(_ROW_MAJOR, _TRANS[ta], _TRANS[tb], m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc)
-
-    return gemm
-
-
-_INT, _PTR, _FLOAT = ctypes.c_int, ctypes.c_void_p, ctypes.c_float
-_ROW_MAJOR, _TRANS = 101, (111, 112)  # CblasRowMajor; CblasNoTrans, CblasTrans
-
-
-def _openblas_symbol(name: str, argtypes: list) -> Optional[Callable[..., None]]:
-    """cblas_<name> of the OpenBLAS bound to MLX (scipy-openblas32 keeps its `scipy_` prefix), typed; or None."""
-    if not str(blas_info()["blas"]).startswith("openblas"):
-        return None
-    fn = getattr(ctypes.CDLL(None), f"scipy_cblas_{name}", None)
-    if fn is not None:
-        fn.argtypes, fn.restype = argtypes, None
-    return fn
-
-
 @contextmanager
 def blas_threads(n: int) -> Iterator[None]:
     """`with blas_threads(1): ...` runs MLX's matrix products of the block (evaluate them inside it) on n OpenBLAS
