@@ -56,7 +56,7 @@ def heads_mask(dims: Dict[str, int], heads: Union[str, bytes] = "tiny") -> np.nd
         mask[L // 2:] = True
         return mask
     dump = TINY_ALIGNMENT_HEADS if heads == "tiny" else heads
-    return np.frombuffer(gzip.decompress(base64.b85decode(dump)), dtype=bool).reshape(L, H).copy()
+    return np.array(list(gzip.decompress(base64.b85decode(dump))), dtype=np.uint8).astype(bool).reshape(L, H)
 
 
 def param_shapes(dims: Dict[str, int]) -> Dict[str, Tuple[Tuple[int, ...], str]]:
