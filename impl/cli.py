@@ -20,7 +20,11 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "profile": ("impl.speaker.cli", "create / inspect OuteTTS v3 speaker profiles"),
     "spark": ("impl.spark.cli", "Spark-TTS BiCodec: tokenize audio to global + semantic ids, detokenize ids to audio"),
 }
+    "info": ("impl.info", "versions, device, MLX backend, BLAS path, cache location and size"),
 
+OUTPUTS_NOTE = ("Outputs are written atomically (a temporary file renamed into place; nothing is left on an error, "
+                "Ctrl-C or SIGTERM). An output path that is a symbolic link is followed: its target is replaced, the "
+                "link is kept. An existing read-only output (e.g. mode 0444) is refused, never replaced.")
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors, exit 2: `voiceport tts: error: argument --seed: invalid int value: 'x'
@@ -58,7 +62,8 @@ def build_parser(only: Optional[str] = None, commands: Dict[str, Tuple[str, str]
         description="MLX port of OuteTTS 1.0 + DAC 24 kHz + speaker profiles, checked layer by layer "
                     "against the official PyTorch packages. Weights default to seeded random checkpoints at "
                     "the real architecture (no model hub is reachable); pass real checkpoints with the "
-                    "--checkpoint/--model/--codec options of each command.")
+                    "--checkpoint/--model/--codec options of each command.",
+        epilog=OUTPUTS_NOTE)
     from impl import __version__
 
     parser.add_argument("--version", action="version", version=f"voiceport {__version__}")
@@ -76,19 +81,33 @@ def main(argv: Optional[List[str]] = None, commands: Dict[str, Tuple[str, str]] 
     argv = list(sys.argv[1:] if argv is None else argv)
     from impl.accel import blas, cuda
 
+    from impl import info
+    from impl._io import signals_unwind
     blas.enable_fast_blas()  # Linux CPU: before any sub-command imports mlx (impl/accel/blas.py); elsewhere a no-op
     cuda.use_kernel_cache()  # CUDA: run-time compiled kernels kept in $VOICEPORT_CACHE (impl/accel/cuda.py); else no-op
     wanted = next((a for a in argv if not a.startswith("-")), None)
+    who = f"{prog} {wanted}" if wanted in commands else prog
+    try:  # environment variables: once, before anything reads them (impl/info.py)
+        for warning in info.check_environment():
+            print(f"{who}: warning: {warning}", file=sys.stderr)
+    except ValueError as e:
+        print(f"{who}: error: {e}", file=sys.stderr)
+        return 2
+    warning = info.blas_warning()
+    if warning:
+        print(f"{who}: warning: {warning}", file=sys.stderr)
     parser = build_parser(only=wanted if wanted in commands else "", commands=commands, prog=prog)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with signals_unwind():  # SIGTERM unwinds like Ctrl-C: every temporary file is removed on the way out
+            return int(importlib.import_module(args._module).run(args) or 0)
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", 2)
+        print("terminated" if signum != 2 else "interrupted", file=sys.stderr)
+        return 128 + signum
     except (ValueError, FileNotFoundError) as e:  # our input errors are ValueError subclasses
         print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from impl import cli
 from parity import dev_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPING = ["dac", "tts", "profile", "spark"]
+SHIPPING = ["dac", "tts", "profile", "spark", "info"]
 DEV = ["parity", "fixtures", "bench"]
 
 
