@@ -19,12 +19,12 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "tts": ("impl.outetts.cli", "text + speaker profile -> speech (OuteTTS 1.0 in MLX)"),
     "profile": ("impl.speaker.cli", "create / inspect OuteTTS v3 speaker profiles"),
     "spark": ("impl.spark.cli", "Spark-TTS BiCodec: tokenize audio to global + semantic ids, detokenize ids to audio"),
-}
     "info": ("impl.info", "versions, device, MLX backend, BLAS path, cache location and size"),
-
+}
 OUTPUTS_NOTE = ("Outputs are written atomically (a temporary file renamed into place; nothing is left on an error, "
                 "Ctrl-C or SIGTERM). An output path that is a symbolic link is followed: its target is replaced, the "
                 "link is kept. An existing read-only output (e.g. mode 0444) is refused, never replaced.")
+
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors, exit 2: `voiceport tts: error: argument --seed: invalid int value: 'x'
