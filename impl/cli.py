@@ -79,12 +79,10 @@ def build_parser(only: Optional[str] = None, commands: Dict[str, Tuple[str, str]
 def main(argv: Optional[List[str]] = None, commands: Dict[str, Tuple[str, str]] = COMMANDS,
          prog: str = "voiceport") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from impl.accel import blas, cuda
-
     from impl import info
     from impl._io import signals_unwind
-    blas.enable_fast_blas()  # Linux CPU: before any sub-command imports mlx (impl/accel/blas.py); elsewhere a no-op
-    cuda.use_kernel_cache()  # CUDA: run-time compiled kernels kept in $VOICEPORT_CACHE (impl/accel/cuda.py); else no-op
+    from impl.accel import blas, cuda
+
     wanted = next((a for a in argv if not a.startswith("-")), None)
     who = f"{prog} {wanted}" if wanted in commands else prog
     try:  # environment variables: once, before anything reads them (impl/info.py)
@@ -93,6 +91,8 @@ def main(argv: Optional[List[str]] = None, commands: Dict[str, Tuple[str, str]] 
     except ValueError as e:
         print(f"{who}: error: {e}", file=sys.stderr)
         return 2
+    blas.enable_fast_blas()  # Linux CPU: before any sub-command imports mlx (impl/accel/blas.py); elsewhere a no-op
+    cuda.use_kernel_cache()  # CUDA: run-time compiled kernels kept in $VOICEPORT_CACHE (impl/accel/cuda.py); else no-op
     warning = info.blas_warning()
     if warning:
         print(f"{who}: warning: {warning}", file=sys.stderr)
