@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from impl import audio
+from parity import strategies
 from parity.doubles import LIBRIVOX, load_librivox
 from parity.harness import compare
 from parity.spec import Tol
@@ -171,6 +172,39 @@ def test_audio_loudness_normalize_matches_outetts_hypothesis(length, amp, sr, se
     got = audio.loudness_normalize(x, sr)
     r64 = ref.process_audio_tensor(x.astype(np.float64), sample_rate=sr)
     _assert_floor(got, r32, r64, f"L={length} amp={amp:g} sr={sr}")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(x=strategies.gated_loudness_audio(sr=24000))
+def test_audio_integrated_loudness_both_gates_equal_pyloudnorm(x):
+    """integrated_loudness equals pyloudnorm exactly on signals whose blocks meet both gates: digital silence
+    (below the -70 LUFS absolute gate) together with a level step around the -10 LU relative gate, so the
+    relative threshold is computed from the absolute-gated blocks and then decides blocks (exact: the same
+    float64 operations in the same order; see test_audio_loudness_normalize_matches_outetts)."""
+    below, near = strategies.gates_reached(x, 24000)
+    assert below > 0 and near > 0, f"the drawn signal misses a gate: {below} blocks < -70 LUFS, {near} near -10 LU"
+    assert audio.integrated_loudness(x, 24000) == ref.integrated_loudness(x, 24000)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(x=strategies.audio(sr=16000, min_samples=6400, max_samples=40000), sr=st.sampled_from([16000, 24000]))
+def test_audio_integrated_loudness_segments_equal_pyloudnorm(x, sr):
+    """integrated_loudness equals pyloudnorm exactly on the shared strategies' audio (silence, level steps,
+    clipping, DC; at least one 400 ms block)."""
+    if x.shape[0] < 0.4 * sr:
+        x = np.pad(x, (0, int(0.4 * sr) - x.shape[0] + 1))
+    assert audio.integrated_loudness(x, sr) == ref.integrated_loudness(x, sr)
+
+
+def test_audio_gated_strategy_reaches_both_gates():
+    """The strategy's own guarantee, on a fixed draw: a gate-near level step and digital silence (so a bug in
+    either gate changes the measured loudness)."""
+    x = np.concatenate([strategies.segment("noise", 24000, -6, 24000, 1), strategies.segment("noise", 24000, -16,
+                                                                                            24000, 2),
+                        np.zeros(24000)]).astype(np.float32)
+    below, near = strategies.gates_reached(x, 24000)
+    assert below >= 3 and near >= 3
+    assert audio.integrated_loudness(x, 24000) == ref.integrated_loudness(x, 24000)
 
 
 def test_audio_biquad_matches_scipy_lfilter():
