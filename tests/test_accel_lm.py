@@ -192,3 +192,20 @@ def test_accel_is_never_imported_by_a_model_file():
                      [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) and node.module
                      else [])
             assert not any(n.startswith("impl.accel") or n == "impl.accel" for n in names), f"{path}: {names}"
+
+
+def test_accel_platform_code_stays_in_the_wing():
+    """Outside impl/accel/ the library holds no raw-pointer or thread-pool code and changes no process-wide state:
+    no ctypes, np.frombuffer views, NumPy writes into MLX buffers (host slots), thread pools, MLX cache or memory
+    limits, BLAS thread counts, environment writes or child processes."""
+    import re
+    from pathlib import Path
+
+    root = Path(llama.__file__).parent
+    banned = re.compile(r"\bctypes\b|np\.frombuffer|host_slot|ThreadPool|set_cache_limit|set_memory_limit|"
+                        r"blas_threads|openblas|os\.environ\[[^]]*\]\s*=|os\.environ\.(setdefault|update)|putenv|"
+                        r"subprocess|Popen")
+    found = [f"{p.relative_to(root)}:{i}: {line.strip()}" for p in sorted(root.rglob("*.py"))
+             if "accel" not in p.relative_to(root).parts
+             for i, line in enumerate(p.read_text().splitlines(), 1) if banned.search(line)]
+    assert not found, "\n".join(found)
