@@ -35,6 +35,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="dashboard folder (index.html; default: out/bench in the clone)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select cases")
     p.add_argument("--no-run", action="store_true", help="only redraw the dashboard from the history")
+    p.add_argument("--docs", action="store_true",
+                   help="run nothing: render docs/performance.md and its figures (docs/perf/) from the stored runs "
+                        "(bench/history/, bench/gpu_runs/, bench/cpu_runs/)")
 
 
 def run_suites(quick: bool, keyword: Optional[str]) -> Dict:
@@ -117,7 +120,12 @@ def check(entry: Dict, history: List[Dict]) -> List[str]:
 
 
 def run(args) -> int:
-    from bench.dashboard import write_dashboard
+    from bench.dashboard import write_dashboard, write_docs
+
+    if args.docs:
+        for path in write_docs(ROOT):
+            print(f"[bench] {path.relative_to(ROOT)}")
+        return 0
 
     history_dir = Path(args.history)
     history_dir.mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,272 @@ def write_dashboard(history: List[Dict], out_dir: Path) -> Path:
     tmp.write_text("".join(parts))
     tmp.replace(page)
     return page
+
+
+# ------------------------------------------------------------------------------------ docs/performance.md
+# The page and its figures are rendered from the stored runs only (bench/history/ and the record folders), so that
+# no number in the docs is typed by hand; tests/test_docs_performance.py checks the committed page against this.
+
+RECORD_FOLDERS = ("gpu_runs", "cpu_runs")  # free-form run records: any JSON, rendered generically
+META_KEYS = ("machine", "git_sha", "commit", "date", "time", "source", "command", "commands", "note", "notes")
+FIGURES = "perf"  # docs/perf/*.svg
+
+
+def _date_of(name: str, rec: Dict) -> str:
+    import re
+
+    for key in ("date", "time"):
+        if isinstance(rec.get(key), str):
+            return rec[key]
+    m = re.search(r"(\d{4})-?(\d{2})-?(\d{2})", name)
+    return f"{m.group(1)}-{m.group(2)}-{m.group(3)}" if m else "unknown"
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _is_scalar(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float)) or (isinstance(v, str) and len(v) <= 60)
+
+
+def _flat(row: Dict) -> Dict[str, object]:
+    """A row's scalar cells, a nested dict of scalars flattened one level (`impl.s`); lists and long text left out."""
+    out = {}
+    for k, v in row.items():
+        if _is_scalar(v):
+            out[k] = v
+        elif isinstance(v, dict):
+            out.update({f"{k}.{k2}": v2 for k2, v2 in v.items() if _is_scalar(v2)})
+    return out
+
+
+def _table(rows: Sequence[Dict]) -> Tuple[List[str], str]:
+    flat = [_flat(r) for r in rows]
+    cols: List[str] = []
+    for r in flat:
+        cols.extend(k for k in r if k not in cols)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in flat]
+    return cols, "\n".join(lines)
+
+
+def _machine_text(m) -> str:
+    if isinstance(m, str):
+        return m
+    if not isinstance(m, dict):
+        return "unknown"
+    keys = ("gpu", "ref_device_name", "processor", "cpus", "system", "machine", "mlx", "mlx_device", "torch",
+            "conv_path", "blas")
+    return ", ".join(f"{k} {m[k]}" for k in keys if k in m and m[k] is not None) or "unknown"
+
+
+def _command_text(c) -> str:
+    if not c:
+        return "not recorded"
+    return c if c == "the record's commands, above" else f"`{c}`"
+
+
+def _bars(title: str, labels: Sequence[str], values: Sequence[Optional[float]], width: int = 460) -> str:
+    """Horizontal bars with a line at 1.0 (the ratio where both sides are level)."""
+    vals = [v for v in values if isinstance(v, (int, float)) and v > 0]
+    if not vals:
+        return ""
+    row, left, top = 16, 170, 22
+    height = top + row * len(labels) + 14
+    hi = max(max(vals), 1.0) * 1.1
+    pw = width - left - 40
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+           f'font-size="10"><text x="4" y="12" font-weight="bold">{html.escape(title)}</text>']
+    for i, (lab, v) in enumerate(zip(labels, values)):
+        y = top + row * i
+        out.append(f'<text x="{left - 4}" y="{y + 11}" text-anchor="end">{html.escape(lab[:32])}</text>')
+        if isinstance(v, (int, float)) and v > 0:
+            w = pw * v / hi
+            color = "#2ca02c" if v >= 1 else "#d62728"
+            out.append(f'<rect x="{left}" y="{y + 2}" width="{w:.1f}" height="{row - 4}" fill="{color}"/>'
+                       f'<text x="{left + w + 3:.1f}" y="{y + 11}">{v:.2f}</text>')
+    x1 = left + pw / hi
+    out.append(f'<line x1="{x1:.1f}" y1="{top}" x2="{x1:.1f}" y2="{height - 12}" stroke="#333" '
+               f'stroke-dasharray="3,2"/><text x="{x1:.1f}" y="{height - 2}" text-anchor="middle">1.0</text></svg>')
+    return "".join(out)
+
+
+def _slug(*parts: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
+
+
+class _Page:
+    def __init__(self):
+        self.lines: List[str] = []
+        self.figures: Dict[str, str] = {}
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def figure(self, name: str, svg: str, caption: str) -> None:
+        if not svg:
+            return
+        self.figures[f"{FIGURES}/{name}.svg"] = svg + "\n"
+        self.add(f"![{name}]({FIGURES}/{name}.svg)", "", f"*{caption}*", "")
+
+
+def _history_section(page: _Page, history: List[Dict]) -> None:
+    page.add("## CPU bench history (`./vp bench`)", "",
+             "Each entry is one `./vp bench` run (`bench/history/<utc>-<sha>.json`): every case runs impl and the "
+             "official package in the same process on the same seeded weights; *speedup* = reference time / impl "
+             "time (> 1: impl faster); *q* marks a `--quick` run (small configs, short inputs).", "")
+    if not history:
+        page.add("No entries.", "")
+        return
+    page.add("| entry | date (UTC) | command | machine | BLAS | load 1 min before / after | matmul GFLOP/s | read GB/s |",
+             "|---|---|---|---|---|---|---|---|")
+    for h in history:
+        m, rl = h.get("machine", {}), h.get("roofline", {})
+        load = m.get("load_1min")
+        page.add("| " + " | ".join([
+            f"`{h['sha']}`", h["time"], f"`./vp bench{' --quick' if h.get('quick') else ''}`", _machine_text(m),
+            _cell(h.get("blas", {}).get("blas")), " / ".join(_cell(x) for x in load) if load else "not recorded",
+            _cell(rl.get("mlx_GFLOPs")), _cell(rl.get("read_GBps"))]) + " |")
+    page.add("")
+    cases = sorted({c for h in history for c in h["cases"]})
+    heads = [f"{h['sha']}{' q' if h.get('quick') else ''}" for h in history]
+    page.add("Median impl time, ms (speedup):", "", "| case | " + " | ".join(heads) + " |",
+             "|---|" + "---|" * len(heads))
+    for name in cases:
+        cells = []
+        for h in history:
+            c = h["cases"].get(name)
+            cells.append("–" if c is None else f"{c['median_s'] * 1e3:.4g}"
+                         + (f" ({c['ratio']:.2f}×)" if c.get("ratio") else ""))
+        page.add(f"| `{name}` | " + " | ".join(cells) + " |")
+    page.add("")
+    labels = [h["sha"] for h in history]
+    span = f"entries {history[0]['sha']} ({history[0]['time'][:10]}) … {history[-1]['sha']} ({history[-1]['time'][:10]})"
+    machine = _machine_text(history[-1].get("machine", {}))
+    for name in cases:
+        ratios = [h["cases"].get(name, {}).get("ratio") for h in history]
+        times = [h["cases"].get(name, {}).get("median_s") for h in history]
+        svg = _svg_series(f"{name}: speedup (ref/impl)", labels, {"ref/impl": (ratios, "#2ca02c")}) \
+            if any(ratios) else _svg_series(f"{name}: median s", labels, {"median s": (times, "#1f77b4")}, log=True)
+        page.figure(_slug("history", name), svg,
+                    f"{name}: command `./vp bench [--quick]`, commits {', '.join(labels)}; {span}; machine {machine}")
+
+
+def _record_sections(page: _Page, name: str, rec: Dict, level: int, prov: Dict) -> None:
+    """Render one record (or a section of it): its tables, then its nested sections, each with its provenance."""
+    prov = dict(prov)
+    for k in ("machine", "git_sha", "commit", "date", "time"):
+        if k in rec:
+            prov["commit" if k == "git_sha" else ("date" if k == "time" else k)] = rec[k]
+    scalars = {k: v for k, v in rec.items() if k not in META_KEYS and _is_scalar(v) and k != "rows"}
+    if "rows" in rec and isinstance(rec["rows"], list) and rec["rows"] and all(isinstance(r, dict) for r in rec["rows"]):
+        _rows_table(page, name, rec["rows"], prov)
+    if scalars and not any(isinstance(v, (dict, list)) for k, v in rec.items() if k not in META_KEYS):
+        _rows_table(page, name, [scalars], prov)
+        return
+    if scalars:
+        page.add("Values: " + ", ".join(f"{k} {_cell(v)}" for k, v in scalars.items()), "")
+    for k, v in rec.items():
+        if k in META_KEYS or k == "rows":
+            continue
+        if v in ({}, [], None):
+            continue
+        sub = dict(prov)
+        cmds = sub.pop("commands", None)
+        if isinstance(cmds, dict):  # a section's command: its own key, else the longest key it starts with
+            own = sorted((c for c in cmds if k == c or k.startswith(c + "_")), key=len)
+            sub["command"] = cmds[own[-1]] if own else "the record's commands, above"
+        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+            page.add(f"{'#' * level} {k}", "")
+            _rows_table(page, f"{name}-{k}", v, sub)
+        elif isinstance(v, dict):
+            page.add(f"{'#' * level} {k}", "")
+            _record_sections(page, f"{name}-{k}", v, min(level + 1, 6), sub)
+        elif isinstance(v, str) and len(v) > 60:
+            page.add(f"{k}: {_cell(v)}", "")
+
+
+def _rows_table(page: _Page, name: str, rows: Sequence[Dict], prov: Dict) -> None:
+    cols, table = _table(rows)
+    cmd = prov.get("command") or ("the record's commands, above" if prov.get("commands") else None)
+    page.add(f"Command: {_command_text(cmd)}. Commit `{prov.get('commit', 'not recorded')}`, "
+             f"machine: {_machine_text(prov.get('machine'))}, date {prov.get('date', 'unknown')}.", "", table, "")
+    key = next((c for c in ("ratio", "speedup") if c in cols), None)
+    if key is None:
+        return
+    label_cols = [c for c in cols if c in ("case", "seconds", "phase", "clip", "what", "name")] or cols[:1]
+    labels = [" ".join(_cell(_flat(r).get(c)) for c in label_cols) for r in rows]
+    values = [_flat(r).get(key) for r in rows]
+    page.figure(_slug(name), _bars(f"{name}: {key}", labels, values),
+                f"{name}: {key} per row; command {_command_text(cmd)}, commit {prov.get('commit', 'not recorded')}, "
+                f"machine {_machine_text(prov.get('machine'))}, date {prov.get('date', 'unknown')}")
+
+
+INTRO = """# Performance
+
+*Rendered by `./vp bench --docs` from the stored runs in `bench/history/` and `bench/{folders}/`: do not edit by
+hand; store a run and render again (`tests/test_docs_performance.py` fails when this page and the runs disagree).*
+
+What is measured: impl (MLX) against the official PyTorch package on the same seeded checkpoints at the real
+architectures, in the same process where both sides run (*speedup* or *ratio* = official time / impl time; > 1:
+impl faster); throughput in tokens a second; RTF = compute time / seconds of audio. Random weights write little
+real audio, so an LM's RTF counts the audio its tokens stand for (OuteTTS 150 tokens a second, Spark-TTS 50).
+Every table and figure names its command, commit, machine and date. A shared host's load moves ratios more than
+most changes do: entries record it where it was measured. Records marked *transcribed from the README of
+<commit>* were measured before runs were stored; their command, commit and date are the README's.
+"""
+
+
+def render_docs(root: Path) -> Dict[str, str]:
+    """docs/performance.md and its figures, rendered from the stored runs: {path relative to docs/: text}."""
+    bench = Path(root) / "bench"
+    page = _Page()
+    page.add(INTRO.format(folders=", bench/".join(RECORD_FOLDERS)))
+    history = [json.loads(p.read_text()) for p in sorted((bench / "history").glob("*.json"))]
+    _history_section(page, history)
+    for folder in RECORD_FOLDERS:
+        files = sorted((bench / folder).glob("*.json"))
+        if not files:
+            continue
+        page.add(f"## Stored runs: `bench/{folder}/`", "")
+        for path in files:
+            rec = json.loads(path.read_text())
+            page.add(f"### {path.stem} (`bench/{folder}/{path.name}`)", "")
+            cmds = next((rec[k] for k in ("commands", "command") if isinstance(rec.get(k), dict)), None)
+            cmd = rec.get("command") if isinstance(rec.get("command"), str) else None
+            prov = {"date": _date_of(path.name, rec), "command": cmd, "commands": cmds}
+            for k in ("source", "note", "notes"):
+                if isinstance(rec.get(k), str):
+                    page.add(f"{k.capitalize()}: {_cell(rec[k])}", "")
+            if cmds:
+                page.add("Commands:", "", *(f"- {k}: `{v}`" for k, v in cmds.items()), "")
+            _record_sections(page, path.stem, rec, 4, prov)
+    text = "\n".join(page.lines).rstrip("\n") + "\n"
+    return {"performance.md": text, **page.figures}
+
+
+def write_docs(root: Path) -> List[Path]:
+    """Write render_docs(root) under root/docs, removing figures no longer rendered; returns the files written."""
+    docs = Path(root) / "docs"
+    files = render_docs(root)
+    (docs / FIGURES).mkdir(parents=True, exist_ok=True)
+    for old in (docs / FIGURES).glob("*.svg"):
+        if f"{FIGURES}/{old.name}" not in files:
+            old.unlink()
+    written = []
+    for rel, text in files.items():
+        path = docs / rel
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        written.append(path)
+    return written
