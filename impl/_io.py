@@ -40,13 +40,14 @@ import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Type, Union
+from typing import Any, Iterator, Optional, Sequence, Tuple, Type, Union
 
 PREFIX = ".voiceport-"  # temporary names: hidden, and recognisable if a killed process leaves one
 STALE_SECONDS = 3600  # a temporary name without a pid (older voiceport) is stale after this long
 MAX_JSON_BYTES = 256 << 20  # the largest JSON impl reads (a tokenizer.json is ~10 MB, a profile ~100 kB)
 MAX_JSON_DEPTH = 64  # nesting levels (a profile has 4, whisper's result 4, an HF config 3)
 INT64 = (-(2 ** 63), 2 ** 63 - 1)
+INT32 = (-(2 ** 31), 2 ** 31 - 1)  # a model config's integers (sizes, ids, counts)
 FREE_MARGIN = 1 << 20  # bytes kept free beyond a known output size
 
 PathLike = Union[str, os.PathLike]
@@ -143,19 +144,22 @@ def json_depth(text: Union[str, bytes]) -> int:
     import numpy as np
 
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    b = np.frombuffer(_STRING.sub(b"", raw), np.uint8)
+    b = np.array(bytearray(_STRING.sub(b"", raw)), np.uint8)  # a copy (no view of the bytes object)
     step = np.isin(b, (0x5B, 0x7B)).astype(np.int64) - np.isin(b, (0x5D, 0x7D))
     return int(np.cumsum(step).max(initial=0))
 
 
-def _parse_int(s: str) -> int:
-    if len(s.lstrip("-")) > 19:  # past int64, and before int() meets Python's 4300-digit limit
-        raise _Refused(f"the integer {s[:24]}{'...' if len(s) > 24 else ''} ({len(s.lstrip('-'))} digits) is out "
-                       "of range")
-    v = int(s)
-    if not INT64[0] <= v <= INT64[1]:
-        raise _Refused(f"the integer {s} is out of range (int64)")
-    return v
+def _int_parser(lo: int, hi: int):
+    def parse(s: str) -> int:
+        if len(s.lstrip("-")) > 19:  # past int64, and before int() meets Python's 4300-digit limit
+            raise _Refused(f"the integer {s[:24]}{'...' if len(s) > 24 else ''} ({len(s.lstrip('-'))} digits) is "
+                           f"out of range [{lo}, {hi}]")
+        v = int(s)
+        if not lo <= v <= hi:
+            raise _Refused(f"the integer {s} is out of range [{lo}, {hi}]")
+        return v
+
+    return parse
 
 
 def _parse_float(s: str) -> float:
@@ -170,35 +174,38 @@ def _parse_constant(s: str):
 
 
 def loads(text: Union[str, bytes], where: str, error: Type[ValueError] = InputError,
-          max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """json.loads within the limits: nesting depth, int64 integers, finite numbers; `error` names `where`."""
+          max_depth: int = MAX_JSON_DEPTH, ints: Tuple[int, int] = INT64) -> Any:
+    """json.loads within the limits: nesting depth, integers in `ints`, finite numbers; `error` starts with
+    `where` (when not empty)."""
+    at = f"{where}: " if where else ""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            raise error(f"{where}: not a JSON file (not UTF-8 text: {e.reason} at byte {e.start})") from None
+            raise error(f"{at}not a JSON file (not UTF-8 text: {e.reason} at byte {e.start})") from None
     depth = json_depth(text)
     if depth > max_depth:
-        raise error(f"{where}: JSON nested {depth} levels deep; the limit is {max_depth}")
+        raise error(f"{at}JSON nested {depth} levels deep; the limit is {max_depth}")
     try:
-        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        return json.loads(text, parse_int=_int_parser(*ints), parse_float=_parse_float,
+                          parse_constant=_parse_constant)
     except json.JSONDecodeError as e:
-        raise error(f"{where}: not a JSON file ({e.msg}: line {e.lineno} column {e.colno})") from None
+        raise error(f"{at}not a JSON file ({e.msg}: line {e.lineno} column {e.colno})") from None
     except _Refused as e:
-        raise error(f"{where}: {e}") from None
+        raise error(f"{at}{e}") from None
     except (RecursionError, ValueError, OverflowError) as e:  # belt and braces: the limits above cover them
-        raise error(f"{where}: not a readable JSON file ({reason(e)})") from None
+        raise error(f"{at}not a readable JSON file ({reason(e)})") from None
 
 
 def read_json(path: PathLike, what: str, error: Type[ValueError] = InputError, max_bytes: int = MAX_JSON_BYTES,
-              max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """One JSON document from a regular file, within the limits (size, depth, int64, finite numbers).
+              max_depth: int = MAX_JSON_DEPTH, ints: Tuple[int, int] = INT64) -> Any:
+    """One JSON document from a regular file, within the limits (size, depth, integers in `ints`, finite numbers).
 
     Raises FileNotFoundError / IsADirectoryError as open() would (the caller words them), `error` (one line naming
     the path) for everything else: a special file (refused before opening), too big, not UTF-8, not JSON, too
     deep, a number out of range.
     """
-    return loads(read_bytes(path, what, max_bytes, error), str(path), error, max_depth)
+    return loads(read_bytes(path, what, max_bytes, error), str(path), error, max_depth, ints)
 
 
 def json_int(value: Any, where: str, lo: int, hi: int, error: Type[ValueError] = InputError) -> int:
