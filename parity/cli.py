@@ -292,7 +292,7 @@ def applied_variants():
 
 def _variant_words(applied: List[str]) -> str:
     if not applied:
-        return "plain (no impl.accel.apply call in this section)"
+        return "plain (no impl.accel variant applied in this section)"
     return " + ".join(dict.fromkeys(applied)) + " (applied by the API's loader)"
 
 

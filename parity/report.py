@@ -91,8 +91,9 @@ def device_precision_section(child: dict):
     differ = [(n, e, d) for n, e, d in exact if e != 0]
     plat = child.get("platform", {})
     notes = [f"ran at: {plat.get('precision', '?')}; {plat.get('precision_probe', '')}".rstrip("; "),
-             f"{strict_fail} of {len(child.get('sections', []))} sections of this run fail their strict-fp32 limits, "
-             "as expected of TF32 products; here each float case is judged against its TF32 bound instead",
+             f"{strict_fail} of {len(child.get('sections', []))} sections of this run fail their strict-fp32 limits"
+             + (" (reduced-precision products are not fp32 roundings)" if strict_fail else "")
+             + "; here each float case is judged against its TF32 bound",
              f"exact outputs (codes, token ids; not bounded under TF32): {len(differ)} of {len(exact)} cases differ"
              + (": " + "; ".join(f"{n} ({e:.0f} mismatches{', ' + d if d else ''})" for n, e, d in differ[:12])
                 if differ else "")]
