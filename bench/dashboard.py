@@ -92,7 +92,7 @@ def write_dashboard(history: List[Dict], out_dir: Path) -> Path:
 # no number in the docs is typed by hand; tests/test_docs_performance.py checks the committed page against this.
 
 RECORD_FOLDERS = ("gpu_runs", "cpu_runs")  # free-form run records: any JSON, rendered generically
-META_KEYS = ("machine", "git_sha", "commit", "date", "time", "source", "command", "commands", "note", "notes")
+META_KEYS = ("page", "machine", "git_sha", "commit", "date", "time", "source", "command", "commands", "note", "notes")
 FIGURES = "perf"  # docs/perf/*.svg
 
 
@@ -117,7 +117,7 @@ def _cell(v) -> str:
 
 
 def _is_scalar(v) -> bool:
-    return v is None or isinstance(v, (bool, int, float)) or (isinstance(v, str) and len(v) <= 60)
+    return v is None or isinstance(v, (bool, int, float)) or (isinstance(v, str) and len(v) <= 240)
 
 
 def _flat(row: Dict) -> Dict[str, object]:
@@ -310,32 +310,78 @@ most changes do: entries record it where it was measured. Records marked *transc
 """
 
 
+PARITY_INTRO = """# Parity runs of record
+
+*Rendered by `./vp bench --docs` from the stored records whose `"page"` is `"parity-runs"` (`bench/cpu_runs/`): do
+not edit by hand. What the sections and tolerances mean: [parity.md](parity.md); the mutation catalogue:
+[mutations.md](mutations.md).*
+"""
+
+MUTATIONS_INTRO = """# Mutation catalogue
+
+*Rendered by `./vp bench --docs` from `parity/mutate.py`'s `CATALOGUE` and the latest stored mutation run
+(`bench/cpu_runs/mutate-*.json`): do not edit by hand.* Each entry is a one-line porting bug applied alone to a copy
+of the tree; `./vp parity mutate NAME` runs it, `./vp parity mutate --list` names them all, and
+`tests/test_mutate.py` checks that every entry still applies exactly once. *inert*: the bug cannot change any
+output (it must pass every check); *outside the report's configs*: it changes outputs only for inputs the report
+does not run, and a fast test holds it.
+"""
+
+
+def _mutations_page(records: List[Tuple[str, Dict]]) -> str:
+    from parity.mutate import CATALOGUE
+
+    runs = [(n, r) for n, r in records if n.startswith("mutate-")]
+    last: Dict[str, Tuple[str, Dict]] = {}
+    for n, r in runs:  # later files win, name by name
+        last.update({row["bug"]: (n, row) for row in r.get("rows", [])})
+    lines = [MUTATIONS_INTRO, "| bug | file | what | first failing fast test | failed report section | verdict | run |",
+             "|---|---|---|---|---|---|---|"]
+    for m in CATALOGUE:
+        note = m.inert and f" (inert: {m.inert})" or m.blind and f" (outside the report's configs: {m.blind})" or ""
+        run, row = last.get(m.name, ("not run since added", {}))
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f"`{m.name}`", f"`{m.file}`", m.what + note, row.get("first failing fast test", "–"),
+            row.get("failed report section", "–"), row.get("verdict", "–"), run)) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_docs(root: Path) -> Dict[str, str]:
-    """docs/performance.md and its figures, rendered from the stored runs: {path relative to docs/: text}."""
+    """docs/performance.md, docs/parity-runs.md, docs/mutations.md and the figures, rendered from the stored runs:
+    {path relative to docs/: text}."""
     bench = Path(root) / "bench"
     page = _Page()
     page.add(INTRO.format(folders=", bench/".join(RECORD_FOLDERS)))
+    parity = _Page()
+    parity.add(PARITY_INTRO)
     history = [json.loads(p.read_text()) for p in sorted((bench / "history").glob("*.json"))]
     _history_section(page, history)
+    records: List[Tuple[str, Dict]] = []
     for folder in RECORD_FOLDERS:
         files = sorted((bench / folder).glob("*.json"))
-        if not files:
-            continue
-        page.add(f"## Stored runs: `bench/{folder}/`", "")
+        if any(json.loads(p.read_text()).get("page") is None for p in files):
+            page.add(f"## Stored runs: `bench/{folder}/`", "")
         for path in files:
             rec = json.loads(path.read_text())
-            page.add(f"### {path.stem} (`bench/{folder}/{path.name}`)", "")
-            cmds = next((rec[k] for k in ("commands", "command") if isinstance(rec.get(k), dict)), None)
-            cmd = rec.get("command") if isinstance(rec.get("command"), str) else None
-            prov = {"date": _date_of(path.name, rec), "command": cmd, "commands": cmds}
-            for k in ("source", "note", "notes"):
-                if isinstance(rec.get(k), str):
-                    page.add(f"{k.capitalize()}: {_cell(rec[k])}", "")
-            if cmds:
-                page.add("Commands:", "", *(f"- {k}: `{v}`" for k, v in cmds.items()), "")
-            _record_sections(page, path.stem, rec, 4, prov)
+            records.append((path.stem, rec))
+            on = parity if rec.get("page") == "parity-runs" else page
+            _record(on, folder, path, rec)
     text = "\n".join(page.lines).rstrip("\n") + "\n"
-    return {"performance.md": text, **page.figures}
+    return {"performance.md": text, "parity-runs.md": "\n".join(parity.lines).rstrip("\n") + "\n",
+            "mutations.md": _mutations_page(records), **page.figures, **parity.figures}
+
+
+def _record(page: _Page, folder: str, path: Path, rec: Dict) -> None:
+    page.add(f"### {path.stem} (`bench/{folder}/{path.name}`)", "")
+    cmds = next((rec[k] for k in ("commands", "command") if isinstance(rec.get(k), dict)), None)
+    cmd = rec.get("command") if isinstance(rec.get("command"), str) else None
+    prov = {"date": _date_of(path.name, rec), "command": cmd, "commands": cmds}
+    for k in ("source", "note", "notes"):
+        if isinstance(rec.get(k), str):
+            page.add(f"{k.capitalize()}: {_cell(rec[k])}", "")
+    if cmds:
+        page.add("Commands:", "", *(f"- {k}: `{v}`" for k, v in cmds.items()), "")
+    _record_sections(page, path.stem, rec, 4, prov)
 
 
 def write_docs(root: Path) -> List[Path]:
