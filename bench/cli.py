@@ -36,8 +36,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select cases")
     p.add_argument("--no-run", action="store_true", help="only redraw the dashboard from the history")
     p.add_argument("--docs", action="store_true",
-                   help="run nothing: render docs/performance.md and its figures (docs/perf/) from the stored runs "
-                        "(bench/history/, bench/gpu_runs/, bench/cpu_runs/)")
+                   help="run nothing: render docs/performance.md, parity-runs.md, mutations.md and the figures (docs/perf/) "
+                        "from the stored runs (bench/history/, bench/gpu_runs/, bench/cpu_runs/) and impl's API "
+                        "reference (docs/api/, pdoc)")
 
 
 def run_suites(quick: bool, keyword: Optional[str]) -> Dict:
@@ -120,12 +121,15 @@ def check(entry: Dict, history: List[Dict]) -> List[str]:
 
 
 def run(args) -> int:
-    from bench.dashboard import write_dashboard, write_docs
+    from bench.dashboard import API, build_api, write_dashboard, write_docs
 
     if args.docs:
         for path in write_docs(ROOT):
             print(f"[bench] {path.relative_to(ROOT)}")
-        return 0
+        problems = build_api(ROOT, ROOT / "docs" / API)
+        print(*problems, sep="\n", file=sys.stderr)
+        print(f"[bench] docs/{API}/ (impl's API reference{f', {len(problems)} warnings' if problems else ''})")
+        return 1 if problems else 0
 
     history_dir = Path(args.history)
     history_dir.mkdir(parents=True, exist_ok=True)

@@ -400,3 +400,41 @@ def write_docs(root: Path) -> List[Path]:
         tmp.replace(path)
         written.append(path)
     return written
+
+
+# ------------------------------------------------------------------------------------------------- docs/api
+API = "api"  # docs/api/: the reference of the public impl API, HTML from the docstrings (pdoc)
+
+
+def api_modules(root: Path) -> List[str]:
+    """Every public module of impl (no `_`-prefixed part): `impl` itself, whose walk pdoc does, and the modules
+    that walk misses (submodules of a package whose `__all__` lists names, not modules)."""
+    from pdoc.extract import walk_specs
+
+    files = set()
+    for p in sorted((Path(root) / "impl").rglob("*.py")):
+        parts = p.relative_to(root).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if "__pycache__" not in parts and not any(x.startswith("_") for x in parts):
+            files.add(".".join(parts))
+    walked = set(walk_specs(["impl"]))
+    private = sorted(m for m in walked if any(x.startswith("_") for x in m.split(".")))
+    return ["impl"] + sorted(files - walked) + [f"!{m}" for m in private]
+
+
+def build_api(root: Path, out: Path) -> List[str]:
+    """Write the API reference of impl into `out` (emptied first); returns the warnings pdoc raised (none: clean)."""
+    import shutil
+    import warnings
+
+    import pdoc
+    import pdoc.render
+
+    if out.exists():
+        shutil.rmtree(out)
+    pdoc.render.configure(docformat="markdown", show_source=False, search=False,
+                          footer_text="voiceport: rendered by ./vp bench --docs")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pdoc.pdoc(*api_modules(root), output_directory=out)
+    return [f"{w.category.__name__}: {w.message}" for w in caught]
