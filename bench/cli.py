@@ -36,9 +36,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select cases")
     p.add_argument("--no-run", action="store_true", help="only redraw the dashboard from the history")
     p.add_argument("--docs", action="store_true",
-                   help="run nothing: render docs/performance.md, parity-runs.md, mutations.md and the figures (docs/perf/) "
-                        "from the stored runs (bench/history/, bench/gpu_runs/, bench/cpu_runs/) and impl's API "
-                        "reference (docs/api/, pdoc)")
+                   help="run nothing: render docs/performance.md, parity-runs.md, mutations.md and the figures "
+                        "(docs/perf/) from the stored runs (bench/history/, bench/gpu_runs/, bench/cpu_runs/) and "
+                        "impl's API reference (docs/api/, pdoc)")
 
 
 def run_suites(quick: bool, keyword: Optional[str]) -> Dict:
@@ -127,7 +127,8 @@ def run(args) -> int:
         for path in write_docs(ROOT):
             print(f"[bench] {path.relative_to(ROOT)}")
         problems = build_api(ROOT, ROOT / "docs" / API)
-        print(*problems, sep="\n", file=sys.stderr)
+        if problems:
+            print(*problems, sep="\n", file=sys.stderr)
         print(f"[bench] docs/{API}/ (impl's API reference{f', {len(problems)} warnings' if problems else ''})")
         return 1 if problems else 0
 

@@ -211,7 +211,8 @@ def _history_section(page: _Page, history: List[Dict]) -> None:
     if not history:
         page.add("No entries.", "")
         return
-    page.add("| entry | date (UTC) | command | machine | BLAS | load 1 min before / after | matmul GFLOP/s | read GB/s |",
+    page.add("| entry | date (UTC) | command | machine | BLAS | load 1 min before / after | matmul GFLOP/s "
+             "| read GB/s |",
              "|---|---|---|---|---|---|---|---|")
     for h in history:
         m, rl = h.get("machine", {}), h.get("roofline", {})
@@ -234,7 +235,8 @@ def _history_section(page: _Page, history: List[Dict]) -> None:
         page.add(f"| `{name}` | " + " | ".join(cells) + " |")
     page.add("")
     labels = [h["sha"] for h in history]
-    span = f"entries {history[0]['sha']} ({history[0]['time'][:10]}) … {history[-1]['sha']} ({history[-1]['time'][:10]})"
+    first, last = history[0], history[-1]
+    span = f"entries {first['sha']} ({first['time'][:10]}) … {last['sha']} ({last['time'][:10]})"
     machine = _machine_text(history[-1].get("machine", {}))
     for name in cases:
         ratios = [h["cases"].get(name, {}).get("ratio") for h in history]
@@ -252,8 +254,9 @@ def _record_sections(page: _Page, name: str, rec: Dict, level: int, prov: Dict) 
         if k in rec:
             prov["commit" if k == "git_sha" else ("date" if k == "time" else k)] = rec[k]
     scalars = {k: v for k, v in rec.items() if k not in META_KEYS and _is_scalar(v) and k != "rows"}
-    if "rows" in rec and isinstance(rec["rows"], list) and rec["rows"] and all(isinstance(r, dict) for r in rec["rows"]):
-        _rows_table(page, name, rec["rows"], prov)
+    rows = rec.get("rows")
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+        _rows_table(page, name, rows, prov)
     if scalars and not any(isinstance(v, (dict, list)) for k, v in rec.items() if k not in META_KEYS):
         _rows_table(page, name, [scalars], prov)
         return
