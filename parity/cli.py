@@ -105,6 +105,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-device-precision", action="store_true",
                    help="skip the device-default-precision section (a second, child run on a GPU)")
     p.add_argument("-v", "--verbose", action="store_true", help="keep the official packages' warnings and bars")
+    p.add_argument("--port", default=None, metavar="NAME",
+                   help="verify a foreign port (parity/ports/NAME.py, e.g. mlx-audio) instead of impl: the same specs, "
+                        "reference and tolerances; COMPONENTS are the port's (docs/ports.md)")
 
 
 def factory(ref: str):
@@ -191,6 +194,10 @@ def run(args) -> int:
     from parity.report import write_report
     from parity.spec import SpecError
 
+    if getattr(args, "port", None):
+        from parity.ports import run as port_run
+
+        return port_run.run(args)
     table = {**COMPONENTS, **EXTRA, **CONTRACTS}
     names = args.components or DEFAULT
     unknown = [n for n in names if n not in table]

@@ -471,7 +471,11 @@ def run_spec(spec: Spec, seed: int = 0, isolated: bool = True, record: Optional[
         row = Row(name, p.impl, p.ref, "layer", lay.order, res.pop("shape"), p.tol.describe(), res.pop("ok"),
                   **{k: v for k, v in res.items() if k in Row.__dataclass_fields__})
         if isolated and lay.iso_args is not None:
-            _isolate(row, p, impl_mods[p.impl], lay)
+            try:
+                _isolate(row, p, impl_mods[p.impl], lay)
+            except Exception as e:  # noqa: BLE001 -- a layer that can't take the reference's inputs fails its row
+                row.iso_ok = False
+                row.note = "; ".join(filter(None, [row.note, f"isolated call failed: {type(e).__name__}: {e}"]))
         rows.append(row)
 
     depth0 = len(pairs)
