@@ -11,7 +11,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from parity.harness import Report
 
@@ -64,11 +64,14 @@ def device_precision_section(child: dict):
     """One section from the report.json of a run at the device's default precision (`--precision device`): every
     float case of every section against its TF32 bound (parity.harness.tf32_limit: the strict-fp32 limit x 2^13,
     KL x 2^26); exact cases (codes, ids) are counted and named, not bounded (a discrete choice between values
-    closer than the TF32 error flips: exactness is what the strict fp32 sections prove)."""
+    closer than the TF32 error flips: exactness is what the strict fp32 sections prove). A float case computed
+    from flipped ids has no bound either: in a contract section, a float case over its bound that follows a
+    differing exact case of the same case group (the name before ": ", e.g. "clone-transcript: generated ids" ->
+    "clone-transcript: audio") is listed as downstream of that flip, not judged."""
     from parity.contracts import Case, section
     from parity.harness import TF32_SCALE, tf32_limit
 
-    cases, exact, unrun, strict_fail = [], [], [], 0
+    cases, exact, downstream, unrun, strict_fail = [], [], [], [], 0
     for s in child.get("sections", []):
         strict_fail += not s.get("passed", False)
         if not s.get("details"):
@@ -76,14 +79,22 @@ def device_precision_section(child: dict):
             cases.append(Case(f"{s['name']}", math.inf, 0.0, False, "floor",
                               f"could not run: {s.get('first_divergence') or s.get('limit_why')}"))
             continue
+        flipped: Dict[str, str] = {}  # case group -> its first differing exact case
         for c in s["details"]:
             name, kind = f"{s['name']}: {c['case']}", c["kind"]
+            group = str(c["case"]).split(": ", 1)[0] if ": " in str(c["case"]) else None
             err, lim = _num(c["err"]), _num(c["limit"])
             if kind == "exact":
                 exact.append((name, err, c.get("detail", "")))
+                if err != 0 and group is not None:
+                    flipped.setdefault(group, str(c["case"]))
                 continue
             bound = tf32_limit(lim, kind)
             ok = math.isfinite(err) and err <= bound
+            if not ok and group in flipped:
+                downstream.append((name, err, f"computed from different ids ({flipped[group]} differs): "
+                                              f"{c.get('detail', '')}"))
+                continue
             scale = f"{TF32_SCALE ** 2:.3g}" if kind == "kl" else f"2^13 = {TF32_SCALE:.0f}"
             cases.append(Case(name, err, bound, ok, kind, f"strict-fp32 limit {lim:.3g} x {scale}"
                               + ("" if err <= lim else f" (over the fp32 limit by {err / lim:.3g}x)" if lim > 0
@@ -97,6 +108,9 @@ def device_precision_section(child: dict):
              f"exact outputs (codes, token ids; not bounded under TF32): {len(differ)} of {len(exact)} cases differ"
              + (": " + "; ".join(f"{n} ({e:.0f} mismatches{', ' + d if d else ''})" for n, e, d in differ[:12])
                 if differ else "")]
+    if downstream:
+        notes.append(f"{len(downstream)} float cases computed from those differing ids (not bounded): "
+                     + "; ".join(f"{n} ({d})" for n, _, d in downstream))
     if unrun:
         notes.append(f"could not run at the device default: {', '.join(unrun)}")
     sec = section(DEVICE_SECTION, f"{len(cases)} float cases of {len(child.get('sections', []))} sections, "
@@ -108,6 +122,8 @@ def device_precision_section(child: dict):
     sec.details += [{"case": n, "kind": "exact", "err": e, "limit": None, "ok": True,
                      "detail": f"not bounded under TF32 ({e:.0f} mismatches){': ' + d if d else ''}"}
                     for n, e, d in exact]
+    sec.details += [{"case": n, "kind": "downstream", "err": e, "limit": None, "ok": True,
+                     "detail": f"not bounded under TF32: {d}"} for n, e, d in downstream]
     sec.reference = "; ".join(dict.fromkeys(s.get("reference", "?") for s in child.get("sections", []))) or "-"
     return sec
 

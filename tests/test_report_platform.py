@@ -2,6 +2,7 @@
 one section set per shipped LM variant (`--variant` picks one); strict fp32 (MLX_ENABLE_TF32=0) and, on a GPU
 backend, a device-default-precision section judged against derived TF32 bounds (not applicable on the CPU)."""
 import json
+import math
 import os
 
 import numpy as np
@@ -167,6 +168,17 @@ def test_device_precision_section_judges_each_case_against_its_tf32_bound():
     bad = device_precision_section(_child([("a", "floor", 1e-2, 1.1e-6), ("b", "kl", 1.0, 1e-10)]))
     assert not bad.passed and bad.first_divergence.startswith("LM layers (llama-small[fused]): a")
     assert "over the fp32 limit by" in bad.details[0]["detail"]
+    # a float computed from flipped ids (same case group, after the differing exact case) is named, not bounded;
+    # the same error in another group, or before the flip, is judged
+    flip = [("clone: ids", "exact", 0.0, 0.0), ("clone: audio", "floor", 1e-4, 1e-6),
+            ("tr: audio first", "floor", math.inf, 0.0), ("tr: ids", "exact", 3.0, 0.0), ("tr: audio", "floor",
+                                                                                       math.inf, 0.0)]
+    sec = device_precision_section(_child(flip, name="Spark generation (greedy)"))
+    assert not sec.passed and sec.first_divergence.startswith("Spark generation (greedy): tr: audio first")
+    down = [d for d in sec.details if d["kind"] == "downstream"]
+    assert [d["case"] for d in down] == ["Spark generation (greedy): tr: audio"]
+    assert "computed from different ids (tr: ids differs)" in down[0]["detail"] and "1 float cases" in sec.notes[-1]
+    assert device_precision_section(_child([flip[0], flip[1], *flip[3:]])).passed
     # a section that could not run at the device default is a failed case, not a silent gap
     gone = device_precision_section({"sections": [{"name": "x", "passed": False, "details": [],
                                                    "first_divergence": "RuntimeError: boom"}]})
