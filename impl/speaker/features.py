@@ -71,14 +71,12 @@ def _valid(audio: np.ndarray) -> bool:
     return audio is not None and audio.size > 0 and bool(np.all(np.isfinite(audio)))
 
 
-def extract_audio_features(audio: np.ndarray, sr: int) -> Dict[str, int]:
-    """{'energy', 'spectral_centroid', 'pitch'} as integers 0..100 for (1, L) / (C, L) / (L,) audio.
-
-    Invalid audio (empty, NaN/Inf) gives all zeros, as upstream's `get_default_features`.
-    """
+def feature_values(audio: np.ndarray, sr: int) -> Dict[str, float]:
+    """{'energy', 'spectral_centroid', 'pitch'} in [0, 1] before bucketing (upstream's values that `scale_values`
+    rounds) for (1, L) / (C, L) / (L,) audio; invalid audio (empty, NaN/Inf) gives all zeros."""
     x = np.asarray(audio, dtype=np.float32)
     if not _valid(x):
-        return {k: 0 for k in FEATURE_NAMES}
+        return {k: 0.0 for k in FEATURE_NAMES}
     if x.ndim == 1:
         x = x[None]
     if x.shape[0] > 1:
@@ -89,4 +87,11 @@ def extract_audio_features(audio: np.ndarray, sr: int) -> Dict[str, int]:
     centroid = np.sum(freqs * spec[0], dtype=np.float32) / (np.sum(spec, dtype=np.float32) + np.float32(EPS))
     feats["spectral_centroid"] = float(np.float32(centroid) / np.float32(sr / 2))
     feats["pitch"] = single_pitch_value(x, sr)
+    return feats
+
+
+def extract_audio_features(audio: np.ndarray, sr: int) -> Dict[str, int]:
+    """{'energy', 'spectral_centroid', 'pitch'} as integers 0..100 for (1, L) / (C, L) / (L,) audio: `round(v * 100)`
+    of `feature_values`. Invalid audio (empty, NaN/Inf) gives all zeros, as upstream's `get_default_features`."""
+    feats = feature_values(audio, sr)
     return {k: round(v * 100) for k, v in feats.items()}

@@ -5,10 +5,13 @@ Both sides encode with the real 24 kHz speech DAC on the same seeded weights (im
 impl.dac.interface; outetts: its DacInterface over the official DAC).
 
 Buckets are `round(value x 100)`: exact, except a value the reference puts within 1e-4 of a rounding edge
-(x.5), where fp32 summation order may fall either side; such values are skipped and counted.
+(x.5), where fp32 summation order may fall either side; such values are skipped and counted. The values before
+rounding (value x 100, impl's `feature_values` tapped where the profile calls it, outetts' recorded by
+reference.speaker) are compared too, every one, relative error within RAW_REL (no value is skipped there).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any, Dict, List
 
@@ -39,6 +42,54 @@ def profile_cases(clips) -> List[tuple]:
     out.append((f"LibriVox {LIBRIVOX[0]} from {words[late]['word']!r} ({words[late]['start']:g} s)",
                 clips[LIBRIVOX[0]], words[late:], " ".join(w["word"] for w in words[late:])))
     return out
+
+
+# value x 100 before rounding, relative error limits: energy and centroid 16 ulp (outetts' own fp32-vs-fp64 error on
+# LibriVox word slices is <= 2.1e-7 relative, parity/test_speaker_raw.py); pitch 6e-4, 2x the largest impl-vs-outetts
+# pitch error on this section's words (3.0e-4, 2026-12-06: the parabolic peak interpolation divides by
+# alpha - 2 beta + gamma, which amplifies last-bit autocorrelation differences on flat peaks)
+RAW_REL = {"energy": 16 * 1.1920929e-07, "spectral_centroid": 16 * 1.1920929e-07, "pitch": 6e-4}
+
+
+@contextlib.contextmanager
+def impl_raw_values(raw: List[List[float]]):
+    """While open, every feature extraction of impl.speaker.profile appends its values x 100 (before rounding) to
+    `raw`, in call order (impl: each word, then the global features). A tap in parity/: impl is unchanged."""
+    from impl.speaker import features as F
+    from impl.speaker import profile
+
+    bucketed = profile.extract_audio_features
+
+    def tap(audio, sr):
+        values = F.feature_values(audio, sr)
+        raw.append([values[k] * 100 for k in FEATURES])
+        return bucketed(audio, sr)
+
+    profile.extract_audio_features = tap
+    try:
+        yield raw
+    finally:
+        profile.extract_audio_features = bucketed
+
+
+def raw_cases(name: str, got: List[List[float]], want: List[List[float]]) -> List[Case]:
+    """One case per feature: the largest relative error of impl's value x 100 against outetts' over the global and
+    every word's (lists in the reference's order: global first), against RAW_REL."""
+    if len(got) != len(want):
+        return [Case(f"{name}: values before rounding", float(abs(len(got) - len(want))), 0.0, False, "exact",
+                     f"{len(got)} feature extractions != official {len(want)}")]
+    g = np.asarray(got, np.float64).reshape(-1, len(FEATURES))
+    w = np.asarray(want, np.float64).reshape(-1, len(FEATURES))
+    rel = np.abs(g - w) / np.maximum(np.abs(w), 1.0)
+    cases = []
+    for k, key in enumerate(FEATURES):
+        i = int(np.argmax(rel[:, k])) if rel.shape[0] else 0
+        err = float(rel[i, k]) if rel.shape[0] else 0.0
+        where = "global" if i == 0 else f"words[{i - 1}]"
+        cases.append(Case(f"{name}: {key} x 100 before rounding ({rel.shape[0]} values)", err, RAW_REL[key],
+                          bool(err <= RAW_REL[key]), "bound",
+                          f"worst at {where}: impl {g[i, k]!r} vs official {w[i, k]!r}" if rel.shape[0] else ""))
+    return cases
 
 
 def near_edge(raw: float, edge: float = EDGE) -> bool:
@@ -114,18 +165,22 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
             cases.append(Case(name, 1.0, 0.0, False, "exact", "no reference record (regenerate the fixtures)"))
             continue
         try:
-            got = create_profile(clip.wav, codec, GivenWords(words), text=text)
+            with impl_raw_values([]) as got_raw:
+                got = create_profile(clip.wav, codec, GivenWords(words), text=text)
         except Exception as e:  # noqa: BLE001 -- a refusal where outetts makes a profile is a divergence
             cases.append(Case(name, 1.0, 0.0, False, "exact", f"impl raised {e}"))
             continue
         c, s = compare_profile(name, got, json.loads(p["json"]), p["raw"])
         cases += c
+        cases += raw_cases(name, got_raw[-1:] + got_raw[:-1], p["raw"])  # impl: words, then global
         skipped += s
     return section("speaker profile", "impl.speaker.create_profile (MLX DAC) vs outetts' create_speaker_from_dict "
                    "(official DAC), same words, on the LibriVox clips (and one from a word past the codes' lead-in): "
                    "text, words, durations, c1/c2, feature "
-                   "buckets, file bytes", cases, f"exact; buckets within {EDGE:g} of a rounding edge of the "
-                   "reference's value skipped", "mismatches",
+                   "buckets and their values before rounding, file bytes", cases,
+                   f"exact; buckets within {EDGE:g} of a rounding edge of the reference's value skipped; values x 100 before rounding within RAW_REL "
+                   f"relative ({', '.join(f'{k} {v:.2g}' for k, v in RAW_REL.items())}: k x outetts' fp32 floor)",
+                   "mismatches",
                    [f"{skipped} feature bucket(s) skipped: the reference's value x 100 within {EDGE:g} of k + 0.5"])
 
 
