@@ -108,6 +108,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", default=None, metavar="NAME",
                    help="verify a foreign port (parity/ports/NAME.py, e.g. mlx-audio) instead of impl: the same specs, "
                         "reference and tolerances; COMPONENTS are the port's (docs/ports.md)")
+    p.add_argument("--dumps", default=None, metavar="DIR",
+                   help="compare a port's tensor dumps (docs/dump-protocol.md) with the recorded official outputs, "
+                        "torch-free")
+    p.add_argument("--dump-inputs", default=None, metavar="DIR",
+                   help="write the inputs, checkpoints and tensor lists a dump producer needs (docs/dump-protocol.md)")
 
 
 def factory(ref: str):
@@ -153,14 +158,14 @@ def _layer_sections(name: str, args, progress, variant: Optional[str] = None) ->
     spec = factory(ref)(**kwargs)
     title = LAYER_TITLES.get(name, name) + (f" ({spec.name.split('-', 1)[-1]})" if variant is None else
                                             f" ({spec.name}[{variant}])")
-    record = None
-    if args.fixtures:
-        from parity.fixtures import find, load_record
-
-        record = load_record(*find(Path(args.fixtures), spec, args.seed))
-    progress.stage(title, "reference (fp64 + fp32, every mapped layer)" if record is None else
+    progress.stage(title, "reference (fp64 + fp32, every mapped layer)" if not args.fixtures else
                    "impl vs recorded reference")
     try:
+        record = None
+        if args.fixtures:  # a missing or stale fixture is this section's failure (toy: raised, as its bugs)
+            from parity.fixtures import find, load_record
+
+            record = load_record(*find(Path(args.fixtures), spec, args.seed))
         report = run_spec(spec, seed=args.seed, isolated=not args.no_isolated, record=record, variant=variant)
     except Exception as e:  # noqa: BLE001 -- an impl that cannot run is a failed section, the report goes on
         if name == "toy":
@@ -198,6 +203,14 @@ def run(args) -> int:
         from parity.ports import run as port_run
 
         return port_run.run(args)
+    if getattr(args, "dumps", None) or getattr(args, "dump_inputs", None):
+        from parity.ports import dumps
+
+        if args.dump_inputs:
+            for d in dumps.export_inputs(Path(args.dump_inputs), args.components or None):
+                print(f"[dumps] inputs for {d.name}: {d}")
+            return 0
+        return dumps.check(Path(args.dumps), Path(args.report), Path(args.fixtures or ROOT / "fixtures"))
     table = {**COMPONENTS, **EXTRA, **CONTRACTS}
     names = args.components or DEFAULT
     unknown = [n for n in names if n not in table]
@@ -216,13 +229,13 @@ def run(args) -> int:
             for name in names:
                 if name in CONTRACTS:
                     c = contract(name)
-                    record = None
-                    if args.fixtures:
-                        from parity.fixtures import find_contract, load_contract
-
-                        record = load_contract(find_contract(Path(args.fixtures), c.name, c.version))
                     with applied_variants() as applied:
                         try:
+                            record = None
+                            if args.fixtures:  # a missing or stale fixture is this section's failure
+                                from parity.fixtures import find_contract, load_contract
+
+                                record = load_contract(find_contract(Path(args.fixtures), c.name, c.version))
                             sec = run_contract(c, quick=bool(args.quick or args.fixtures), record=record,
                                                progress=progress)
                         except Exception as e:  # noqa: BLE001 -- a failed section, the report goes on
