@@ -65,9 +65,8 @@ def _prompt_len(env) -> int:
 
 def impl_lm_s_per_token(env) -> float:
     from impl.outetts.generate import GenerationConfig
-    from impl.outetts.sampler import SamplerConfig
 
-    cfg = GenerationConfig(sampler=SamplerConfig(temperature=0.4), max_new_tokens=env["new_tokens"], seed=0)
+    cfg = GenerationConfig(temperature=0.4, max_new_tokens=env["new_tokens"], seed=0)
     env["impl"].generate_tokens(TEXT, env["speaker"], GenerationConfig(max_new_tokens=4))  # warm-up
     t = time.perf_counter()
     n = len(env["impl"].generate_tokens(TEXT, env["speaker"], cfg))

@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Tuple
 # name -> (module, one-line help)
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "dac": ("impl.dac.cli", "DAC codec: encode audio to codes, decode codes to audio, write seeded checkpoints"),
-    "tts": ("impl.outetts.cli", "text + speaker profile -> speech (OuteTTS 1.0 in MLX)"),
+    "tts": ("impl.outetts.cli", "text -> speech: OuteTTS 1.0 (speaker profile, 24 kHz) or Spark-TTS (--model spark: "
+                                "cloned or created voice, 16 kHz)"),
     "profile": ("impl.speaker.cli", "create / inspect OuteTTS v3 speaker profiles"),
     "spark": ("impl.spark.cli", "Spark-TTS BiCodec: tokenize audio to global + semantic ids, detokenize ids to audio"),
     "info": ("impl.info", "versions, device, MLX backend, BLAS path, cache location and size"),
@@ -59,8 +60,9 @@ def build_parser(only: Optional[str] = None, commands: Dict[str, Tuple[str, str]
     """The parser of `commands`; only the sub-command `only` (all when None) imports its module to configure."""
     parser = Parser(
         prog=prog,
-        description="MLX port of OuteTTS 1.0 + DAC 24 kHz + speaker profiles, checked layer by layer "
-                    "against the official PyTorch packages. Weights default to seeded random checkpoints at "
+        description="MLX port of two TTS models, checked layer by layer against the official PyTorch packages: "
+                    "OuteTTS 1.0 (Llama LM + DAC 24 kHz + speaker profiles; 24 kHz audio) and Spark-TTS (Qwen2 LM "
+                    "+ BiCodec; 16 kHz audio). Weights default to seeded random checkpoints at "
                     "the real architecture (no model hub is reachable); pass real checkpoints with the "
                     "--checkpoint/--model/--codec options of each command.",
         epilog=OUTPUTS_NOTE)

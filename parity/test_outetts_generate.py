@@ -23,8 +23,12 @@ from impl.seeded.speaker import synthetic_speaker
 from parity.specs.sampler import LogitsScriptLM, window_case
 from reference import outetts as R
 
-GREEDY = SamplerConfig(temperature=0)
 SPEAKER = synthetic_speaker(0, "Hello there, this is me speaking.")
+
+
+def _greedy(max_length: int = 8192) -> G.GenerationConfig:
+    """outetts' own stopping (EOS or max_length, no cap of ours), greedy."""
+    return G.GenerationConfig(greedy=True, max_new_tokens=None, outetts=G.OuteTTSOptions(max_length=max_length))
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tts(model_dir):
-    return G.load(model_dir)
+    return G.load(model_dir, codec=FakeCodec())
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def _prompt_len(tts, text, speaker):
 ])
 def test_outetts_generate_greedy_tokens_match(tts, ref, text, speaker):
     max_length = _prompt_len(tts, text, speaker) + 48
-    cfg = G.GenerationConfig(sampler=GREEDY, max_length=max_length)
+    cfg = _greedy(max_length)
     got = tts.generate_tokens(text, speaker, cfg)
     want = ref.generate_tokens(text, speaker, max_length=max_length)
     assert len(set(want)) > 5, "degenerate reference output: the test would not see a divergence"
@@ -63,12 +67,12 @@ def test_outetts_generate_greedy_tokens_match(tts, ref, text, speaker):
 def test_outetts_generate_real_vocab_size(tmp_path):
     """The 1B model's 134,400-row embedding (tokenizer ids fill the first rows), greedy and sampled."""
     d = write_model_dir(tmp_path / "wide", dict(TINY_LM_CONFIG, vocab_size=134400), seed=1)
-    tts = G.load(d)
+    tts = G.load(d, codec=FakeCodec())
     text = "A wider vocabulary."
     max_length = _prompt_len(tts, text, SPEAKER) + 24
-    got = tts.generate_tokens(text, SPEAKER, G.GenerationConfig(sampler=GREEDY, max_length=max_length))
+    got = tts.generate_tokens(text, SPEAKER, _greedy(max_length))
     assert got == R.GenerationReference(d).generate_tokens(text, SPEAKER, max_length=max_length)
-    sampled = tts.generate_tokens(text, SPEAKER, G.GenerationConfig(max_length=max_length, seed=0))
+    sampled = tts.generate_tokens(text, SPEAKER, G.GenerationConfig(max_new_tokens=None, outetts=G.OuteTTSOptions(max_length=max_length)))
     assert len(sampled) == 24 and all(0 <= t < 134400 for t in sampled)
 
 
@@ -77,7 +81,7 @@ def test_outetts_generate_chunked_long_text_matches(tts, ref):
     chunks = chunk_text(text)
     assert len(chunks) >= 3  # chunked, not truncated
     max_length = _prompt_len(tts, text, SPEAKER) + 12
-    cfg = G.GenerationConfig(sampler=GREEDY, max_length=max_length)
+    cfg = _greedy(max_length)
     results = list(tts.generate_chunks(text, SPEAKER, cfg))
     assert [r.text for r in results] == chunks
     assert all(r.prompt_len + len(r.tokens) == max_length for r in results)  # max_length per chunk, as HF
@@ -88,11 +92,11 @@ def test_outetts_generate_chunked_long_text_matches(tts, ref):
 def test_outetts_generate_stops_at_eos(tts, ref):
     text = "Stop here."
     max_length = _prompt_len(tts, text, SPEAKER) + 40
-    free = tts.generate_tokens(text, SPEAKER, G.GenerationConfig(sampler=GREEDY, max_length=max_length))
+    free = tts.generate_tokens(text, SPEAKER, _greedy(max_length))
     k = next(i for i in range(3, len(free)) if free[i] not in free[:i])
     stop = free[k]
     impl_stop = G.TTS(tts.lm, tts.tokenizer, stop_ids=[stop])
-    got = impl_stop.generate_tokens(text, SPEAKER, G.GenerationConfig(sampler=GREEDY, max_length=max_length))
+    got = impl_stop.generate_tokens(text, SPEAKER, _greedy(max_length))
     want = ref.generate_tokens(text, SPEAKER, max_length=max_length, eos_token_id=stop)
     assert got == want == free[:k + 1]  # EOS included, nothing after it
 
@@ -159,10 +163,10 @@ def test_outetts_generate_scripted_stop_codes_and_audio(tts):
     ws, c1, c2 = tok.word_start_id, tok.c1_ids, tok.c2_ids
     script = [ws, c1[7], c2[8], c1[9], c2[10], c1[11], tok.audio_end_id, tok.eos_id, c1[1], c2[2]]
     engine = _scripted(tok, script)
-    tokens = engine.generate_tokens("Hi.", SPEAKER, G.GenerationConfig(sampler=GREEDY))
+    tokens = engine.generate_tokens("Hi.", SPEAKER, _greedy())
     assert tokens == script[:8]  # stops at <|im_end|>, included
     assert G.extract_codes(tokens, tok).tolist() == [[7, 9], [8, 10]]  # unpaired c1 11 cut, as outetts
-    audio, _ = _scripted(tok, script).generate("Hi.", SPEAKER, G.GenerationConfig(sampler=GREEDY))
+    audio, _ = _scripted(tok, script).generate("Hi.", SPEAKER, _greedy())
     assert audio.shape == (2 * 320,) and audio[0] == 7 and audio[-1] == 9
 
 
@@ -178,7 +182,7 @@ def test_outetts_generate_stream_yields_per_chunk(tts):
 
     engine = G.TTS(Restart(script, tok.vocab_size), tok, make_cache=lambda: None, codec=FakeCodec())
     text = " ".join(f"Sentence {i} has a handful of words in it." for i in range(8))
-    pieces = list(engine.stream(text, SPEAKER, G.GenerationConfig(sampler=GREEDY)))
+    pieces = list(engine.stream(text, SPEAKER, _greedy()))
     assert len(pieces) == len(chunk_text(text)) >= 2
     assert all(p.shape == (320,) and p[0] == 5 for p in pieces)
 
@@ -186,7 +190,7 @@ def test_outetts_generate_stream_yields_per_chunk(tts):
 def test_outetts_generate_max_new_tokens(tts):
     tok = tts.tokenizer
     engine = _scripted(tok, [tok.c1_ids[1]] * 50)
-    assert len(engine.generate_tokens("Hi.", None, G.GenerationConfig(sampler=GREEDY, max_new_tokens=7))) == 7
+    assert len(engine.generate_tokens("Hi.", None, G.GenerationConfig(greedy=True, max_new_tokens=7))) == 7
 
 
 def test_outetts_generate_errors(tts):
@@ -195,7 +199,7 @@ def test_outetts_generate_errors(tts):
         G.TTS(ScriptedLM([0], 100), tok, make_cache=lambda: None, vocab_size=100)
     engine = _scripted(tok, [0])
     with pytest.raises(G.GenerationError, match="max_length is 50"):
-        engine.generate_tokens("Hi.", SPEAKER, G.GenerationConfig(max_length=50))
+        engine.generate_tokens("Hi.", SPEAKER, G.GenerationConfig(outetts=G.OuteTTSOptions(max_length=50)))
     with pytest.raises(TextError, match="empty"):
         engine.generate_tokens("  \n ", SPEAKER)
     with pytest.raises(G.GenerationError, match="no codec"):
@@ -267,7 +271,7 @@ def test_outetts_runtime_imports_no_torch_or_transformers(model_dir):
         "import impl.outetts.cli\n"
         "from impl.outetts import generate as G\n"
         "from impl.seeded.speaker import synthetic_speaker\n"
-        f"tts = G.load({str(model_dir)!r})\n"
+        f"tts = G.load({str(model_dir)!r}, codec=type('C', (), {{'decode': lambda s, c: c}})())\n"
         "toks = tts.generate_tokens('Hi there.', synthetic_speaker(0), G.GenerationConfig(max_new_tokens=3))\n"
         "assert len(toks) == 3\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))\n"
@@ -291,7 +295,7 @@ def _reference_greedy(prompt, rows, penalty: float):
 @pytest.mark.parametrize("where", ["prompt-first-step", "prompt-later-step", "generated"])
 @pytest.mark.parametrize("back", [64, 65])
 def test_outetts_generate_penalty_window_in_loop_matches_outetts(back, where):
-    """Guards the repetition-penalty window of the real decode loop (impl.outetts.generate.decode_loop with the
+    """Guards the repetition-penalty window of the real decode loop (impl.runtime.decode_loop with the
     default SamplerConfig's window, greedy): the id exactly 64 back is penalised, the id 65 back is not, as in
     outetts' RepetitionPenaltyLogitsProcessorPatch (penalty_last_n = 64) run on the same logits. A window of 63
     (or 65) in the loop, at prefill or in its per-step update, changes the decision token and fails here."""

@@ -50,11 +50,11 @@ def test_spark_generate_greedy_equals_official(setup, case):
         assert isinstance(ref_audio, Exception)  # upstream cannot decode fewer than 32 global ids
         ids = []
         with pytest.raises(G.GenerationError, match="global ids") as err:
-            tts.generate(S.TEXT, voice, G.GenerationConfig(greedy=True), on_token=ids.append)
+            tts.generate(S.TEXT, voice, G.GenerationConfig(greedy=True, max_new_tokens=None), on_token=ids.append)
         assert ids == ref_ids, (ids, ref_ids)
         assert "\n" not in str(err.value)
         return
-    audio, ids = tts.generate(S.TEXT, voice, G.GenerationConfig(greedy=True))
+    audio, ids = tts.generate(S.TEXT, voice, G.GenerationConfig(greedy=True, max_new_tokens=None))
     assert ids == ref_ids
     sem, glob = tts.parse(ids, voice)
     assert sem.size > 0, "the case must decode some audio"
@@ -131,10 +131,10 @@ def test_spark_generation_config_penalty_reads_the_whole_sequence():
     last 64 ids; without a penalty no window is kept."""
     from impl.spark.generate import FolderGeneration
 
-    penalised = G.GenerationConfig().sampler(FolderGeneration((1,), repetition_penalty=1.3))
+    penalised = G.sampler_config(G.GenerationConfig(), FolderGeneration((1,), repetition_penalty=1.3))
     assert penalised.repetition_range >= 32768  # Qwen2-0.5B's max_position_embeddings
-    assert G.GenerationConfig().sampler(FolderGeneration((1,), min_p=0.1)).repetition_range == 0
-    assert G.GenerationConfig().sampler().repetition_range == 0
+    assert G.sampler_config(G.GenerationConfig(), FolderGeneration((1,), min_p=0.1)).repetition_range == 0
+    assert G.sampler_config(G.GenerationConfig()).repetition_range == 0
 
 
 def test_spark_reference_runs_plain_transformers_after_outetts_patched_it():
@@ -201,7 +201,7 @@ def test_spark_generation_config_penalty_greedy_equals_official(setup, honoured)
     assert ref_ids[-1] in honoured["stops"]
     ids = []
     try:
-        tts.generate(S.TEXT, voice, G.GenerationConfig(greedy=True), on_token=ids.append)
+        tts.generate(S.TEXT, voice, G.GenerationConfig(greedy=True, max_new_tokens=None), on_token=ids.append)
     except G.GenerationError:
         assert isinstance(ref_audio, Exception)
     assert ids == ref_ids
@@ -233,7 +233,7 @@ def test_spark_generation_config_distribution_equals_generate_processors(honoure
         scores = procs(torch.as_tensor(ids), torch.as_tensor(logits).clone()).numpy()[0]
     p_ref = torch.softmax(torch.as_tensor(scores), -1).numpy()
     idx = np.flatnonzero(p_ref > 0)
-    config = G.GenerationConfig().sampler(honoured["impl"].generation)
+    config = G.sampler_config(G.GenerationConfig(), honoured["impl"].generation)
     assert (config.repetition_penalty, config.min_p) == (HONOURED["repetition_penalty"], HONOURED["min_p"])
     window = mx.array(ids.astype(np.uint32))
     got_scores = np.array(process_logits(mx.array(logits), window, config))[0]

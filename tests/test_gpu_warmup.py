@@ -50,17 +50,21 @@ def test_spark_builders_take_the_real_paths():
 
 
 def test_spark_load_lm_warms_sparks_kernels(monkeypatch, tmp_path):
-    """impl.spark.generate.load_lm starts (or joins) the warm-up of Spark's set, the OuteTTS CLI's loader its own."""
-    from impl import qwen2
-    from impl.outetts import generate as OG
+    """impl.spark.generate.load_lm starts (or joins) the warm-up of Spark's set when asked (warmup=True; a library
+    call starts no child process by default), the OuteTTS CLI's starter its own."""
+    from impl import qwen2, runtime
     from impl.spark import generate as SG
 
     seen = []
     monkeypatch.setattr(cuda.KernelWarmup, "start", lambda self: seen.append(self.model) or self)
+    monkeypatch.setattr(cuda.KernelWarmup, "wait", lambda self: None)
     monkeypatch.setattr(qwen2, "load", lambda *a, **k: None)
+    monkeypatch.setattr(runtime, "apply_variant", lambda lm, variant="auto": variant)
     (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')
     SG.load_lm(tmp_path, "float32", None)
-    OG.start_kernel_warmup(tmp_path, "float32", None)
+    assert seen == []
+    SG.load_lm(tmp_path, "float32", None, warmup=True)
+    runtime.start_kernel_warmup(tmp_path, "float32", None)
     assert seen == ["spark", "outetts"]
 
 

@@ -29,8 +29,6 @@ SHORT_NOTE = "using the embedded seeded BiCodec + wav2vec2-large-xlsr-53 (random
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 TOKEN_KEYS = {"sample_rate", "global", "semantic"}
 MAX_FRAMES = 3000  # 60 s at 50 ids/s: the tokenize limit (and Spark-TTS' own max_new_tokens)
-# The model folder's config.yaml (Spark-TTS-0.5B's values): what BiCodecTokenizer reads from it.
-AUDIO_CONFIG = {"sample_rate": 16000, "ref_segment_duration": 6, "latent_hop_length": 320, "volume_normalize": True}
 
 
 class SparkInputError(ValueError):
@@ -71,7 +69,7 @@ def folders(checkpoint: Optional[str], need_w2v: bool) -> Tuple[Path, Optional[P
         from impl.seeded.spark import seeded_bicodec, seeded_w2v
 
         print(f"voiceport spark: {SHORT_NOTE}", file=sys.stderr)
-        return seeded_bicodec("bicodec", 0), seeded_w2v("xlsr53", 0) if need_w2v else None, dict(AUDIO_CONFIG)
+        return seeded_bicodec("bicodec", 0), seeded_w2v("xlsr53", 0) if need_w2v else None, _default_audio_config()
     root = Path(checkpoint)
     if not root.is_dir():
         raise SparkInputError(f"--checkpoint {checkpoint}: not a folder (a Spark-TTS folder holds {BICODEC}/ and "
@@ -84,17 +82,21 @@ def folders(checkpoint: Optional[str], need_w2v: bool) -> Tuple[Path, Optional[P
     return root / BICODEC, root / W2V if need_w2v else None, _audio_config(root / "config.yaml")
 
 
-def _audio_config(path: Path) -> Dict[str, Any]:
-    """The keys BiCodecTokenizer reads from the model folder's config.yaml; Spark-TTS-0.5B's values when absent."""
-    from impl.spark.config import read_yaml
+def _default_audio_config() -> Dict[str, Any]:
+    from impl.spark.generate import AUDIO_CONFIG  # Spark-TTS-0.5B's config.yaml values
 
-    cfg = dict(AUDIO_CONFIG)
-    if path.exists():
-        found = read_yaml(path)
-        cfg.update({k: found[k] for k in AUDIO_CONFIG if k in found})
-    if cfg["sample_rate"] != 16000:
-        raise SparkInputError(f"{path}: sample_rate {cfg['sample_rate']}: BiCodec's mel and wav2vec2 are 16 kHz")
-    return cfg
+    return dict(AUDIO_CONFIG)
+
+
+def _audio_config(path: Path) -> Dict[str, Any]:
+    """`impl.spark.generate.audio_config` (the config.yaml keys BiCodecTokenizer reads), its errors as this
+    command's."""
+    from impl.spark.generate import GenerationError, audio_config
+
+    try:
+        return audio_config(path)
+    except GenerationError as e:
+        raise SparkInputError(str(e)) from None
 
 
 def _id_space(bicodec: Optional[Path]) -> Dict[str, Any]:
@@ -163,7 +165,7 @@ def tokenize(args) -> Path:
 
     out = check_output(args.out, "-o", (".json",), "tokens")
     given = folders(args.checkpoint, need_w2v=True) if args.checkpoint is not None else None
-    cfg = given[2] if given else dict(AUDIO_CONFIG)
+    cfg = given[2] if given else _default_audio_config()
     t0 = time.perf_counter()
     wav = audio.load_audio(args.audio, cfg["sample_rate"], volume_normalize=cfg["volume_normalize"])
     clip = audio.ref_clip(wav, cfg["sample_rate"], cfg["ref_segment_duration"], cfg["latent_hop_length"])

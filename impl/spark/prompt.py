@@ -50,11 +50,11 @@ def clone_ids(tok: Tokenizer, text: str, global_codes: Sequence[int], semantic_c
 
 
 def check_control(gender: str, pitch: str, speed: str) -> None:
-    """The asserts of `process_prompt_control`, as one-line errors naming the option."""
+    """The asserts of `process_prompt_control`, as one-line errors naming the parameter (`gender='other'`)."""
     for name, value, known in (("gender", gender, GENDER_MAP), ("pitch", pitch, LEVELS_MAP),
                                ("speed", speed, LEVELS_MAP)):
         if value not in known:
-            raise PromptError(f"--{name} {value!r}: expected one of {', '.join(known)}")
+            raise PromptError(f"{name}={value!r}: expected one of {', '.join(known)}")
 
 
 def control_ids(tok: Tokenizer, text: str, gender: str, pitch: str, speed: str) -> List[int]:

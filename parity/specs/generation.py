@@ -63,7 +63,6 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
     from impl import dac
     from impl.dac.interface import DacInterface
     from impl.outetts import generate as G
-    from impl.outetts.sampler import SamplerConfig
     from impl.seeded.dac import seeded_checkpoint
 
     tts = G.load(_model_dir(), codec=DacInterface(dac.load(seeded_checkpoint("24khz_speech", 0))))
@@ -71,7 +70,8 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
     notes = []
     for (text, with_speaker, _), run in zip(TEXTS, rec["runs"]):
         speaker = _speaker() if with_speaker else None
-        cfg = G.GenerationConfig(sampler=SamplerConfig(temperature=0), max_length=int(run["max_length"]))
+        cfg = G.GenerationConfig(greedy=True, max_new_tokens=None,
+                                 outetts=G.OuteTTSOptions(max_length=int(run["max_length"])))
         label = f"{text[:28]!r}{'...' if len(text) > 28 else ''} ({'speaker' if speaker else 'no speaker'})"
         tokens = tts.generate_tokens(text, speaker, cfg)
         want = run["ids"].tolist()

@@ -163,7 +163,7 @@ def impl_runs(folder: Path, wav: str) -> Tuple[Dict[str, Dict[str, Any]], List[i
             sem, glob = tts.parse(r["ids"], r["voice"])
             r["semantic"] = sem.tolist()
             r["audio"] = tts.decode(sem, glob) if sem.size else None
-            r["error"] = None if sem.size else str(G.no_audio_error(len(r["ids"])))
+            r["error"] = None if sem.size else str(G.no_semantic_error(len(r["ids"])))
         except G.GenerationError as e:
             r["semantic"], r["audio"], r["error"] = None, None, str(e)
     return runs, stops
@@ -266,7 +266,8 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
             cases.append(ids_case(f"{case}: prompt ids", tts.prompt(TEXT, voice), run["prompt"].tolist()))
             ids: List[int] = []
             try:
-                audio, _ = tts.generate(TEXT, voice, G.GenerationConfig(greedy=True), on_token=ids.append)
+                audio, _ = tts.generate(TEXT, voice, G.GenerationConfig(greedy=True, max_new_tokens=None),
+                                        on_token=ids.append)
                 err = None
             except G.GenerationError as e:
                 audio, err = None, e
