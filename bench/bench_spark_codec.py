@@ -26,7 +26,7 @@ per stage) / seconds, over the fp32 GEMM peak `bench.roofline.matmul_flops` meas
 run (the larger); a loaded host lowers the peak and the rate alike.
 
     ./vp python -m bench.bench_spark_codec [--seconds 1 10 60] [--rounds 3] [--impl-only | --ref-device cuda]
-                                           [--out FILE.json]
+                                           [--phase tokenize|detokenize] [--blas-threads N] [--out FILE.json]
     ./vp python -m bench.bench_spark_codec --stages --seconds 10 [--rounds 3]   # impl vs official, stage by stage
 
 `--ref-device cuda` runs the official side on a CUDA GPU (models and inputs there, `torch.cuda.synchronize()` inside
@@ -344,6 +344,8 @@ def machine(impl_only: bool, ref_device: str = "cpu") -> Dict:
     info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "mlx": mx.__version__, "mlx_device": str(mx.default_device()), "conv_path": ops.path(),
             "blas": blas.blas_info()["blas"], "load_average": os.getloadavg()[0]}
+    threads = blas.openblas_threads()
+    info["blas_threads"] = None if threads is None else threads[0]()
     if not impl_only:
         import torch
 
@@ -358,7 +360,8 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "cpu", ref_tf32: bool = True) -> Dict:
+def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "cpu", ref_tf32: bool = True,
+        phases: Tuple[str, ...] = ("tokenize", "detokenize")) -> Dict:
     impl = impl_side()
     ref = None if impl_only else ref_side(ref_device, ref_tf32)
     cuda = ref is not None and ref_device.startswith("cuda")
@@ -385,8 +388,11 @@ def run(seconds: List[float], rounds: int, impl_only: bool, ref_device: str = "c
         if ref is not None:
             r_sem, r_glob = ref["tokenize"](wav)
             same = bool(np.array_equal(sem, r_sem) and np.array_equal(glob, r_glob))
-            dy = float(np.abs(np.array(impl["detokenize"](sem, glob)) - ref["detokenize"](sem, glob)).max())
+            if "detokenize" in phases:
+                dy = float(np.abs(np.array(impl["detokenize"](sem, glob)) - ref["detokenize"](sem, glob)).max())
         for phase, args in (("tokenize", (wav,)), ("detokenize", (sem, glob))):
+            if phase not in phases:
+                continue
             i, r = measure(lambda: impl[phase](*args), None if ref is None else lambda: ref[phase](*args), rounds,
                            ref_device)
             row = {"seconds": sec, "phase": phase, "frames": int(sem.shape[1]), "impl": i, "reference": r,
@@ -457,8 +463,8 @@ def stages(seconds: float, rounds: int) -> List[Dict]:
     output of the stage before, as numpy), each pair alternating in this process (`_pair`): the wav2vec2 conv front,
     feature projection, positional conv, layer 0's parts (layer norm, attention, feed-forward: x 16 in a call), the
     16 layers the ids read (+ the 8 more the official side runs), the whole features; BiCodec's encoder + VQ, mel,
-    speaker path (ECAPA -> perceiver -> FSQ) and its tokenize. Each impl call is evaluated inside the timing and runs
-    under `wav2vec2.buffer_cache()` as `features` does; torch under no_grad."""
+    speaker path (ECAPA -> perceiver -> FSQ) and its tokenize. Each impl call is evaluated inside the timing; torch
+    under no_grad."""
     import mlx.core as mx
     import torch
 
@@ -474,10 +480,7 @@ def stages(seconds: float, rounds: int) -> List[Dict]:
     x = wav2vec2.normalize(wav)
 
     def mlx(f):
-        def g():
-            with wav2vec2.buffer_cache():
-                mx.eval(f())
-        return g
+        return lambda: mx.eval(f())
 
     def th(f):
         def g():
@@ -499,26 +502,25 @@ def stages(seconds: float, rounds: int) -> List[Dict]:
     print(f"{'stage':<28} {'impl ms':>9} {'ref ms':>9} {'ref/impl':>9}")
     L0, T0 = w2v.encoder.layers[0], tw.encoder.layers[0]
     xm = mx.array(x)[None, :, None]
-    st = w2v.streams()  # the gemm path's two streams, as features() hands them to its parts
-    row("w2v conv front", mlx(lambda: w2v.feature_extractor(xm, st)),
+    row("w2v conv front", mlx(lambda: w2v.feature_extractor(xm)),
         th(lambda: tw.feature_extractor(torch.from_numpy(x)[None])))
-    fe = w2v.feature_extractor(xm, st)
+    fe = w2v.feature_extractor(xm)
     row("w2v feature projection", mlx(lambda: w2v.feature_projection(fe)[0]), th(lambda: tw.feature_projection(t(fe))))
     h = w2v.feature_projection(fe)[0]
-    row("w2v pos conv", mlx(lambda: w2v.encoder.pos_conv_embed(h, st)), th(lambda: tw.encoder.pos_conv_embed(t(h))))
+    row("w2v pos conv", mlx(lambda: w2v.encoder.pos_conv_embed(h)), th(lambda: tw.encoder.pos_conv_embed(t(h))))
     row("w2v layer 0 layer norm", mlx(lambda: L0.layer_norm(h)), th(lambda: T0.layer_norm(t(h))),
-        "x 32 a call; whole array, one stream")
+        "x 32 a call")
     n = L0.layer_norm(h)
     row("w2v layer 0 attention", mlx(lambda: L0.attention(n)), th(lambda: T0.attention(t(n))),
-        "x 16 a call; whole array, one stream")
+        "x 16 a call")
     row("w2v layer 0 feed-forward", mlx(lambda: L0.feed_forward(n)), th(lambda: T0.feed_forward(t(n))),
-        "x 16 a call; whole array, one stream")
-    row("w2v layer 0 (as features)", mlx(lambda: L0(h, st)), th(lambda: T0(t(h))), "x 16 a call")
+        "x 16 a call")
+    row("w2v layer 0", mlx(lambda: L0(h)), th(lambda: T0(t(h))), "x 16 a call")
 
     def chain(layers, x0, torch_side: bool):
         y = x0
         for layer in layers:
-            y = layer(y)[0] if torch_side else layer(y, st)
+            y = layer(y)[0] if torch_side else layer(y)
         return y
 
     row("w2v layers 0-15", mlx(lambda: chain(w2v.encoder.layers, h, False)),
@@ -534,11 +536,7 @@ def stages(seconds: float, rounds: int) -> List[Dict]:
         th(lambda: tm.quantizer.tokenize(tm.encoder(t(feat).transpose(1, 2)))))
     row("BiCodec mel", mlx(lambda: model.mel(cm)), th(lambda: tm.mel_transformer(torch.from_numpy(clip))))
     mel = model.mel(cm)
-    def speaker():
-        with blas.blas_threads(1):  # as BiCodec.tokenize runs it
-            mx.eval(model.speaker_encoder.tokenize(mel))
-
-    row("BiCodec speaker tokenize", mlx(speaker),
+    row("BiCodec speaker tokenize", mlx(lambda: model.speaker_encoder.tokenize(mel)),
         th(lambda: tm.speaker_encoder.tokenize(t(mel))))  # upstream transposes the (N, T, mels) input itself
     row("BiCodec tokenize (whole)", mlx(lambda: model.tokenize(feat, cm)),
         th(lambda: tm.tokenize({"feat": t(feat), "ref_wav": torch.from_numpy(clip)})))
@@ -608,6 +606,11 @@ def main(argv=None) -> int:
                    help="with --ref-device cuda: full fp32 on the official side (torch runs CUDA convolutions in TF32 "
                         "by default: faster, ~1e-3 from fp32); MLX_ENABLE_TF32=0 in the environment does the same for "
                         "impl's fp32 matrix products on a GPU (MLX's default allows TF32 there)")
+    p.add_argument("--phase", choices=("tokenize", "detokenize", "both"), default="both",
+                   help="time only this phase (default both)")
+    p.add_argument("--blas-threads", type=int, metavar="N",
+                   help="run MLX's matrix products on N OpenBLAS threads for the whole process (default: OpenBLAS's "
+                        "own count, one per core); nothing where MLX's BLAS is not impl.accel.blas' OpenBLAS")
     p.add_argument("--out", metavar="FILE.json", help="also store the rows as JSON")
     p.add_argument("--stages", action="store_true",
                    help="instead: tokenize stage by stage (wav2vec2 conv front, projection, positional conv, layer 0's "
@@ -615,6 +618,9 @@ def main(argv=None) -> int:
                         "on the same input, alternating, median of --rounds; one --seconds value")
     args = p.parse_args(argv)
     bad = [s for s in args.seconds if not 0.025 <= s <= 60]
+    if args.blas_threads is not None and args.blas_threads < 1:
+        print(f"bench_spark_codec: --blas-threads must be >= 1 (got {args.blas_threads})", file=sys.stderr)
+        return 2
     if bad or args.rounds < 1:
         print(f"bench_spark_codec: --seconds must lie in [0.025, 60] and --rounds >= 1 (got {bad or args.rounds})",
               file=sys.stderr)
@@ -628,6 +634,8 @@ def main(argv=None) -> int:
             print(f"bench_spark_codec: --ref-device {args.ref_device}: {problem}", file=sys.stderr)
             return 2
     blas.enable_fast_blas()
+    if args.blas_threads is not None and blas.openblas_threads() is not None:
+        blas.openblas_threads()[1](args.blas_threads)
     if args.stages:
         if len(args.seconds) != 1 or args.impl_only or args.ref_device != "cpu":
             print("bench_spark_codec: --stages takes one --seconds value and runs both sides on the CPU",
@@ -639,7 +647,8 @@ def main(argv=None) -> int:
                                                   "stages": rows}, indent=1) + "\n")
             print(f"-> {args.out}")
         return 0
-    out = run(args.seconds, args.rounds, args.impl_only, args.ref_device, not args.ref_no_tf32)
+    phases = ("tokenize", "detokenize") if args.phase == "both" else (args.phase,)
+    out = run(args.seconds, args.rounds, args.impl_only, args.ref_device, not args.ref_no_tf32, phases)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
         print(f"-> {args.out}")

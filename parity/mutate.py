@@ -381,6 +381,13 @@ CATALOGUE: List[Mutation] = [
       (f"{T_SGEN}::test_spark_generation_config_penalty_reads_the_whole_sequence", T_SGEN), ("spark-generation",),
       blind="the report's seeded folders carry no generation config (as the official Spark-TTS-0.5B LLM/): "
             "no penalty there"),
+    M("spark-w2v-block-span", "impl/spark/wav2vec2.py",
+      "a, b = a * s, (b - 1) * s + K",
+      "a, b = a * s, (b - 1) * s + K - 1",
+      "wav2vec2's blocked conv front reads one sample short per block (each block loses its last frame)",
+      ("tests/test_spark_tok_blocks.py::test_spark_tok_blocks_conv_front_equals_whole",
+       "tests/test_spark_tok_blocks.py"),
+      ("spark-wav2vec2",)),
     # Qwen2 (Spark-TTS' LLM): impl.qwen2 maps a Qwen2 config onto impl.llama's network
     M("qwen2-rope-theta-ignored", "impl/qwen2.py",
       "rms_norm_eps=self.rms_norm_eps, rope_theta=self.rope_theta,",

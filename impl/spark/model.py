@@ -22,7 +22,6 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from impl.accel.blas import blas_threads
 from impl.spark.config import ConfigError, bicodec_config, read_yaml
 from impl.spark.mel import MelSpectrogram
 from impl.spark.quantize import FactorizedVectorQuantize
@@ -57,15 +56,9 @@ class BiCodec(nn.Module):
 
     def tokenize(self, feat: mx.array, ref_wav: mx.array) -> Tuple[mx.array, mx.array]:
         """wav2vec2 features (N, T, input_channels) and the reference clip (N, L) -> (semantic ids (N, T),
-        global ids (N, num_quantizers, token_num)), both int32, upstream's `BiCodec.tokenize`. The global ids are
-        evaluated on one OpenBLAS thread (`impl.accel.blas.blas_threads`): the speaker path's products are small (6 s clip:
-        301 mel frames, ECAPA's Res2 convs 64 channels wide), and split over two threads each waited for the second
-        at every panel on a busy host (speaker tokenize 1.6 s under load 3.5, ~0.06 s quiet)."""
+        global ids (N, num_quantizers, token_num)), both int32, upstream's `BiCodec.tokenize`."""
         semantic = self.quantizer.tokenize(self.encoder(feat))
-        with blas_threads(1):
-            global_ids = self.speaker_encoder.tokenize(self.mel(ref_wav))
-            mx.eval(global_ids)
-        return semantic, global_ids
+        return semantic, self.speaker_encoder.tokenize(self.mel(ref_wav))
 
     def detokenize(self, semantic: mx.array, global_ids: mx.array) -> mx.array:
         """semantic ids (N, T), global ids (N, num_quantizers, token_num) -> audio (N, T * hop) at 16 kHz."""
@@ -127,11 +120,11 @@ def sanitize(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
             w = _fold(np.asarray(weights[base + ".weight_g"]), v)
             out[base + ".weight"] = w.transpose(1, 2, 0) if _is_transposed(k) else w.transpose(0, 2, 1)
         elif k.endswith(".alpha"):
-            out[k] = v.reshape(-1).astype(np.float32, copy=False)
+            out[k] = np.asarray(v.reshape(-1), np.float32)
         elif k.endswith(".weight") and v.ndim == 3:  # plain Conv1d (incl. depthwise (C, 1, K))
-            out[k] = v.transpose(0, 2, 1).astype(np.float32, copy=False)
+            out[k] = np.asarray(v.transpose(0, 2, 1), np.float32)
         else:
-            out[k] = v.astype(np.float32, copy=False)
+            out[k] = np.asarray(v, np.float32)
     return out
 
 
