@@ -111,8 +111,9 @@ def _short(p: str, limit: int = 120) -> str:
 
 
 def read_bytes(path: PathLike, what: str, limit: int, error: Type[ValueError] = InputError) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; FileNotFoundError / IsADirectoryError as open() raises
-    them (the caller words those), `error` for everything else."""
+    """The bytes of a regular file of at most `limit` bytes. OSError as open() raises it (FileNotFoundError,
+    IsADirectoryError, PermissionError: the caller words those); `error` for a special file, a path the system
+    refuses to stat, or a file over the limit."""
     st = check_input(path, what, error)
     if st is None:
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", os.fspath(path))
@@ -120,11 +121,8 @@ def read_bytes(path: PathLike, what: str, limit: int, error: Type[ValueError] = 
         raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
     if st.st_size > limit:
         raise error(f"{path}: the {what} is {st.st_size:,} bytes; the limit is {limit:,}")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise error(f"{path}: cannot read the {what} ({os_reason(e)})") from None
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
     if len(data) > limit:  # grew while read
         raise error(f"{path}: the {what} is over the limit of {limit:,} bytes")
     return data
@@ -201,8 +199,8 @@ def read_json(path: PathLike, what: str, error: Type[ValueError] = InputError, m
               max_depth: int = MAX_JSON_DEPTH, ints: Tuple[int, int] = INT64) -> Any:
     """One JSON document from a regular file, within the limits (size, depth, integers in `ints`, finite numbers).
 
-    Raises FileNotFoundError / IsADirectoryError as open() would (the caller words them), `error` (one line naming
-    the path) for everything else: a special file (refused before opening), too big, not UTF-8, not JSON, too
+    Raises OSError as open() would (FileNotFoundError, IsADirectoryError, PermissionError: the caller words them),
+    `error` (one line naming the path) for everything else: a special file (refused before opening), too big, not UTF-8, not JSON, too
     deep, a number out of range.
     """
     return loads(read_bytes(path, what, max_bytes, error), str(path), error, max_depth, ints)
@@ -242,7 +240,7 @@ def check_seed(seed: Any, option: str = "--seed", error: Type[ValueError] = Valu
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise error(f"{option} {seed!r}: the seed must be an integer")
     if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
-        raise error(f"{option} {seed}: the seed must be in [0, 2**64 - 1]")
+        raise error(f"{option} {seed}: the seed must be an integer >= 0 and < 2**64")
     return seed
 
 

@@ -46,6 +46,10 @@ def load_audio(path: Union[str, os.PathLike, "object"], max_seconds: Optional[fl
     import soundfile as sf  # optional IO import, here only
 
     named = isinstance(path, (str, os.PathLike))
+    if named:
+        from impl._io import check_input
+
+        check_input(path, "audio", AudioError)  # a FIFO or device refused before soundfile opens it
     if named and os.path.isdir(path):
         raise AudioError(f"{os.fspath(path)}: is a directory, not an audio file")
     if named and not os.path.exists(path):

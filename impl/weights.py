@@ -65,16 +65,22 @@ def check_weights(model: Any, weights: Dict[str, Any], where: str, notes: Sequen
 
 # ------------------------------------------------------------------------------------------------- HF folders
 
-def read_json(file: Path) -> Any:
-    """A JSON file's value; CheckpointError naming the file when it cannot be read or parsed."""
+def read_json(file: Path, what: str = "model config") -> Any:
+    """A JSON file's value (impl._io.read_json's limits; integers of a model config fit int32); CheckpointError
+    naming the file when it cannot be read or parsed, or is a special file (refused before opening)."""
+    from impl._io import INT32, read_json as read
+
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # IsADirectoryError, PermissionError, JSONDecodeError, UnicodeDecodeError
+        return read(file, what, CheckpointError, ints=INT32)
+    except OSError as e:  # IsADirectoryError, FileNotFoundError, PermissionError
         raise CheckpointError(f"{file}: not a readable JSON file ({reason(e)})") from None
 
 
 def load_safetensors(file: Path) -> Dict[str, Any]:
     """A safetensors file's tensors (MLX arrays); CheckpointError naming the file when MLX cannot read it."""
+    from impl._io import check_input
+
+    check_input(file, "safetensors checkpoint", CheckpointError)  # a FIFO would block MLX's reader
     try:
         return dict(mx.load(str(file), format="safetensors"))
     except (RuntimeError, ValueError, OSError) as e:  # MLX's reader: "invalid data offsets ... incomplete download"

@@ -302,7 +302,7 @@ CASES: List[Case] = [
          ["model.layers.0.mlp.up_proj.weight: checkpoint [64, 128] != model [128, 64]"]),
     Case("tts model config not JSON", lambda c: tts(c, model=c.model_copy(lambda d: (d / "config.json")
                                                                           .write_text("{oops"))),
-         ["config.json", "not a readable JSON file"]),
+         ["config.json", "not a JSON file"]),
     Case("tts codec text as .pth", lambda c: tts(c, codec=c.file("codec.pth", "hello\n")),
          ["codec.pth", "not a PyTorch checkpoint"]),
     # -------------------------------------------------------------- profile create / show

@@ -30,7 +30,10 @@ class CodesError(A.AudioError):
 def load_codes(path) -> np.ndarray:
     """A codes `.npy` (one array, as `voiceport dac encode` writes it) -> the array, not yet checked against a
     model (`DacInterface.check_codes`). Every unreadable file raises CodesError naming it."""
+    from impl._io import check_input
+
     p = Path(path)
+    check_input(p, "codes .npy", CodesError)  # a FIFO or device refused before opening (a FIFO blocks open())
     if p.is_dir():
         raise CodesError(f"{path}: is a directory, not a codes .npy file")
     if not p.exists():

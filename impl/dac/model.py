@@ -22,7 +22,7 @@ import numpy as np
 
 from impl.dac.layers import Snake1d, Tanh, WNConv1d, WNConvTranspose1d
 from impl.dac.quantize import Codebook, ResidualVectorQuantize
-from impl._io import reason
+from impl._io import INT32, check_input, loads, read_bytes, reason
 from impl.weights import CheckpointError, check_weights
 
 # The official configs (descript-audio-codec 1.0.0 `dac/utils/__init__.py` model tags, read from their metadata).
@@ -299,9 +299,9 @@ def checkpoint_shapes(model: DAC, weights: Dict[str, Any]) -> Dict[str, Tuple[in
 
 def _kwargs(raw: Any, path: Path) -> Dict[str, Any]:
     try:
-        kwargs = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-    except ValueError as e:
-        raise CheckpointError(f"{path}: the DAC kwargs are not JSON ({reason(e)})") from None
+        kwargs = loads(raw, "", ValueError, ints=INT32) if isinstance(raw, (str, bytes)) else raw
+    except ValueError as e:  # not JSON, too deep, a number out of range
+        raise CheckpointError(f"{path}: the DAC kwargs are not usable JSON ({e})") from None
     if not isinstance(kwargs, dict):
         raise CheckpointError(f"{path}: the DAC kwargs must be an object of DAC arguments, got "
                               f"{type(kwargs).__name__}")
@@ -318,7 +318,8 @@ def _read_safetensors(path: Path) -> (Dict[str, Any], Dict[str, np.ndarray]):
         if "kwargs" in meta:
             kwargs = _kwargs(meta["kwargs"], path)
         elif (path.parent / "config.json").is_file():
-            kwargs = _kwargs((path.parent / "config.json").read_text(), path.parent / "config.json")
+            kwargs = _kwargs(read_bytes(path.parent / "config.json", "DAC config", 1 << 20, CheckpointError),
+                             path.parent / "config.json")
         else:
             raise CheckpointError(f"{path}: no 'kwargs' metadata and no config.json beside it")
         return kwargs, load_file(str(path))
@@ -376,7 +377,7 @@ def read_checkpoint(path: Union[str, Path]) -> (Dict[str, Any], Dict[str, np.nda
         if not hits:
             raise FileNotFoundError(f"{path}: no .safetensors or .pth DAC checkpoint in this folder")
         path = hits[0]
-    if not path.exists():
+    if check_input(path, "DAC checkpoint", CheckpointError) is None:  # a FIFO or device refused unopened
         raise FileNotFoundError(f"{path}: no such DAC checkpoint")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)

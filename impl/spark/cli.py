@@ -114,13 +114,16 @@ def _id_space(bicodec: Optional[Path]) -> Dict[str, Any]:
 
 def read_tokens(path: str, space: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
     """tokens.json -> (semantic (1, T), global (1, q, token_num)) int32; SparkInputError naming the file."""
+    from impl._io import INT32, MAX_JSON_BYTES, check_input, loads, read_bytes
+
     p = Path(path)
+    check_input(p, "tokens", SparkInputError)  # a FIFO or device refused before opening
     if not p.is_file():
         raise SparkInputError(f"{path}: {'is a directory' if p.is_dir() else 'no such tokens file'}")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise SparkInputError(f"{path}: not a readable JSON file ({type(e).__name__}: {e})") from None
+        data = loads(read_bytes(p, "tokens file", MAX_JSON_BYTES, ValueError), "", ValueError, ints=INT32)
+    except (OSError, ValueError) as e:
+        raise SparkInputError(f"{path}: not a readable JSON file ({e})") from None
     if not isinstance(data, dict):
         raise SparkInputError(f"{path}: expected a JSON object with keys global, semantic; got {type(data).__name__}")
     missing, extra = {"global", "semantic"} - set(data), set(data) - TOKEN_KEYS

@@ -108,9 +108,11 @@ def parse_yaml(text: str, name: str = "config.yaml") -> Dict[str, Any]:
 
 def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
     """Read a config.yaml (the subset above); ConfigError names the file on any problem."""
+    from impl._io import read_bytes
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path, "config.yaml", 1 << 20, ConfigError).decode("utf-8")  # a FIFO refused unopened
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     return parse_yaml(text, str(path))

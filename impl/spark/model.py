@@ -133,6 +133,9 @@ def sanitize(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
 def read_weights(path: Path) -> Dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
+    from impl._io import check_input
+
+    check_input(path, "safetensors checkpoint", CheckpointError)  # a FIFO would block the reader
     try:
         return load_file(str(path))
     except FileNotFoundError:

@@ -247,11 +247,14 @@ def load(path: Union[str, Path], mix_layers=MIX_LAYERS) -> Wav2Vec2Features:
     sanitize: every tensor the features need present with its shape, none left over)."""
     from safetensors.numpy import load_file
 
+    from impl._io import check_input
+    from impl.weights import read_json
+
     path = Path(path)
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path / 'config.json'}: cannot read: {e}") from None
+    config = read_json(path / "config.json")  # CheckpointError naming the file (special files, limits)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path / 'config.json'}: not a JSON object")
+    check_input(path / "model.safetensors", "safetensors checkpoint", CheckpointError)
     try:
         weights = load_file(str(path / "model.safetensors"))
     except Exception as e:  # noqa: BLE001 -- missing or corrupt: one message

@@ -66,14 +66,17 @@ class GivenWords:
         source = None
         if isinstance(words, (str, os.PathLike)):
             source = words
+            from impl._io import read_json
+
             try:
-                with open(words, encoding="utf-8") as f:
-                    words = json.load(f)
+                words = read_json(words, "word timestamps", ValueError)  # FIFO refused; depth, number limits
             except IsADirectoryError:
                 raise AlignmentError(f"cannot read word timestamps from {words}: is a directory, not a .json "
                                      "file") from None
-            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            except OSError as e:
                 raise AlignmentError(f"cannot read word timestamps from {words}: {e}") from None
+            except ValueError as e:  # "<path>: not a JSON file (...)", too deep, a number out of range
+                raise AlignmentError(f"cannot read word timestamps from {e}") from None
         if isinstance(words, dict) and "segments" in words:
             try:
                 words = [w for seg in words["segments"] for w in seg.get("words", [])]

@@ -103,9 +103,10 @@ def validate_speaker(speaker: Any, where: str = "speaker") -> Dict[str, Any]:
 
 def load_speaker(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     """Read and validate a v3 speaker profile JSON file."""
+    from impl._io import read_json
+
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = read_json(path, "speaker profile", SpeakerError)  # a FIFO refused unopened; depth, int64 limits
     except FileNotFoundError:
         raise SpeakerError(f"{path}: speaker file not found") from None
     except IsADirectoryError:
