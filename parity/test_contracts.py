@@ -51,10 +51,12 @@ def test_contracts_generation_defaults_equal_outetts():
     from outetts.models.config import GenerationConfig as OfficialConfig
 
     from impl.dac.interface import DacInterface
-    from impl.outetts.generate import GenerationConfig
+    from impl.outetts.generate import GenerationConfig, sampler_config
+    from impl.outetts.sampler import SamplerConfig
 
     official = {f.name: f.default for f in dataclasses.fields(OfficialConfig)}
-    assert GenerationConfig().max_length == official["max_length"]
+    assert GenerationConfig().outetts.max_length == official["max_length"]
+    assert sampler_config(GenerationConfig()) == SamplerConfig()  # the config's defaults are the sampler's
     chunk = inspect.signature(DacInterface.__init__).parameters["chunk_length"].default
     assert chunk == official["dac_decoding_chunk"]
 

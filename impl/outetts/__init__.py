@@ -5,7 +5,8 @@ Ports outetts 0.4.4 (`version/v3/`, `version/interface.py`, `models/hf_model.py`
   tokens     the v3 special tokens          tokenizer  tokenizer.json through `tokenizers`
   text       normalisation, chunking        prompt     prompt token ids
   sampler    repetition penalty, temperature, top-k/p, min-p
-  generate   the decode loop, generation, codes parsing, streaming audio
+  generate   load(), the TTS pipeline, codes parsing, streaming audio (the decode loop, config and chunk plan
+             are `impl.runtime`'s, shared with Spark-TTS)
 Speaker profiles (load, validate, create) are `impl.speaker`; the seeded model folders and the generated v3
 tokenizer are `impl.seeded.outetts`.
 """
