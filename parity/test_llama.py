@@ -304,6 +304,10 @@ def test_llama_sharded_checkpoint_loads_same_weights(small_path, impl_model, tmp
     # transformers reads the same sharded folder: a valid HF checkpoint
     assert np.array_equal(ref.forward(ref.load(sharded, "float32"), np.array(ids)),
                           ref.forward(ref.load(small_path, "float32"), np.array(ids)))
+    # a real index's total_size counts bytes: the 1B fp32 checkpoint's is 4,993,589,248 (past int32)
+    big = dict(index, metadata={"total_size": 4_993_589_248})
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(big))
+    assert np.array_equal(np.array(llama.load(sharded)(ids)), np.array(impl_model(ids)))
     os.remove(sharded / shards[1])
     with pytest.raises(FileNotFoundError, match=shards[1]):
         llama.load(sharded)
