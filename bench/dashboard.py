@@ -357,21 +357,32 @@ def render_docs(root: Path) -> Dict[str, str]:
     page.add(INTRO.format(folders=", bench/".join(RECORD_FOLDERS)))
     parity = _Page()
     parity.add(PARITY_INTRO)
-    history = [json.loads(p.read_text()) for p in sorted((bench / "history").glob("*.json"))]
-    _history_section(page, history)
+    entries = [(p, _load_record(p)) for p in sorted((bench / "history").glob("*.json"))]
+    _history_section(page, [e for _, e in entries if isinstance(e.get("cases"), dict) and "sha" in e])
     records: List[Tuple[str, Dict]] = []
-    for folder in RECORD_FOLDERS:
-        files = sorted((bench / folder).glob("*.json"))
-        if any(json.loads(p.read_text()).get("page") is None for p in files):
+    for folder in ("history", *RECORD_FOLDERS):
+        files = [(p, _load_record(p)) for p in sorted((bench / folder).glob("*.json"))]
+        if folder == "history":  # a history file of another shape is rendered as a record
+            files = [(p, r) for p, r in files if not (isinstance(r.get("cases"), dict) and "sha" in r)]
+        if any(r.get("page") is None for _, r in files):
             page.add(f"## Stored runs: `bench/{folder}/`", "")
-        for path in files:
-            rec = json.loads(path.read_text())
+        for path, rec in files:
             records.append((path.stem, rec))
             on = parity if rec.get("page") == "parity-runs" else page
             _record(on, folder, path, rec)
     text = "\n".join(page.lines).rstrip("\n") + "\n"
     return {"performance.md": text, "parity-runs.md": "\n".join(parity.lines).rstrip("\n") + "\n",
             "mutations.md": _mutations_page(records), **page.figures, **parity.figures}
+
+
+def _load_record(path: Path) -> Dict:
+    """A stored run as a dict: a JSON list of rows becomes {"rows": [...]}, any other value {"value": ...}."""
+    rec = json.loads(path.read_text())
+    if isinstance(rec, dict):
+        return rec
+    if isinstance(rec, list) and all(isinstance(r, dict) for r in rec):
+        return {"rows": rec}
+    return {"value": rec}
 
 
 def _record(page: _Page, folder: str, path: Path, rec: Dict) -> None:
