@@ -17,6 +17,7 @@ Only these modules are imported; they run on the environment's transformers 4.52
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -76,10 +77,11 @@ def dac_folder(config: str = "24khz_speech", seed: int = 0) -> Path:
     from impl._io import atomic_dir
     from impl.seeded.dac import seeded_checkpoint
 
-    dest = _stage_dir(f"dac-{config}-s{seed}")
+    cfg = dac.resolve_config(config)
+    key = hashlib.sha256(json.dumps([cfg, seed], sort_keys=True).encode()).hexdigest()[:12]
+    dest = _stage_dir(f"dac-{config if isinstance(config, str) else 'custom'}-s{seed}-{key}")
     if (dest / "config.json").exists():
         return dest
-    cfg = dac.resolve_config(config)
     with atomic_dir(dest) as tmp:
         save_file(dac_weights(load_file(str(seeded_checkpoint(config, seed)))), str(Path(tmp) / "model.safetensors"))
         (Path(tmp) / "config.json").write_text(json.dumps(cfg, indent=1))
@@ -247,8 +249,6 @@ SPARK_QUICK_LABEL = "tiny-dec256"
 
 def bicodec_folder(config, seed: int = 0) -> Path:
     """The seeded official BiCodec folder with SPARK_DROPPED removed (everything else as written), cached."""
-    import hashlib
-
     from safetensors.numpy import load_file, save_file
 
     from impl._io import atomic_dir
