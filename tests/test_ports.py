@@ -1,0 +1,212 @@
+"""Foreign ports (parity/ports/): the adapter machinery on a toy foreign port with a planted bug, and the mlx-audio
+0.6.2 adapter: every mapped layer resolves in its tree, small configs pass the harness, its findings reproduce.
+
+The mlx-audio tests skip (with the command that installs it) where `./vp setup-port mlx-audio` has not run."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from parity import toy
+from parity.harness import run_spec
+from parity.ports import Component, Layer, Port, PortUnavailable, Rule, activate, map_path, port_spec
+from parity.spec import SpecError, resolve
+
+
+# ------------------------------------------------------------------------------------- a toy foreign port
+
+class NCLConv(nn.Module):
+    """A conv that keeps torch's (N, C, L) layout and weight (out, in, k), as a naive port would."""
+
+    def __init__(self, weight, bias, padding=0, dilation=1):
+        super().__init__()
+        self.weight, self.bias = weight, bias
+        self.padding, self.dilation = padding, dilation
+
+    def __call__(self, x):  # (N, C, L) -> (N, C', L')
+        y = mx.conv1d(x.swapaxes(1, 2), self.weight.transpose(0, 2, 1), padding=self.padding,
+                      dilation=self.dilation) + self.bias
+        return y.swapaxes(1, 2)
+
+
+class NCLTanh(nn.Module):
+    def __call__(self, x):
+        return mx.tanh(x)
+
+
+class NCLLinear(nn.Module):
+    """Linear over the channels of (N, C, L); `drop_bias` is the planted bug (a forgotten bias)."""
+
+    def __init__(self, weight, bias, drop_bias=False):
+        super().__init__()
+        self.weight, self.bias, self.drop_bias = weight, bias, drop_bias
+
+    def __call__(self, x):
+        y = x.swapaxes(1, 2) @ self.weight.T
+        return (y if self.drop_bias else y + self.bias).swapaxes(1, 2)
+
+
+class ForeignToy(nn.Module):
+    """parity.toy's network as someone else wrote it: one list `net`, channels-first, its own weight keys."""
+
+    def __init__(self, w, bug=False):
+        super().__init__()
+        a = {k: mx.array(v) for k, v in w.items()}
+        self.net = [NCLConv(a["net.0.weight"], a["net.0.bias"], padding=2), NCLTanh(),
+                    NCLConv(a["net.2.weight"], a["net.2.bias"], padding=3, dilation=3),
+                    NCLLinear(a["net.3.weight"], a["net.3.bias"], drop_bias=bug),
+                    NCLConv(a["net.4.weight"], a["net.4.bias"])]
+
+    def __call__(self, x):  # (N, C, L)
+        for m in self.net:
+            x = m(x)
+        return x
+
+    @staticmethod
+    def sanitize(official):
+        """The official toy's keys -> this port's (its own loading code)."""
+        names = {"conv1": "net.0", "conv2": "net.2", "lin": "net.3", "conv3": "net.4"}
+        return {names[k.split(".")[0]] + "." + k.split(".")[1]: v for k, v in official.items()}
+
+
+NCL = Layer(out="ncl", inp="ncl")
+TOY_RULES = [Rule(r"conv1", "net.0", NCL), Rule(r"act", "net.1", NCL), Rule(r"conv2", "net.2", NCL),
+             Rule(r"lin", "net.3", NCL), Rule(r"conv3", "net.4", NCL)]
+
+
+def toy_port(bug: bool) -> Port:
+    def run(model, inputs):  # the port's public API takes (N, C, L)
+        return {"y": model(mx.array(inputs["x"]).swapaxes(1, 2)).swapaxes(1, 2)}
+
+    load = lambda kw: ForeignToy(ForeignToy.sanitize(toy.weights(0)), bug=bug)  # noqa: E731
+    return Port("toy-foreign", "0", {"toy": Component(load, run, TOY_RULES, note="ForeignToy")})
+
+
+def test_ports_toy_foreign_port_passes_every_layer():
+    spec, unmapped = port_spec(toy.spec(), toy_port(bug=False), "toy", {})
+    report = run_spec(spec, seed=0)
+    assert report.ok, report.summary()
+    assert unmapped == {} and report.compared == 5 + 1
+    assert all(r.iso_ok for r in report.rows if r.kind == "layer"), report.summary()
+
+
+def test_ports_toy_foreign_port_planted_bug_found_at_its_layer():
+    spec, _ = port_spec(toy.spec(), toy_port(bug=True), "toy", {})
+    report = run_spec(spec, seed=0)
+    assert not report.ok
+    assert report.first_divergence == "net.3 <- lin", report.summary()
+    assert report.first_isolated_divergence == "net.3 <- lin", report.summary()
+    before = [r for r in report.rows if r.name in ("net.0 <- conv1", "net.1 <- act", "net.2 <- conv2")]
+    assert len(before) == 3 and all(r.ok and r.iso_ok for r in before), report.summary()
+
+
+def test_ports_layout_is_part_of_the_map():
+    """Declaring a channels-first module as channels-last is a shape error at that layer, not a silent pass."""
+    rules = [replace(r, layer=Layer()) if r.official == "conv2" else r for r in TOY_RULES]
+    port = toy_port(bug=False)
+    port.components["toy"].rules = rules
+    report = run_spec(port_spec(toy.spec(), port, "toy", {})[0], seed=0)
+    bad = next(r for r in report.rows if not r.ok)
+    assert bad.name == "net.2 <- conv2" and "shape" in bad.note, report.summary()
+
+
+def test_ports_unmapped_layers_are_named_and_unmatched_paths_refused():
+    rules = [Rule("act", None, why="fused into conv1")] + [r for r in TOY_RULES if r.official != "act"]
+    assert map_path(rules, "act") == (None, Layer(), "fused into conv1")
+    port = toy_port(bug=False)
+    port.components["toy"].rules = rules
+    spec, unmapped = port_spec(toy.spec(), port, "toy", {})
+    assert unmapped == {"act": "fused into conv1"} and len(spec.pairs) == 4
+    with pytest.raises(SpecError, match="no port rule maps official module 'conv9'"):
+        map_path(TOY_RULES, "conv9")
+
+
+# ---------------------------------------------------------------------------------------------- mlx-audio
+
+@pytest.fixture(scope="module")
+def mlx_audio():
+    try:
+        activate("mlx-audio", "mlx_audio")
+    except PortUnavailable as e:
+        pytest.skip(str(e))
+    from parity.ports import mlx_audio as adapter
+
+    return adapter
+
+
+def _official(component: str):
+    """(official spec, kwargs) at the test sizes: tiny DAC, small LMs, the port's quick BiCodec."""
+    from parity.doubles import TINY
+    from parity.ports.mlx_audio import SPARK_QUICK
+    from parity.specs import dac, llama, qwen2, spark
+
+    table = {"dac": (dac.spec, {"config": TINY, "seconds": 0.1, "signal": "speech"}),
+             "llama": (llama.spec, {"config": "small", "seq_len": 16}),
+             "qwen2-0.5b": (qwen2.spec, {"config": "small", "seq_len": 16}),
+             "spark-decoder": (spark.decoder_spec, {"config": SPARK_QUICK, "frames": 4}),
+             "spark-global": (spark.global_spec, {"config": SPARK_QUICK, "samples": 1920}),
+             "spark-semantic": (spark.semantic_spec, {"config": SPARK_QUICK, "frames": 20})}
+    factory, kwargs = table[component]
+    return factory(**kwargs), kwargs
+
+
+MAPPED = ["dac", "llama", "qwen2-0.5b", "spark-decoder", "spark-global", "spark-semantic"]
+
+
+@pytest.mark.parametrize("component", MAPPED)
+def test_ports_mlx_audio_loads_and_maps_every_layer(mlx_audio, component):
+    official, kwargs = _official(component)
+    spec, unmapped = port_spec(official, mlx_audio.PORT, component, kwargs)
+    model = spec.build_impl()  # the port's own loader on the seeded official checkpoint
+    for p in spec.pairs:
+        resolve(model, p.impl, "mlx-audio")  # SpecError names a path the rules got wrong
+    assert len(spec.pairs) + len(unmapped) == len(official.expanded_pairs())
+    assert set(unmapped) == ({"mel_transformer"} if component == "spark-global" else set())
+
+
+@pytest.mark.parametrize("component", ["dac", "llama", "qwen2-0.5b"])
+def test_ports_mlx_audio_small_configs_pass(mlx_audio, component):
+    official, kwargs = _official(component)
+    report = run_spec(port_spec(official, mlx_audio.PORT, component, kwargs)[0], seed=0)
+    assert report.ok, report.summary()
+    assert report.compared == len(official.expanded_pairs()) + len(official.outputs)
+
+
+def test_ports_mlx_audio_bicodec_as_loaded_runs_batchnorm_in_training_mode(mlx_audio):
+    """Finding (docs/ports.md): BiCodec.load_from_checkpoint never calls eval(); ECAPA's BatchNorm then uses batch
+    statistics, and with one clip the pooled (1, C) batch makes MLX refuse it."""
+    model = mlx_audio.load_bicodec({"config": mlx_audio.SPARK_QUICK})
+    assert model.training
+    mel = model.get_mel_spectrogram(mx.array(np.zeros((1, 1920), np.float32) + 0.1))
+    with pytest.raises(ValueError, match="BatchNorm training requires more than one value per channel"):
+        model.speaker_encoder.tokenize(mel)
+    model.eval()
+    assert model.speaker_encoder.tokenize(mel).shape == (1, 1, 8)
+
+
+def test_ports_mlx_audio_sanitizer_guesses_layouts_from_sizes(mlx_audio):
+    """Finding (docs/ports.md): WaveGenerator.sanitize transposes a weight only when its input channels exceed its
+    kernel, so a BiCodec whose last blocks have 4 channels and 7 taps is refused (and a square one would load wrong)."""
+    from mlx_audio.tts.models.spark.bicodec import BiCodec
+
+    with pytest.raises(ValueError, match=r"Expected shape .* but received shape"):
+        BiCodec.load_from_checkpoint(mlx_audio.bicodec_folder("tiny", 0))
+
+
+def test_ports_mlx_audio_dac_weights_cover_the_state_dict(mlx_audio):
+    """The adapter's DAC conversion (the package ships none) is total and strict: every official key lands on a
+    parameter of the same size, and from_pretrained's strict load_weights accepts the result."""
+    from impl.seeded.dac import seeded_state_dict
+    from parity.doubles import TINY
+
+    sd = seeded_state_dict(TINY, 0)
+    w = mlx_audio.dac_weights(sd)
+    assert len(w) == len(sd) and all(w[k].size == v.size for k, v in zip(w, sd.values()))
+    model = mlx_audio.load_dac({"config": TINY, "seed": 0})
+    from mlx.utils import tree_flatten
+
+    assert {k for k, _ in tree_flatten(model.parameters())} == set(w)
