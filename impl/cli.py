@@ -113,6 +113,10 @@ def main(argv: Optional[List[str]] = None, commands: Dict[str, Tuple[str, str]] 
     except (ValueError, FileNotFoundError) as e:  # our input errors are ValueError subclasses
         print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the system refused a read or write nothing above words (EACCES, ENOSPC, EIO)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{prog} {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

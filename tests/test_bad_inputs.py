@@ -295,7 +295,7 @@ CASES: List[Case] = [
     Case("tts out is a directory", lambda c: tts(c, out=c.folder("x.wav")), ["--out", "x.wav", "is a directory"]),
     Case("tts out read-only folder", lambda c: tts(c, out=c.read_only("ro") + "/x.wav"), ["x.wav", "not writable"]),
     Case("tts out missing folder", lambda c: tts(c, out=str(c.d / "no" / "x.wav")), ["x.wav", "does not exist"]),
-    Case("tts model missing", lambda c: tts(c, model=str(c.d / "nomodel")), ["--model", "nomodel", "no such model"]),
+    Case("tts model missing", lambda c: tts(c, model=str(c.d / "nomodel")), ["--model", "nomodel", "no such folder"]),
     Case("tts model truncated safetensors", lambda c: tts(c, model=c.model_copy(_cut_lm)),
          ["model.safetensors", "not a readable safetensors"]),
     Case("tts model mis-shaped tensor", lambda c: tts(c, model=c.model_copy(_misshape_lm)),

@@ -39,6 +39,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     d.add_argument("codes", metavar="CODES", help=".npy of int codes, (n_codebooks, T) or (1, n_codebooks, T), "
                                                   "as `dac encode` writes them")
     d.add_argument("-o", "--out", required=True, metavar="AUDIO", help="output audio (.wav, .flac or .ogg)")
+    d.add_argument("--quiet", action="store_true", help="no progress on stderr (shown for codes over one chunk, "
+                                                        "2048 codes = 27 s)")
     for q in (e, d):
         q.add_argument("--checkpoint", default=None, metavar="PATH", help="DAC checkpoint (.pth or .safetensors); default: the "
                                                           "embedded seeded 24 kHz speech checkpoint")
@@ -74,6 +76,48 @@ def _save_npy(codes, out: Path) -> None:
         np.save(tmp, codes)
 
 
+def audio_bytes(samples: int, out: Path) -> int:
+    """An upper bound of the file `save_wav` writes for `samples` mono samples: float32 WAV 4 bytes a sample, FLAC
+    (PCM_16) at most 2 plus frame headers, Ogg Vorbis far less; 4 kB of headers."""
+    per = {".wav": 4.0, ".flac": 2.1, ".ogg": 0.5}.get(out.suffix.lower(), 4.0)
+    return int(samples * per) + 4096
+
+
+class DecodeProgress:
+    """`dac decode` progress on stderr when the codes take more than one chunk: a line with the totals (codes,
+    seconds of audio, chunks), then a bar over the codes (tqdm when installed, else one line per chunk)."""
+
+    def __init__(self, n_codes: int, chunk: int, seconds: float, quiet: bool = False):
+        self.total, self.done, self.bar = n_codes, 0, None
+        self.chunks = -(-n_codes // chunk)
+        self.on = not quiet and self.chunks > 1
+        if self.on:
+            print(f"decoding {n_codes:,} codes ({seconds:.1f} s of audio) in {self.chunks} chunks of {chunk}",
+                  file=sys.stderr, flush=True)
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=n_codes, unit="code", desc="decoding", file=sys.stderr, dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, done: int, total: int) -> None:
+        if not self.on:
+            return
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        else:
+            print(f"decoding: {done:,}/{total:,} codes", file=sys.stderr, flush=True)
+        self.done = done
+
+    def __enter__(self) -> "DecodeProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run(args) -> int:
     from impl import audio as A
     from impl._io import check_output
@@ -101,8 +145,11 @@ def run(args) -> int:
         raw = load_codes(args.codes)
         codec = _codec(args.checkpoint)
         codes = codec.check_codes(raw, where=args.codes)
+        samples = codec.samples(codes.shape[-1])
+        check_output(args.out, "-o", AUDIO_SUFFIXES, "audio", size=audio_bytes(samples, out))  # space, before work
         t0 = time.perf_counter()
-        audio = codec.decode(codes)
+        with DecodeProgress(codes.shape[-1], codec.chunk_length, samples / codec.sr, args.quiet) as bar:
+            audio = codec.decode(codes, progress=bar.update)
         dt = time.perf_counter() - t0
         codec.save_wav(audio, out)
         secs = len(audio) / codec.sr

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -158,11 +158,11 @@ class DacInterface:
         return self.encode(self.load_audio(path))
 
     # ----------------------------------------------------------------------------------------------- decode
-    def decode(self, codes) -> np.ndarray:
+    def decode(self, codes, progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
         """outetts DacInterface.decode: codes (n_codebooks, T) (or (1, n_codebooks, T)) -> float32 (L,).
 
         Decoded in chunks of `chunk_length` codes, each faded in and out over 15 ms, concatenated, then
-        loudness-normalised to -18 LUFS / -1 dB peak.
+        loudness-normalised to -18 LUFS / -1 dB peak. `progress(done, T)` is called after each chunk.
         """
         import mlx.core as mx
 
@@ -172,6 +172,8 @@ class DacInterface:
             r = self.model.decode(mx.array(c[None, :, i: i + self.chunk_length].astype(np.int32)))  # (1, L_i)
             r = np.array(r, dtype=np.float32).reshape(-1)
             recons.append(apply_fade(r, self.sr))
+            if progress is not None:
+                progress(min(i + self.chunk_length, c.shape[-1]), c.shape[-1])
         out = np.concatenate(recons)
         return A.loudness_normalize(out, self.sr, on_silence="keep")
 
@@ -193,6 +195,10 @@ class DacInterface:
         if size is not None and (c.min() < 0 or c.max() >= size):
             raise CodesError(f"{where}: codes must lie in [0, {size}), got [{c.min()}, {c.max()}]")
         return c
+
+    def samples(self, n_codes: int) -> int:
+        """Audio samples `decode` gives for `n_codes` frames (the hop per frame, dac/model/dac.py)."""
+        return n_codes * _hop_length(self.model)
 
     # ------------------------------------------------------------------------------------------------- save
     def save_wav(self, audio: np.ndarray, path, subtype: Optional[str] = None) -> None:

@@ -142,12 +142,32 @@ def given(args, names) -> List[str]:
     return [f"--{k.replace('_', '-')}" for k in names if getattr(args, k) not in (None, False)]
 
 
+def _meant_spark(args) -> bool:
+    """--model DIR means Spark-TTS: the Spark-TTS-0.5B layout, or a folder that looks meant as one (a Spark part
+    there, "spark" in its name, or Spark-only options for a folder without OuteTTS' config.json); a mistyped or
+    incomplete Spark folder then gets Spark's own folder check (what is missing), not OuteTTS' messages."""
+    from impl.spark import tts as spark_tts
+
+    root = Path(args.model)
+    if spark_tts.is_spark_folder(args.model) or "spark" in root.name.lower():
+        return True
+    if any((root / part).exists() for part in ("LLM", "BiCodec", "wav2vec2-large-xlsr-53")):
+        return True
+    return bool(given(args, SPARK_ONLY)) and not (root / "config.json").is_file()
+
+
 def run(args) -> int:
     from impl.runtime import cli_terms
     from impl.spark import tts as spark_tts
 
     args.text = read_text(args)
-    spark = args.model == "spark" or (args.model not in (None, "outetts") and spark_tts.is_spark_folder(args.model))
+    if args.model not in (None, "outetts", "spark") and not Path(args.model).is_dir():
+        raise TTSInputError(f"--model {args.model}: " + ("is a file; " if Path(args.model).exists() else
+                                                         "no such folder; ")
+                            + "give an OuteTTS folder (config.json, safetensors, tokenizer.json), a Spark-TTS "
+                              "folder (LLM/, BiCodec/, wav2vec2-large-xlsr-53/), or outetts / spark (the embedded "
+                              "seeded ones)")
+    spark = args.model == "spark" or (args.model not in (None, "outetts") and _meant_spark(args))
     try:
         if spark:
             for k, why in OUTETTS_ONLY.items():
@@ -172,6 +192,8 @@ def run(args) -> int:
 
 
 def _run_outetts(args) -> int:
+    import unicodedata
+
     from impl._io import check_output
     from impl.audio import save_audio
     from impl.outetts import generate as G
@@ -185,6 +207,9 @@ def _run_outetts(args) -> int:
     speaker = load_speaker(args.speaker)
     if not chunk_text(args.text):
         raise TextError(f"--{'text-file' if args.text_file else 'text'} is empty: nothing to speak")
+    if not any(unicodedata.category(c)[0] in "LNPS" for c in args.text):  # letters, digits, punctuation, symbols
+        raise TextError(f"--{'text-file' if args.text_file else 'text'} holds only invisible characters (spaces, "
+                        "zero-width or control characters): nothing to speak")
     _check_numbers(args)
     if args.model is not None and not Path(args.model).is_dir():
         raise FileNotFoundError(f"--model {args.model}: no such model folder (config.json, safetensors, "
