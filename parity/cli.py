@@ -143,11 +143,14 @@ def variants(args) -> List[str]:
     return accel.shipped_variants()
 
 
-def _layer_sections(name: str, args, progress, variant: Optional[str] = None) -> Tuple[list, list]:
+def _layer_sections(name: str, args, progress, variant: Optional[str] = None, live: Optional[dict] = None
+                    ) -> Tuple[list, list]:
     """(sections, reports) of one layer spec: 'DAC layers'; for the LM also 'LM KL' (teacher-forced logits).
-    variant: the impl.accel variant of an LM spec (VARIANT_COMPONENTS); its sections' names end in [variant]."""
+    variant: the impl.accel variant of an LM spec (VARIANT_COMPONENTS); its sections' names end in [variant].
+    live: {component: RefRecord}, the live reference recorded once and shared by the variants (the reference side
+    does not depend on the impl variant; a 1B fp64 run takes minutes)."""
     from parity.contracts import from_report
-    from parity.harness import run_spec
+    from parity.harness import record_reference, run_spec
 
     ref, full, quick = {**COMPONENTS, **EXTRA}[name]
     kwargs = dict(quick if (args.quick or args.fixtures) else full)  # fixtures hold the quick runs
@@ -158,14 +161,18 @@ def _layer_sections(name: str, args, progress, variant: Optional[str] = None) ->
     spec = factory(ref)(**kwargs)
     title = LAYER_TITLES.get(name, name) + (f" ({spec.name.split('-', 1)[-1]})" if variant is None else
                                             f" ({spec.name}[{variant}])")
-    progress.stage(title, "reference (fp64 + fp32, every mapped layer)" if not args.fixtures else
-                   "impl vs recorded reference")
+    progress.stage(title, "impl vs recorded reference" if args.fixtures else "impl vs the reference recorded above"
+                   if live is not None and name in live else "reference (fp64 + fp32, every mapped layer)")
     try:
         record = None
         if args.fixtures:  # a missing or stale fixture is this section's failure (toy: raised, as its bugs)
             from parity.fixtures import find, load_record
 
             record = load_record(*find(Path(args.fixtures), spec, args.seed))
+        elif live is not None:
+            if name not in live:
+                live[name] = record_reference(spec, args.seed, not args.no_isolated)
+            record = live[name]
         report = run_spec(spec, seed=args.seed, isolated=not args.no_isolated, record=record, variant=variant)
     except Exception as e:  # noqa: BLE001 -- an impl that cannot run is a failed section, the report goes on
         if name == "toy":
@@ -245,9 +252,9 @@ def run(args) -> int:
                     sec.platform = {**platform, "variant": _variant_words(applied)}
                     secs = [sec]
                 else:
-                    secs = []
+                    secs, live = [], {}
                     for v in (lm_variants if name in VARIANT_COMPONENTS else [None]):
-                        vsecs, reps = _layer_sections(name, args, progress, v)
+                        vsecs, reps = _layer_sections(name, args, progress, v, live if v is not None else None)
                         for sec in vsecs:
                             sec.platform = {**platform, "variant": v or "plain (the model as loaded: no "
                                                                          "accelerated variant of this model)"}
