@@ -203,3 +203,15 @@ def test_gpu_backend_adds_the_device_precision_section_from_a_child_run(tmp_path
     assert main(["parity", "toy", "--no-device-precision", "--report", str(tmp_path / "off")]) == 0
     off = json.loads((tmp_path / "off" / "report.json").read_text())
     assert len(off["sections"]) == 1 and off["device_precision"]["why"].startswith("not measured")
+
+
+def test_live_lm_reference_is_recorded_once_for_all_variants(tmp_path, monkeypatch):
+    import parity.harness as h
+
+    calls = []
+    real = h.record_reference
+    monkeypatch.setattr(h, "record_reference", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
+    assert main(["parity", "llama", "--quick", "--report", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert calls == ["llama-small"] and len(data["sections"]) == 2 * len(_shipped())
+    assert {s["reference"] for s in data["sections"]} == {"live"}
