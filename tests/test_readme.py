@@ -41,6 +41,7 @@ OUTPUT_DESTS = {"out", "report"}  # argparse dests that name what a command writ
 PYTHON_BLOCKS = {
     ("The environment (`./vp`)", 0): "fast",
     ("OuteTTS 1.0 (`impl/outetts`, `impl/llama`)", 0): "slow",
+    ("Spark-TTS BiCodec (`impl/spark`)", 0): "slow",
 }
 
 # Runnable lines the verbatim run leaves out, by prefix, with why.
@@ -368,6 +369,55 @@ def test_readme_python_block_runs(key, tmp_path):
     res = _run_python(block, tmp_path, timeout=300)
     assert res.returncode == 0, f"README.md:{block.line}:\n{res.stderr[-3000:]}"
     assert list(tmp_path.iterdir()) == []  # writes nothing where it runs
+
+
+def _block_files(block: Block) -> List[str]:
+    """The files a python block names in quotes (relative, with a known suffix, not the reader's own)."""
+    names = re.findall(r"[\"']([^\"'\s]+)[\"']", block.text)
+    return [n for n in names if Path(n).suffix.lower() in FILE_SUFFIXES and not n.startswith(("/", PLACEHOLDER))]
+
+
+def _writers(files: List[str]) -> List[Command]:
+    """The runnable README commands that write `files`, with those that write their inputs, in README order."""
+    _, commands = walk()
+    wanted, chosen = set(os.path.normpath(f) for f in files), []
+    for cmd in reversed(commands):
+        outs = {os.path.normpath(p) for p in cmd.outputs}
+        if cmd.runnable and cmd.error is None and outs & wanted:
+            chosen.append(cmd)
+            wanted = (wanted - outs) | {os.path.normpath(p) for p in cmd.inputs if not in_clone(p)}
+    assert not wanted, f"no README command writes {sorted(wanted)}"
+    return chosen[::-1]
+
+
+@pytest.mark.parametrize("key", [k for k, v in PYTHON_BLOCKS.items() if v == "slow"],
+                         ids=lambda k: f"{k[0]}[{k[1]}]")
+def test_readme_model_python_block_reads_only_what_the_readme_writes(key):
+    """The files a slow block reads are written by runnable README commands (found now, run under -m slow)."""
+    block = _python_blocks(walk()[0])[key]
+    files = _block_files(block)
+    assert [c for c in _writers(files)] or not files
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [k for k, v in PYTHON_BLOCKS.items() if v == "slow"],
+                         ids=lambda k: f"{k[0]}[{k[1]}]")
+def test_readme_model_python_block_runs_on_the_seeded_defaults(key, tmp_path):
+    """A model's Python example runs as written on the embedded seeded checkpoints (random weights), in a copy of
+    the clone, after the README commands that write the files it reads (`speech.wav`, `speaker.json`): it loads,
+    generates, streams, and exits 0. Its settings (greedy, a token cap) are deterministic on those weights."""
+    block = _python_blocks(walk()[0])[key]
+    root = _copy_clone(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "voiceport").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m impl.cli "$@"\n')
+    (bin_dir / "voiceport").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(root))
+    for cmd in _writers(_block_files(block)):
+        res = subprocess.run(["bash", "-c", cmd.raw], capture_output=True, text=True, cwd=root, env=env, timeout=3600)
+        assert res.returncode == 0, f"{cmd.id}:\n{res.stderr[-3000:]}"
+    res = _run_python(block, root, timeout=3600)
+    assert res.returncode == 0, f"README.md:{block.line}:\n{res.stderr[-3000:]}"
 
 
 # ------------------------------------------------------------------------------------------------ slow: verbatim
