@@ -6,7 +6,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from impl.accel import cuda, ops
+from impl import ops
+from impl.accel import cuda
 
 
 @pytest.mark.parametrize("model", cuda.MODELS)
