@@ -121,6 +121,40 @@ def test_outetts_sampler_window_is_64_tokens():
     assert got[0, 9] == got.max()
 
 
+@pytest.mark.parametrize("back", [1, 2, 64])
+def test_outetts_sampler_window_newest_and_oldest_ids_penalised(back):
+    """Both ends of the 64-id window are penalised: the newest id (1 back), the one before it, and the oldest (64
+    back); a window that drops its newest id (ids 2..65 back, or 63 ids) fails here."""
+    V, A = 10, 9
+    logits = np.linspace(1, 2, V, dtype=np.float32)[None]
+    ids = np.array([[0] * (64 - back) + [A] + [0] * (back - 1)])  # A is `back` ids before the next token
+    cfg = SamplerConfig(temperature=0)  # the shipped window 64, penalty 1.1
+    ref = R.process(logits, ids, repetition_penalty=cfg.repetition_penalty, do_sample=False)
+    got = np.array(process_logits(mx.array(logits), _window(ids, cfg), cfg))
+    np.testing.assert_array_equal(got, ref)
+    assert got[0, A] == np.float32(2.0) / np.float32(1.1), "the id was not penalised"
+
+
+@pytest.mark.parametrize("back,where", [(1, "prompt-first-step"), (2, "prompt-first-step"), (1, "generated"),
+                                        (2, "generated")])
+def test_outetts_sampler_window_newest_ids_in_decode_loop(back, where):
+    """The real decode loop's window holds the newest ids: the last prompt id at the prefill step, the last
+    generated id at a later step (a tie decided by their penalty, against outetts' processor on the same logits;
+    parity.specs.sampler.window_case)."""
+    from impl.outetts import generate as G
+    from parity.specs.sampler import LogitsScriptLM, window_case
+
+    prompt, rows, s = window_case(back, where)
+    cfg = SamplerConfig(temperature=0)
+    got = G.decode_loop(LogitsScriptLM(rows), None, prompt, Sampler(cfg), budget=len(rows))
+    ids = list(prompt)
+    for row in rows:
+        ids.append(int(R.process(row[None], np.array([ids]), repetition_penalty=1.1, do_sample=False)[0].argmax()))
+    want = ids[len(prompt):]
+    assert want[s] == 6, "the reference does not decide the tie by the penalty"
+    assert got == want, f"decision step {s} (id {back} back): impl chose {got[s]}, outetts {want[s]}"
+
+
 def test_outetts_sampler_draws_follow_distribution_and_seed():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(1, 12)).astype(np.float32) * 2

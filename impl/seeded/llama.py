@@ -3,6 +3,8 @@
 Values follow transformers' `LlamaPreTrainedModel._init_weights`: N(0, initializer_range) for linear and embedding
 weights, ones for RMSNorm weights, zeros for biases; drawn in fp32 from a per-tensor RNG keyed by
 (seed, crc32(tensor name)), then cast to the stored dtype. The tied head is omitted, as `save_pretrained` does.
+`nontrivial=True` (for tests) draws biases N(0, std) and norm weights 1 + N(0, std) as impl.seeded.qwen2 does, so
+that a dropped bias or an unused norm weight changes the output; the default checkpoints are unchanged.
 """
 from __future__ import annotations
 
@@ -51,18 +53,21 @@ def param_shapes(config: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
     return shapes
 
 
-def seeded_tensor(name: str, shape: Tuple[int, ...], seed: int, std: float) -> np.ndarray:
-    """HF `_init_weights`: norm weights 1, biases 0, others N(0, std); per-tensor RNG keyed by (seed, crc32(name))."""
-    if name.endswith("layernorm.weight") or name == "model.norm.weight":
+def seeded_tensor(name: str, shape: Tuple[int, ...], seed: int, std: float, nontrivial: bool = False) -> np.ndarray:
+    """HF `_init_weights`: norm weights 1, biases 0, others N(0, std); per-tensor RNG keyed by (seed, crc32(name)).
+    nontrivial: biases N(0, std) and norm weights 1 + N(0, std) instead (every parameter shows in a test)."""
+    norm = name.endswith("layernorm.weight") or name == "model.norm.weight"
+    if not nontrivial and norm:
         return np.ones(shape, np.float32)
-    if name.endswith(".bias"):
+    if not nontrivial and name.endswith(".bias"):
         return np.zeros(shape, np.float32)
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    return (rng.standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float32)
+    x = (rng.standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float32)
+    return x + np.float32(1.0) if norm else x
 
 
 def write_seeded_checkpoint(path: Union[str, Path], config: Dict[str, Any], seed: int, dtype: str = "float32",
-                            max_shard_bytes: Optional[int] = None) -> Path:
+                            max_shard_bytes: Optional[int] = None, nontrivial: bool = False) -> Path:
     """Write a random-init HF checkpoint (config.json + model.safetensors) at `config`, each file atomically.
 
     Args:
@@ -73,6 +78,7 @@ def write_seeded_checkpoint(path: Union[str, Path], config: Dict[str, Any], seed
         max_shard_bytes: None writes one model.safetensors; else shards of at most this size plus
             model.safetensors.index.json (as `save_pretrained(max_shard_size=...)`), bounding peak memory.
             Sharding does not change any value.
+        nontrivial: biases and norm weights drawn too (`seeded_tensor`), for tests.
     """
     dtype = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(dtype, dtype)
     if dtype not in ("float32", "float16", "bfloat16"):
@@ -95,7 +101,7 @@ def write_seeded_checkpoint(path: Union[str, Path], config: Dict[str, Any], seed
              [f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))])
     total = 0
     for fname, names in zip(files, groups):
-        tensors = {n: seeded_tensor(n, shapes[n], seed, std) for n in names}
+        tensors = {n: seeded_tensor(n, shapes[n], seed, std, nontrivial) for n in names}
         total += sum(t.size for t in tensors.values()) * itemsize
         with atomic_path(path / fname) as tmp:
             _save_safetensors(tmp, tensors, dtype)

@@ -160,8 +160,9 @@ def build_tokenizer(path: Union[str, os.PathLike], n_merges: int = 256, corpus: 
 # ------------------------------------------------------------------------------------------------- model folder
 
 def write_model_dir(path: Union[str, os.PathLike], lm_config: Dict[str, Any], seed: int = 0,
-                    dtype: str = "float32") -> Path:
-    """Write tokenizer + seeded LM into `path` (a temporary folder renamed into place, replacing `path`)."""
+                    dtype: str = "float32", nontrivial: bool = False) -> Path:
+    """Write tokenizer + seeded LM into `path` (a temporary folder renamed into place, replacing `path`);
+    nontrivial: the LM's norm weights and biases drawn too (`impl.seeded.llama.seeded_tensor`), for tests."""
     from impl.outetts.tokenizer import Tokenizer
     from impl.seeded.llama import write_seeded_checkpoint
 
@@ -173,7 +174,8 @@ def write_model_dir(path: Union[str, os.PathLike], lm_config: Dict[str, Any], se
             raise ValueError(f"LM vocab_size {lm_config['vocab_size']} < tokenizer's {tok.vocab_size} tokens")
         config = dict(lm_config, eos_token_id=tok.eos_id, bos_token_id=tok.token_id("<|im_start|>"))
         big = config["hidden_size"] * config["vocab_size"] * 4 > (1 << 28)
-        write_seeded_checkpoint(tmp, config, seed, dtype, max_shard_bytes=(1 << 30) if big else None)
+        write_seeded_checkpoint(tmp, config, seed, dtype, max_shard_bytes=(1 << 30) if big else None,
+                                nontrivial=nontrivial)
     return path
 
 

@@ -96,7 +96,10 @@ def window_case(back: int, where: str):
     return prompt, steps + [tie, forced(F)], s
 
 
-WINDOW = [(back, where) for where in ("prompt-first-step", "prompt-later-step", "generated") for back in (63, 64, 65)]
+# the window's both ends: the oldest id (63/64/65 back) and the newest (1 back: the last prompt id at the prefill
+# step, the last generated id in the loop), so that a window missing either end decides a tie differently
+WINDOW = ([(back, where) for where in ("prompt-first-step", "prompt-later-step", "generated") for back in (63, 64, 65)]
+          + [(1, "prompt-first-step"), (2, "prompt-first-step"), (1, "generated"), (2, "generated")])
 
 
 def _sparse(p: np.ndarray, scores: np.ndarray):
@@ -201,4 +204,4 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
                     "(the reference's own support changes under a 1e-5 nudge)"])
 
 
-CONTRACT = Contract("sampler", record, check)
+CONTRACT = Contract("sampler", record, check, version=2)  # 2: + the newest ids of the window
