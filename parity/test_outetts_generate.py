@@ -33,7 +33,7 @@ def _greedy(max_length: int = 8192) -> G.GenerationConfig:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    return write_model_dir(tmp_path_factory.mktemp("outetts") / "tiny", TINY_LM_CONFIG, seed=0)
+    return write_model_dir(tmp_path_factory.mktemp("outetts") / "tiny", TINY_LM_CONFIG, seed=0, nontrivial=True)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_outetts_generate_greedy_tokens_match(tts, ref, text, speaker):
 
 def test_outetts_generate_real_vocab_size(tmp_path):
     """The 1B model's 134,400-row embedding (tokenizer ids fill the first rows), greedy and sampled."""
-    d = write_model_dir(tmp_path / "wide", dict(TINY_LM_CONFIG, vocab_size=134400), seed=1)
+    d = write_model_dir(tmp_path / "wide", dict(TINY_LM_CONFIG, vocab_size=134400), seed=1, nontrivial=True)
     tts = G.load(d, codec=FakeCodec())
     text = "A wider vocabulary."
     max_length = _prompt_len(tts, text, SPEAKER) + 24

@@ -99,7 +99,7 @@ def test_accel_fuse_refuses_mixed_projection_types():
 @pytest.fixture(scope="module", params=["llama", "qwen2-like"])
 def ckpt(request, tmp_path_factory):
     config = LLAMA if request.param == "llama" else QWEN2_LIKE
-    return write_seeded_checkpoint(tmp_path_factory.mktemp("accel") / request.param, config, 0)
+    return write_seeded_checkpoint(tmp_path_factory.mktemp("accel") / request.param, config, 0, nontrivial=True)
 
 
 def _decode(model, prompt, n):
