@@ -135,3 +135,13 @@ def test_dumps_other_protocol_or_no_dump_is_refused(impl_dump, tmp_path):
         dumps.check(d, tmp_path / "r")
     with pytest.raises(dumps.DumpError, match="no dump.json"):
         dumps.check(tmp_path, tmp_path / "r")
+
+
+def test_dumps_check_runs_without_torch(impl_dump, tmp_path):
+    """The checker reads fixtures and dumps only: torch and transformers blocked, it still passes the impl dump."""
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+            "from pathlib import Path\nfrom parity.ports import dumps\n"
+            f"sys.exit(dumps.check(Path({str(impl_dump)!r}), Path({str(tmp_path / 'r')!r})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=600)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]

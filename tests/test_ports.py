@@ -210,3 +210,20 @@ def test_ports_mlx_audio_dac_weights_cover_the_state_dict(mlx_audio):
     from mlx.utils import tree_flatten
 
     assert {k for k, _ in tree_flatten(model.parameters())} == set(w)
+
+
+def test_ports_mlx_audio_vocos_backbone_guesses_its_input_layout(mlx_audio):
+    """Finding (docs/ports.md): VocosBackbone transposes its input only if x.shape[-1] != input_channels; with as many
+    frames as input channels (64 here, 1024 = 20.48 s for the real encoder) the (B, C, T) features pass untransposed
+    and every semantic id is wrong. One frame fewer is exact."""
+    from parity.ports.mlx_audio import SPARK_QUICK
+    from parity.specs import spark
+
+    for frames, ok in ((63, True), (64, False)):
+        kwargs = {"config": SPARK_QUICK, "frames": frames}
+        report = run_spec(port_spec(spark.semantic_spec(**kwargs), mlx_audio.PORT, "spark-semantic", kwargs)[0],
+                          seed=0, isolated=False)
+        assert report.ok is ok, report.summary()
+    assert report.first_divergence == "encoder.encoder.embed", report.summary()  # the backbone's first conv
+    ids = next(r for r in report.rows if r.name == "output:semantic_ids")
+    assert ids.mismatches > frames // 2
