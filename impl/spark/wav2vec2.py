@@ -12,7 +12,6 @@ pre-training checkpoint); the positional conv's weight norm (dim 2; `weight_g`/`
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
