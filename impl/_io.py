@@ -307,11 +307,13 @@ def check_output(path: PathLike, option: str, suffixes: Sequence[str] = (), kind
                                   f"allows {name_max}")
         path_max = _path_max(str(folder)) if folder.is_dir() else 4096
         if len(os.fsencode(str(target))) >= path_max:
-            raise OutputError(f"{where}: the path is {len(os.fsencode(str(target)))} bytes; the limit is {path_max}")
+            raise OutputError(f"{where}: the path is too long ({len(os.fsencode(str(target)))} bytes; the limit is "
+                              f"{path_max})")
         if target.is_dir():
             raise OutputError(f"{where}: is a directory (give a file name inside it)")
         if not folder.is_dir():
-            raise OutputError(f"{where}: folder {folder} does not exist")
+            raise OutputError(f"{where}: folder {folder} " + ("is a file, not a folder" if folder.exists() else
+                                                              "does not exist"))
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputError(f"{where}: folder {folder} is not writable")
         if os.path.lexists(target):

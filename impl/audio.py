@@ -20,7 +20,7 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from impl._io import atomic_path, reason
+from impl._io import OutputError, atomic_path, reason
 
 
 class AudioError(ValueError):
@@ -125,6 +125,8 @@ def save_audio(audio: np.ndarray, path, sr: int, subtype: Optional[str] = None) 
     try:
         with atomic_path(path) as tmp:
             sf.write(tmp, x.T if x.ndim == 2 else x, int(sr), subtype=subtype, format=fmt)
+    except OutputError:  # already one line naming the path (no space, no permission, a read-only output)
+        raise
     except Exception as e:  # noqa: BLE001 -- soundfile raises several types; the caller gets one AudioError
         raise AudioError(f"cannot write {path}: {e}") from e
 

@@ -120,7 +120,7 @@ class DecodeProgress:
 
 def run(args) -> int:
     from impl import audio as A
-    from impl._io import check_output
+    from impl._io import check_output, check_seed
     from impl.dac.interface import load_codes
 
     if args.dac_command == "encode":
@@ -162,8 +162,7 @@ def run(args) -> int:
         out = check_output(args.out, "-o", (".safetensors",), "checkpoint")
         if args.config not in CONFIGS:
             raise DacInputError(f"--config {args.config}: unknown DAC config; known: {', '.join(sorted(CONFIGS))}")
-        if args.seed < 0:
-            raise DacInputError(f"--seed {args.seed}: the seed must be >= 0")
+        check_seed(args.seed, error=DacInputError)
         write_seeded_safetensors(out, args.config, args.seed)
         print(f"seeded DAC {args.config} (seed {args.seed}) -> {out}", file=sys.stderr)
     elif args.dac_command == "convert":
