@@ -72,7 +72,8 @@ def test_outetts_generate_real_vocab_size(tmp_path):
     max_length = _prompt_len(tts, text, SPEAKER) + 24
     got = tts.generate_tokens(text, SPEAKER, _greedy(max_length))
     assert got == R.GenerationReference(d).generate_tokens(text, SPEAKER, max_length=max_length)
-    sampled = tts.generate_tokens(text, SPEAKER, G.GenerationConfig(max_new_tokens=None, outetts=G.OuteTTSOptions(max_length=max_length)))
+    unbounded = G.GenerationConfig(max_new_tokens=None, outetts=G.OuteTTSOptions(max_length=max_length))
+    sampled = tts.generate_tokens(text, SPEAKER, unbounded)
     assert len(sampled) == 24 and all(0 <= t < 134400 for t in sampled)
 
 
@@ -236,6 +237,22 @@ def test_outetts_cli_writes_audio(model_dir, cli_env, capsys, stream):
     assert sr == 24000 and audio.size > 0 and audio.size % 320 == 0
     text = capsys.readouterr().out
     assert "tokens/s" in text and "RTF:" in text
+
+
+def test_outetts_cli_text_file_speaks_as_text(model_dir, cli_env, capsys):
+    """--text-file FILE (UTF-8) gives the same audio as --text with the file's text."""
+    import soundfile as sf
+
+    from impl.cli import main
+
+    tmp, speaker = cli_env
+    (tmp / "in.txt").write_text("Hello world. This is a test.\n", encoding="utf-8")
+    common = ["--speaker", str(speaker), "--model", str(model_dir), "--max-new-tokens", "30", "--seed", "1",
+              "--quiet"]
+    assert main(["tts", "--text", "Hello world. This is a test.", "--out", str(tmp / "a.wav"), *common]) == 0
+    assert main(["tts", "--text-file", str(tmp / "in.txt"), "--out", str(tmp / "b.wav"), *common]) == 0
+    np.testing.assert_array_equal(sf.read(tmp / "a.wav")[0], sf.read(tmp / "b.wav")[0])
+    assert "LM variant" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("change,msg", [

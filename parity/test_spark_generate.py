@@ -174,7 +174,7 @@ def test_spark_generation_config_defaults_and_official_folder_layout(tmp_path):
         with pytest.raises(G.GenerationError, match="generation_config.json"):
             G.generation_settings(tmp_path)
     (tmp_path / "generation_config.json").write_text("{")
-    with pytest.raises(G.GenerationError, match="cannot read"):
+    with pytest.raises(G.GenerationError, match="not a JSON file"):
         G.generation_settings(tmp_path)
 
 

@@ -34,6 +34,22 @@ def test_cli_voiceport_help_lists_exactly_the_shipping_commands(capsys):
     assert listed == SHIPPING, out
 
 
+def test_cli_help_names_both_models_and_their_sample_rates(capsys):
+    """`voiceport --help` and `voiceport tts --help` name OuteTTS and Spark-TTS, and `--out` both sample rates."""
+    import argparse
+
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    top = " ".join(capsys.readouterr().out.split())
+    assert "OuteTTS" in top and "Spark-TTS" in top
+    tts = _commands(cli.build_parser(only="tts"))["tts"]
+    out = [a for a in tts._actions if a.dest == "out"][0].help
+    assert "24 kHz for OuteTTS" in out and "16 kHz for Spark-TTS" in out
+    assert "OuteTTS" in tts.description and "Spark-TTS" in tts.description
+    assert {"--text-file", "--variant"} <= set(tts._option_string_actions)
+    assert isinstance(tts, argparse.ArgumentParser)
+
+
 def test_cli_vp_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as e:
         dev_cli.main(["--help"])
