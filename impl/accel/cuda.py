@@ -4,8 +4,8 @@
 Nothing here runs on import: the CLI calls `use_kernel_cache()` before the first GPU operation; a library user
 calls it the same way, or leaves MLX's default.
 
-Why: mlx-cuda compiles some kernels at run time with NVRTC (gathers, scatters, `mx.compile`d fusions: 2-3 s
-each, measured on an H200 with mlx-cuda 0.32.4) and stores the result in `$MLX_PTX_CACHE_DIR`, by default
+Why: mlx-cuda compiles some kernels at run time with NVRTC (gathers, scatters, `mx.compile`d fusions: seconds
+each) and stores the result in `$MLX_PTX_CACHE_DIR`, by default
 `<tmp>/mlx/<version>/ptx`: a reboot or a cleaned /tmp makes the next run pay every compilation again. Here the
 default becomes `$VOICEPORT_CACHE/mlx-kernels/<mlx version>` (default ~/.cache/voiceport/...), so a machine
 compiles each kernel once. MLX reads the variable at its first compilation; setting it later has no effect.
@@ -51,12 +51,12 @@ def use_kernel_cache(path: Optional[Union[str, Path]] = None) -> Optional[Path]:
 # ------------------------------------------------------------------------------------------------- warm-up
 
 # The run-time kernels a first `voiceport tts` compiles on mlx-cuda 0.32.4 (`python -m bench.gpu_loop --part jit`
-# on an H200 lists them in order): ~5 s of NVRTC each, one at a time within a process (get_jit_module holds one
-# lock around every compilation: mlx/backend/cuda/jit_module.cpp), 42 s in all for bf16, 87 s for q8 (its
-# quantized matrix product alone takes 38 s). Child processes compile the same kernels in parallel into the shared
-# cache folder; the main process then reads them from there. A kernel a child misses (another MLX version names
-# it differently) is only compiled by the main process as before: the warm-up can make a first run faster, never
-# different. Each entry builds one kernel from the smallest inputs of the same dtypes and layout.
+# lists them in order, timed; stored runs: bench/gpu_runs/): seconds of NVRTC each, one at a time within a process
+# (get_jit_module holds one lock around every compilation: mlx/backend/cuda/jit_module.cpp). Child processes compile
+# the same kernels in parallel into the shared cache folder; the main process then reads them from there. A kernel a
+# child misses (another MLX version names it differently) is only compiled by the main process as before: the warm-up
+# can make a first run faster, never different. Each entry builds one kernel from the smallest inputs of the same
+# dtypes and layout.
 def _kernel_builders(dtype: str, quantize: Optional[str], model: str = "outetts"):
     import mlx.core as mx
 
