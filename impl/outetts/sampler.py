@@ -9,9 +9,9 @@ Ports, for the configuration outetts 0.4.4 passes to `generate` (`models/hf_mode
      (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, MinPLogitsWarper, min_tokens_to_keep=1),
      appended in this order by `GenerationMixin._get_logits_processor`;
 then a draw from softmax of the processed scores. With top-k on (the default), everything after the
-repetition penalty runs on the k candidates only (one partition of the vocabulary, then k-sized work: ~2 ms
-instead of ~20 ms a token at the 134,400-token vocabulary on CPU). Greedy mode (outetts' temperature 0) is transformers' greedy
-search: the repetition penalty, then argmax. Removed tokens get -inf, as transformers' filter_value.
+repetition penalty runs on the k candidates only (one partition of the vocabulary, then k-sized work, instead of
+sorting the 134,400-token vocabulary). Greedy mode (outetts' temperature 0) is transformers' greedy search: the
+repetition penalty, then argmax. Removed tokens get -inf, as transformers' filter_value.
 """
 from __future__ import annotations
 
@@ -155,9 +155,9 @@ class Sampler:
     """Seeded next-token sampler: `sampler(logits (B, V), window (B, W)) -> ids (B,)`; same seed, same draws.
 
     compiled: run the step through `mx.compile` (fused elementwise kernels, the same operations in the same
-    order). Off by default: measured on an H200 (bench/gpu_loop.py), the step alone takes 0.20 ms compiled vs
-    0.37 ms plain, but the decode loop runs at the same speed either way (the LM's step dominates), and each
-    compiled fusion is one more run-time kernel compilation (2-3 s) on a machine's first run.
+    order). Off by default: the step alone is faster compiled, but the decode loop runs at the same speed either
+    way (the LM's step dominates; `python -m bench.gpu_loop`), and each compiled fusion is one more run-time kernel
+    compilation on a GPU's first run.
     """
 
     def __init__(self, config: Optional[SamplerConfig] = None, seed: int = 0, compiled: bool = False):
