@@ -17,12 +17,12 @@ from impl import ops
 
 # ------------------------------------------------------------------------------------------------- gelu
 
-# GELU (torch's default, the erf form) on the CPU: MLX's CPU erf is a scalar libm loop, so erf(u) = u P(u^2) /
-# Q(u^2) on |u| <= 3.925 (beyond, erf rounds to +-1 in float32): a rational fit of erf(u)/u (iteratively reweighted least squares on the relative
-# error, float64, coefficients rounded to float32), relative error 4.7e-9 in float64. In float32 the GELU is within
-# 2.9 ulp of max(|x|, 1e-3) of the float64 truth over [-12, 12] (MLX's own GELU 4.3 ulp, torch's 4.2). Evaluated
-# in four compiled elementwise kernels of contiguous inputs, which mx.compile emits as vectorisable loops (u; P;
-# Q; the rest): one kernel holding both P and Q compiles to a scalar loop.
+# GELU (torch's default, the erf form) on the CPU: MLX's CPU erf is a scalar libm loop, so erf(u) = u P(u^2) / Q(u^2)
+# on |u| <= 3.925 (beyond, erf rounds to +-1 in float32): a rational fit of erf(u)/u (iteratively reweighted least
+# squares on the relative error, float64, coefficients rounded to float32), relative error 4.7e-9 in float64. In
+# float32 the GELU is within 2.9 ulp of max(|x|, 1e-3) of the float64 truth over [-12, 12] (MLX's own GELU 4.3 ulp,
+# torch's 4.2). Evaluated in four compiled elementwise kernels of contiguous inputs, which mx.compile emits as
+# vectorisable loops (u; P; Q; the rest): one kernel holding both P and Q compiles to a scalar loop.
 _ERF_P = (1.1283792, 0.18509294, 0.05421954, 0.0038345424, 0.00037590376, 4.586586e-06, -1.267514e-08)
 _ERF_Q = (1.0, 0.49736774, 0.113839604, 0.015418766, 0.0012995658, 6.218797e-05)
 _SQRT1_2 = 0.70710677  # float32(1 / sqrt(2)), as torch's x * M_SQRT1_2
@@ -98,10 +98,10 @@ def _shifted_sum(xp: mx.array, w: mx.array, bias: mx.array) -> mx.array:
     return y
 
 
-# On a GPU each product and sum above is an operation of its own, each dispatched separately; MLX's grouped conv1d
-# is one operation and the faster form there (`python -m bench.gpu_loop --part spark-detok-ref` compares the forms;
-# stored runs: bench/gpu_runs/). The CPU (impl.ops' gemm path) keeps the shifted products: MLX's compiled CPU kernels over
-# strided inputs run as scalar loops (see gelu above).
+# On a GPU each product and sum above is an operation of its own, each dispatched separately; MLX's grouped conv1d is
+# one operation and the faster form there (`python -m bench.gpu_loop --part spark-detok-ref` compares the forms;
+# stored runs: bench/gpu_runs/). The CPU (impl.ops' gemm path) keeps the shifted products: MLX's compiled CPU kernels
+# over strided inputs run as scalar loops (see gelu above).
 
 
 class LayerNorm(nn.Module):
