@@ -3,8 +3,8 @@
 - "native": `mx.conv1d` / `mx.conv_transpose1d` / `mx.sin`. The path on Metal (Apple Silicon) and the oracle in
   the tests.
 - "gemm": the same maths as matrix products and vectorisable elementwise kernels, for MLX on CPU, whose dilated
-  conv1d and strided conv_transpose1d kernels are 100-300x slower than torch and whose `mx.sin` is a scalar libm
-  loop (measured on the project machine, README "DAC codec"). A conv is a sum over taps k of
+  conv1d and strided conv_transpose1d kernels are orders of magnitude slower than torch's and whose `mx.sin` is a
+  scalar libm loop (`python -m bench.bench_dac`). A conv is a sum over taps k of
   `x[t*stride + k*dilation] @ W_k`:
   * stride 1 (the dilated residual convs): one matmul per tap on a contiguous row slice of the padded input,
     accumulated in place with `mx.addmm` (the bias is the first accumulator); when the input is short next to the
@@ -20,7 +20,7 @@
   strided scalar loop).
 
   Attention over several queries and SwiGLU on large inputs (the LM's prefill) run in numpy on the same
-  buffers: MLX's CPU `exp`/`sigmoid` are scalar loops (23-29 ns per element here, numpy's SIMD exp 2 ns), and its
+  buffers: MLX's CPU `exp`/`sigmoid` are scalar loops (numpy's are vectorised), and its
   CPU scaled_dot_product_attention builds the full masked score matrix. numpy computes the softmax in query
   blocks that skip the keys a causal mask hides. One query (a decode step) and small inputs stay in MLX.
 

@@ -44,7 +44,7 @@ FRAME_RATE = 75          # DAC 24 kHz: 320 samples per frame
 TOKENS_PER_SECOND = 150  # two code tokens per frame: what RTF and the progress bar count against
 TEMPERATURE, TOP_K, TOP_P = 0.4, 40, 0.9  # outetts' SamplerConfig defaults (the v3 recommended settings)
 NO_SPEAKER_TOKENS_PER_CHAR = 12.0  # no profile: 75 frames/s x 2 tokens / ~14.5 characters/s + word markup
-DECODE_RATE = {"cpu": 4.0, "gpu": 300.0}  # typical 1B decode tokens/s (README: 4.3 fp32 on 2 cores, 372 on an H100)
+DECODE_RATE = {"cpu": 4.0, "gpu": 300.0}  # typical 1B decode tokens/s, for the ETA (stored runs: docs/performance.md)
 
 
 def sampler_config(config: GenerationConfig) -> SamplerConfig:

@@ -88,8 +88,8 @@ class BiCodec(nn.Module):
 
 def _fold(g: np.ndarray, v: np.ndarray, rows: int = 64) -> np.ndarray:
     """torch._weight_norm(v, g, dim=0) in float64, rounded to float32: g * v / ||v|| over all axes but 0. A block
-    of rows at a time (the same per-row operations, bit-equal to the whole-array form): the whole-array float64
-    temporaries of the 19 M-element transposed convs made this 5x slower (6.8 s of a 9 s load, measured)."""
+    of rows at a time (the same per-row operations, bit-equal to the whole-array form), so the float64 temporaries
+    of the 19 M-element transposed convs stay one block's size."""
     out = np.empty(v.shape, np.float32)
     axes = tuple(range(1, v.ndim))
     for i in range(0, v.shape[0], rows):

@@ -296,8 +296,8 @@ class ForcedAligner:
     study's 196 utterances (LibriVox, espeak-ng; noise to 5 dB SNR, 30 dB quieter, clipped, 0.7x-1.5x rate,
     held words, late start) score -16.1 at worst, other texts with a path down to -58; `min_confidence` (-32)
     is twice the worst right one, the margin for voices further from the acoustic model than espeak's. False
-    rejections and detection rates over every utterance we can make: tools/mismatch_study.py (README,
-    "Transcript check").
+    rejections and detection rates over every utterance we can make: tools/mismatch_study.py (stored:
+    bench/cpu_runs/speaker-*.json, rendered in docs/performance.md).
     """
 
     SAMPLE_RATE = 16000
