@@ -227,3 +227,19 @@ def test_ports_mlx_audio_vocos_backbone_guesses_its_input_layout(mlx_audio):
     assert report.first_divergence == "encoder.encoder.embed", report.summary()  # the backbone's first conv
     ids = next(r for r in report.rows if r.name == "output:semantic_ids")
     assert ids.mismatches > frames // 2
+
+
+def test_ports_mlx_audio_report_lists_what_it_cannot_compare(mlx_audio, tmp_path):
+    """`./vp parity --port mlx-audio --quick llama speaker-profile`: the LM section passes, the profile section is
+    listed under not_run with its reason, and the verdict is therefore not a pass."""
+    import argparse
+    import json
+
+    from parity.ports import run as port_run
+
+    args = argparse.Namespace(port="mlx-audio", components=["llama", "speaker-profile"], quick=True, fixtures=None,
+                              verbose=False, seed=0, no_isolated=False, report=str(tmp_path))
+    assert port_run.run(args) == 1
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert [s["passed"] for s in rep["sections"]] == [True] and not rep["passed"]
+    assert "whisper" in rep["not_run"]["mlx-audio speaker-profile"]
