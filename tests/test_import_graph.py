@@ -4,8 +4,8 @@ The graph is built from the source (ast), every `import` and `from ... import` c
 level or inside a function (impl imports lazily, so a function-level import is a real edge). `from pkg import name`
 is an edge to `pkg.name` when that is a module, else to `pkg`. A module's import of its own enclosing package
 (`from impl.seeded import cache_dir` in impl/seeded/dac.py) is no edge: Python imports a package before any of its
-modules, so that import adds no order the package does not already have. CLI modules: `impl/cli.py`, every `impl/**/cli.py`,
-and `impl/spark/tts.py` (`voiceport tts --model spark`); every other module is library.
+modules, so that import adds no order the package does not already have. CLI modules: `impl/cli.py`, every
+`impl/**/cli.py`, and `impl/spark/tts.py` (`voiceport tts --model spark`); every other module is library.
 """
 from __future__ import annotations
 

@@ -204,6 +204,10 @@ CASES = [
     Case("text file empty", lambda c: (["tts", "--model", str(c.fx.model), "--text-file", c.file("e.txt", " \n"),
                                         "--prompt-audio", str(c.fx.clip), "--out", str(c.d / "o.wav")],
                                        str(c.d / "o.wav")), ["--text-file is empty"]),
+    Case("mistyped Spark folder", lambda c: spark(c, model=str(c.d / "nope" / "Spark-TTS-0.5B")),
+         ["--model", "nope/Spark-TTS-0.5B", "no such folder"]),
+    Case("Spark folder without BiCodec", lambda c: spark(c, model=c.folder_with(lambda llm: (
+        llm.parent / "BiCodec").unlink())), ["no BiCodec/ folder"]),
     Case("unknown variant", lambda c: spark(c, "--variant", "turbo"), ["argument --variant", "'turbo'"]),
     Case("tokenizer without Spark tokens", lambda c: spark(c, model=c.folder_with(_outetts_tokenizer)),
          ["tokenizer.json", "not a Spark-TTS LLM tokenizer", "<|task_tts|>"]),

@@ -121,7 +121,8 @@ def read_text(args) -> str:
     try:
         data = read_bytes(args.text_file, "--text-file text", MAX_TEXT_BYTES, TTSInputError)
     except (FileNotFoundError, IsADirectoryError) as e:
-        raise TTSInputError(f"--text-file {args.text_file}: {'is a directory' if isinstance(e, IsADirectoryError) else 'no such file'}") from None
+        what = "is a directory" if isinstance(e, IsADirectoryError) else "no such file"
+        raise TTSInputError(f"--text-file {args.text_file}: {what}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
