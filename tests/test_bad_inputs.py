@@ -704,3 +704,618 @@ def test_bad_input_tts_api_load_picks_the_cli_dtype(tmp_path):
     assert G.default_dtype() == ("float32" if want == mx.float32 else None)
     assert {v.dtype for _, v in tree_flatten(G.load(tmp_path / "m").lm.parameters())} == {want}
     assert {v.dtype for _, v in tree_flatten(G.load(tmp_path / "m", dtype=None).lm.parameters())} == {mx.bfloat16}
+
+
+# ------------------------------------------------------------------------------------------------ families (issue 29)
+# Generators, not single cases: each family draws its inputs (JSON shapes, file types, output paths, environment
+# values, signals) and runs them through every entry point that reads or writes that kind of thing. A new case of
+# a family is then likely drawn already. Every run: exit 2 and one line (or the stated success), nothing written,
+# no temporary file left, and no hang (SIGALRM fails a run that blocks).
+
+FAMILY = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                        HealthCheck.too_slow])
+HANG_S = 20  # a reader that opens a FIFO blocks forever; far over any tiny-model run here
+
+
+def run_bounded(argv: List[str], capsys) -> Tuple[int, str, str]:
+    """run_cli, failed (not hung) after HANG_S seconds."""
+    import signal
+
+    def hung(signum, frame):
+        raise AssertionError(f"{' '.join(argv)[:200]}: still running after {HANG_S} s (blocked on a special file?)")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(HANG_S)
+    try:
+        return run_cli(argv, capsys)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def snapshot(folder: Path) -> dict:
+    """parity.doubles.snapshot that never opens a special file (a FIFO would block it): entries by lstat, regular
+    files by their bytes too."""
+    import stat
+
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            data = Path(p).read_bytes() if stat.S_ISREG(st.st_mode) else os.readlink(p) if os.path.islink(p) else None
+            out[os.path.relpath(p, folder)] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), data,
+                                               st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None)
+    return out
+
+
+def refused(argv: List[str], folder: Path, capsys, *frags: str, out: Optional[Path] = None) -> str:
+    """Exit 2, one `voiceport <cmd>: error:` line holding every fragment, `folder` unchanged (an earlier output at
+    `out` kept byte for byte)."""
+    from parity.doubles import keep_earlier_output
+
+    keep_earlier_output(out)
+    before = snapshot(folder)
+    rc, _, err = run_bounded(argv, capsys)
+    assert rc == 2, err
+    line = error_line(err, f"voiceport {argv[0]}")
+    for frag in frags:
+        assert frag in line, f"{frag!r} not in {line!r}"
+    assert snapshot(folder) == before, "the refused run changed its folder"
+    return line
+
+
+# ---------------------------------------------------------------- JSON shapes
+
+@st.composite
+def bad_json(draw) -> Tuple[bytes, str]:
+    """(bytes, fragment the error must hold): nesting past the limit, integers past int64 (or int32 for configs:
+    the fragment is the same), non-finite numbers, not UTF-8, not JSON at all."""
+    kind = draw(st.sampled_from(["deep", "huge int", "non-finite", "not utf-8", "not json"]))
+    if kind == "deep":
+        n = draw(st.integers(65, 20_000))
+        opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}"), ('[{"w":', "}]")]))
+        k = n if opener != '[{"w":' else (n + 1) // 2
+        return (opener * k + "0" + closer * k).encode(), "levels deep"
+    if kind == "huge int":
+        digits = draw(st.integers(20, 6000))  # past int64; 4301+ is past Python's int() limit too
+        sign = draw(st.sampled_from(["", "-"]))
+        where = draw(st.sampled_from(["{v}", '{{"global": [{v}], "semantic": [1]}}', '[{{"word": "a", "start": {v}, '
+                                      '"end": 1}}]', '{{"vocab_size": {v}}}', '{{"eos_token_id": {v}}}']))
+        return where.format(v=sign + "9" * digits).encode(), "out of range"
+    if kind == "non-finite":
+        v = draw(st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e999"]))
+        return f'{{"a": [{v}]}}'.encode(), "JSON number" if v[-1].isalpha() else "out of range"
+    if kind == "not utf-8":
+        return b'{"a": "' + draw(st.binary(min_size=1, max_size=8).map(lambda b: b"\xff" + b)) + b'"}', "UTF-8"
+    return draw(st.sampled_from([b"{", b"[1,", b"", b"   ", b"{'a': 1}", b"\x00"])), "JSON"
+
+
+def _json_readers(fx, d: Path, data: bytes) -> List[Tuple[List[str], Optional[Path]]]:
+    """Every command that reads a JSON file, given `data` as that file."""
+    import shutil
+
+    (d / "j.json").write_bytes(data)
+    model = d / "model"
+    shutil.copytree(fx.model, model)
+    (model / "config.json").write_bytes(data)
+    gen = d / "gen"
+    shutil.copytree(fx.model, gen)
+    (gen / "generation_config.json").write_bytes(data)
+    kw = d / "kw.safetensors"
+    from safetensors.numpy import load_file, save_file
+
+    save_file(load_file(str(fx.dac)), str(kw))  # no kwargs metadata: read from config.json beside it
+    (d / "config.json").write_bytes(data)
+    o = d / "o.wav"
+    return [
+        (["profile", "show", str(d / "j.json")], None),
+        (["tts", "--text", "Hi.", "--speaker", str(d / "j.json"), "--out", str(o), "--model", str(fx.model),
+          "--codec", str(fx.dac), "--quiet"], o),
+        (["profile", "create", str(fx.clip), "--words", str(d / "j.json"), "-o", str(d / "p.json"), "--codec",
+          str(fx.dac), "--quiet"], d / "p.json"),
+        (["tts", "--text", "Hi.", "--speaker", str(fx.speaker), "--out", str(o), "--model", str(model), "--codec",
+          str(fx.dac), "--quiet"], o),
+        (["tts", "--text", "Hi.", "--speaker", str(fx.speaker), "--out", str(o), "--model", str(gen), "--codec",
+          str(fx.dac), "--quiet"], o),
+        (["dac", "encode", str(fx.short), "-o", str(d / "o.npy"), "--checkpoint", str(kw)], d / "o.npy"),
+    ]
+
+
+@FAMILY
+@given(case=bad_json())
+def test_bad_input_family_json_shapes(fx, capsys, case):
+    """Deep, huge-integer, non-finite, non-UTF-8 and non-JSON documents through every JSON reader: one line naming
+    the file and the problem (never RecursionError / OverflowError / ValueError from int())."""
+    data, frag = case
+    event(frag)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for argv, out in _json_readers(fx, d, data):
+            line = refused(argv, d, capsys, ".json", frag, out=out)
+
+
+@pytest.fixture(scope="module")
+def spark_dir(tmp_path_factory):
+    """A Spark-TTS folder with the tiny BiCodec and wav2vec2 (`spark detokenize` / `tokenize` read against it)."""
+    import shutil
+
+    from impl.seeded.spark import seeded_bicodec, seeded_w2v
+
+    d = tmp_path_factory.mktemp("spark") / "Spark-TTS-tiny"
+    d.mkdir()
+    shutil.copytree(seeded_bicodec("tiny", 0), d / "BiCodec")
+    shutil.copytree(seeded_w2v("tiny", 0), d / "wav2vec2-large-xlsr-53")
+    return d
+
+
+@FAMILY
+@given(case=bad_json())
+def test_bad_input_family_json_tokens(spark_dir, capsys, case):
+    data, frag = case
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "t.json").write_bytes(data)
+        refused(["spark", "detokenize", str(d / "t.json"), "-o", str(d / "o.wav"), "--checkpoint", str(spark_dir)],
+                d, capsys, "t.json", out=d / "o.wav")
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats()
+                           | st.text(max_size=6), lambda kids: st.lists(kids, max_size=4)
+                           | st.dictionaries(st.sampled_from(["word", "start", "end", "words", "segments", "global",
+                                                              "semantic", "c1", "c2", "text"]), kids, max_size=4),
+                           max_leaves=12)
+
+
+@FAMILY
+@given(value=JSON_VALUES)
+def test_bad_input_family_json_any_value_never_a_traceback(fx, spark_dir, capsys, value):
+    """Any small JSON value (wrong types, NaN, big integers) as a profile, word times or tokens: exit 0 or one line."""
+    import math
+
+    text = json.dumps(value, allow_nan=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "j.json").write_text(text)
+        for argv in (["profile", "show", str(d / "j.json")],
+                     ["profile", "create", str(fx.short), "--words", str(d / "j.json"), "-o", str(d / "p.json"),
+                      "--codec", str(fx.dac), "--quiet"],
+                     ["spark", "detokenize", str(d / "j.json"), "-o", str(d / "o.wav"), "--checkpoint",
+                      str(spark_dir)]):
+            rc, _, err = run_bounded(argv, capsys)
+            assert rc in (0, 2) and "Traceback" not in err, err
+            if rc == 2:
+                error_line(err, f"voiceport {argv[0]}")
+    assert math.isfinite(0.0)
+
+
+# ---------------------------------------------------------------- input file types
+
+def make_input(d: Path, kind: str, name: str) -> Tuple[str, str]:
+    """A path of `kind` named like `name` in d -> (path, fragment the error line must hold)."""
+    import socket
+
+    p = d / name
+    if kind == "fifo":
+        os.mkfifo(p)
+        return str(p), "FIFO"
+    if kind == "char device":
+        os.symlink("/dev/zero", p)  # reads forever; /dev/null reads as an empty file
+        return str(p), "character device"
+    if kind == "null device":
+        os.symlink("/dev/null", p)
+        return str(p), "character device"
+    if kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(p))
+        s.close()
+        return str(p), "socket"
+    if kind == "dangling link":
+        os.symlink(d / "gone", p)
+        return str(p), "does not exist"
+    if kind == "link loop":
+        os.symlink(p, p)
+        return str(p), "symbolic links"
+    if kind == "name too long":
+        return str(d / ("n" * 300 + Path(name).suffix)), "too long"
+    if kind == "file as folder":
+        (d / "plain").write_bytes(b"x")
+        return str(d / "plain" / name), "Not a directory"
+    raise ValueError(kind)
+
+
+INPUT_KINDS = ["fifo", "char device", "null device", "socket", "dangling link", "link loop", "name too long",
+               "file as folder"]
+
+
+def _input_commands(fx, spark_dir, d: Path, path: str) -> List[Tuple[str, List[str]]]:
+    """(entry, argv) for every option that reads a file, given `path` there."""
+    o = str(d / "o.wav")
+    tts = ["tts", "--text", "Hi.", "--out", o, "--model", str(fx.model), "--codec", str(fx.dac), "--quiet"]
+    return [
+        ("dac encode AUDIO", ["dac", "encode", path, "-o", str(d / "o.npy"), "--checkpoint", str(fx.dac)]),
+        ("dac decode CODES", ["dac", "decode", path, "-o", o, "--checkpoint", str(fx.dac)]),
+        ("dac --checkpoint", ["dac", "decode", str(fx.codes), "-o", o, "--checkpoint", path]),
+        ("dac convert PTH", ["dac", "convert", path, str(d / "c.safetensors")]),
+        ("profile show", ["profile", "show", path]),
+        ("profile create AUDIO", ["profile", "create", path, "--text", "hi", "-o", str(d / "p.json"), "--codec",
+                                  str(fx.dac), "--quiet"]),
+        ("profile create --words", ["profile", "create", str(fx.short), "--words", path, "-o", str(d / "p.json"),
+                                    "--codec", str(fx.dac), "--quiet"]),
+        ("tts --speaker", tts + ["--speaker", path]),
+        ("tts --text-file", ["tts", "--text-file", path] + tts[3:] + ["--speaker", str(fx.speaker)]),
+        ("spark detokenize TOKENS", ["spark", "detokenize", path, "-o", o, "--checkpoint", str(spark_dir)]),
+        ("spark tokenize AUDIO", ["spark", "tokenize", path, "-o", str(d / "t.json"), "--checkpoint",
+                                  str(spark_dir)]),
+    ]
+
+
+@settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(INPUT_KINDS), name=st.sampled_from(["x.json", "x.wav", "x.npy", "x.safetensors",
+                                                                "x.pth", "x.txt"]))
+def test_bad_input_family_input_file_types(fx, spark_dir, capsys, kind, name):
+    """Every reading option given a FIFO, a device, a socket, a dangling link, a loop of links, a name too long or
+    a file used as a folder: one line naming the problem, at once (a FIFO is refused by type, never opened)."""
+    event(kind)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        path, frag = make_input(d, kind, name)
+        for entry, argv in _input_commands(fx, spark_dir, d, path):
+            line = refused(argv, d, capsys)
+            if kind in ("fifo", "char device", "null device", "socket", "name too long"):
+                assert frag in line, f"{entry}: {frag!r} not in {line!r}"
+
+
+# ---------------------------------------------------------------- output paths
+
+def _decode_argv(fx, out: str) -> List[str]:
+    return ["dac", "decode", str(fx.codes), "-o", out, "--checkpoint", str(fx.dac)]
+
+
+OUTPUT_KINDS = ["read-only file", "fifo", "char device", "link to a folder", "name too long", "path too long",
+                "file as folder", "link loop"]
+
+
+@settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(OUTPUT_KINDS), mode=st.sampled_from([0o444, 0o400, 0o555]))
+def test_bad_input_family_outputs_refused(fx, capsys, kind, mode):
+    """An output that must not be replaced or cannot be written: refused before any work, one line, the existing
+    file untouched (bytes, mode, mtime), nothing left. As root too (read-only is the mode bits, not os.access)."""
+    event(kind)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        out = d / "o.wav"
+        frag = {"read-only file": "read-only", "fifo": "FIFO", "char device": "character device",
+                "link to a folder": "is a directory", "name too long": "file name is",
+                "path too long": "too long", "file as folder": "", "link loop": ""}[kind]
+        if kind == "read-only file":
+            out.write_bytes(b"keep me")
+            os.chmod(out, mode)
+        elif kind == "fifo":
+            os.mkfifo(out)
+        elif kind == "char device":
+            os.symlink("/dev/null", out)
+        elif kind == "link to a folder":
+            (d / "sub").mkdir()
+            os.symlink(d / "sub", out)
+        elif kind == "name too long":
+            out = d / ("o" * 256 + ".wav")
+        elif kind == "path too long":
+            out = d / "/".join(["p" * 200] * 24) / "o.wav"
+        elif kind == "file as folder":
+            (d / "plain").write_bytes(b"x")
+            out = d / "plain" / "o.wav"
+        elif kind == "link loop":
+            os.symlink(out, out)
+        before = (os.lstat(out).st_mode, out.read_bytes()) if kind == "read-only file" else None
+        refused(_decode_argv(fx, str(out)), d, capsys, frag)
+        if before is not None:
+            assert (os.lstat(out).st_mode, out.read_bytes()) == before
+
+
+def test_bad_input_family_output_symlink_is_followed(fx, tmp_path, capsys):
+    """The stated policy (`voiceport --help`): an output that is a link is followed; its target is replaced, the
+    link stays a link, with the target's mode kept; nothing else is left in either folder."""
+    target_dir = tmp_path / "real"
+    target_dir.mkdir()
+    target = target_dir / "t.wav"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    link = tmp_path / "o.wav"
+    os.symlink(target, link)
+    rc, _, err = run_cli(_decode_argv(fx, str(link)), capsys)
+    assert rc == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert sf.info(str(target)).frames > 0 and (target.stat().st_mode & 0o777) == 0o640
+    assert sorted(p.name for p in target_dir.iterdir()) == ["t.wav"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.wav", "real"]
+    from impl.cli import build_parser
+
+    assert "symbolic link is followed" in " ".join(build_parser(only="").format_help().split())
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(free=st.integers(0, 2 ** 20), how=st.sampled_from(["OSError ENOSPC", "libsndfile", "OSError EACCES"]))
+def test_bad_input_family_disk_full(fx, capsys, monkeypatch, free, how):
+    """No space: refused before decoding when statvfs says the output cannot fit; a writer that fails anyway (errno
+    ENOSPC/EACCES, or libsndfile's bare "System error." on a full disk) is one line naming the output path."""
+    import errno as E
+
+    import soundfile
+
+    from impl import _io
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        out = d / "o.wav"
+        with monkeypatch.context() as m:  # statvfs: almost nothing free
+            m.setattr(_io, "free_bytes", lambda folder: free)
+            refused(_decode_argv(fx, str(out)), d, capsys, "o.wav", "needs about", "free", out=out)
+        out.unlink()
+
+        def failing(file, *a, **k):
+            Path(file).write_bytes(b"RIFF partial")
+            if how == "libsndfile":
+                raise RuntimeError("Error opening ...: System error.")
+            raise OSError(E.ENOSPC if how.endswith("ENOSPC") else E.EACCES, "write failed")
+
+        with monkeypatch.context() as m:
+            m.setattr(soundfile, "write", failing)
+            if how == "libsndfile":  # the space check passes, then the disk is full when the writer fails
+                real = _io.free_bytes
+                m.setattr(_io, "free_bytes", lambda folder, calls=[0]: (calls.__setitem__(0, calls[0] + 1) or
+                                                                        (real(folder) if calls[0] == 1 else 0)))
+            want = {"OSError ENOSPC": "no space left", "libsndfile": "no space left",
+                    "OSError EACCES": "permission denied"}[how]
+            refused(_decode_argv(fx, str(out)), d, capsys, "o.wav", want, out=out)
+
+
+# ---------------------------------------------------------------- environment variables
+
+@st.composite
+def bad_environment(draw) -> Tuple[str, Callable[[Path], str], str]:
+    """(variable, value builder given a scratch folder, fragment)."""
+    var = draw(st.sampled_from(["VOICEPORT_CACHE", "VOICEPORT_CONV", "VOICEPORT_KERNEL_WARMUP"]))
+    if var == "VOICEPORT_CACHE":
+        kind = draw(st.sampled_from(["file", "/dev/null", "fifo", "under a file", "read-only folder",
+                                     "dangling link", "link loop"]))
+
+        def build(d: Path, kind=kind) -> str:
+            if kind == "file":
+                (d / "f").write_text("x")
+                return str(d / "f")
+            if kind == "/dev/null":
+                return "/dev/null"
+            if kind == "fifo":
+                os.mkfifo(d / "q")
+                return str(d / "q")
+            if kind == "under a file":
+                (d / "f").write_text("x")
+                return str(d / "f" / "cache")
+            if kind == "read-only folder":
+                return str(d)  # os.access patched to say not writable
+            if kind == "dangling link":
+                os.symlink(d / "gone" / "deeper", d / "l")
+                return str(d / "l")
+            os.symlink(d / "loop", d / "loop")
+            return str(d / "loop")
+
+        return var, build, {"file": "not a folder", "/dev/null": "character device", "fifo": "FIFO",
+                            "under a file": "not a folder", "read-only folder": "not writable",
+                            "dangling link": "", "link loop": ""}[kind]
+    good = {"VOICEPORT_CONV": ("native", "gemm", ""), "VOICEPORT_KERNEL_WARMUP": ("0", "1")}[var]
+    value = draw(st.text(st.characters(codec="utf-8", exclude_characters="\0"), min_size=1, max_size=12)
+                 .filter(lambda v: v not in good))
+    return var, (lambda d, v=value: v), "expected"
+
+
+@FAMILY
+@given(case=bad_environment(), command=st.sampled_from(["info", "dac", "profile"]))
+def test_bad_input_family_environment(fx, capsys, monkeypatch, case, command):
+    """A voiceport environment variable no command can use: one line naming the variable, exit 2, before any
+    work; the same for every command."""
+    var, build, frag = case
+    argv = {"info": ["info"], "dac": _decode_argv(fx, "/nonexistent/o.wav"), "profile": ["profile", "show",
+                                                                                          str(fx.speaker)]}[command]
+    with tempfile.TemporaryDirectory() as tmp, monkeypatch.context() as m:
+        d = Path(tmp)
+        value = build(d)
+        m.setenv(var, value)
+        if frag == "not writable":
+            real = os.access
+            m.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == d and mode & os.W_OK
+                      else real(p, mode, *a, **k))
+        rc, out, err = run_bounded(argv, capsys)
+    assert rc == 2, err
+    line = error_line(err, f"voiceport {argv[0]}")
+    assert f"{var}=" in line and frag in line, line
+
+
+@FAMILY
+@given(value=st.one_of(st.sampled_from(["1", "yes", "on", "openblas", "/nonexistent/libblas.so", "/dev/null",
+                                        " auto", "/tmp"]), st.text(min_size=1, max_size=10)
+                       .filter(lambda v: v not in ("auto", "rename", "0") and "\0" not in v and not
+                               os.path.isfile(v))))
+def test_bad_input_family_blas_request_is_a_warning(fx, capsys, monkeypatch, value):
+    """VOICEPORT_BLAS asking for what cannot be had: the command runs (MLX's bundled BLAS works) with one warning
+    line that names the variable and says the slow BLAS is used."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("VOICEPORT_BLAS is Linux-only")
+    monkeypatch.setenv("VOICEPORT_BLAS", value)
+    rc, _, err = run_bounded(["profile", "show", str(fx.speaker)], capsys)
+    assert rc == 0, err
+    (line,) = [x for x in err.splitlines() if "warning" in x]
+    assert line.startswith("voiceport profile: warning: VOICEPORT_BLAS") and "bundled BLAS" in line, line
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.one_of(st.integers(max_value=-1), st.integers(min_value=2 ** 64)),
+       command=st.sampled_from(["tts", "spark", "dac seeded"]))
+def test_bad_input_family_seed_out_of_range(fx, capsys, monkeypatch, seed, command):
+    """--seed outside [0, 2**64) (mx.random.key's range): one line before anything loads."""
+    from impl.outetts import generate as G
+
+    monkeypatch.setattr(G, "load", lambda *a, **k: pytest.fail("loaded before checking --seed"))
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        argv = {"tts": ["tts", "--text", "Hi.", "--speaker", str(fx.speaker), "--model", str(fx.model), "--codec",
+                        str(fx.dac), "--out", str(d / "o.wav")],
+                "spark": ["tts", "--model", "spark", "--text", "Hi.", "--gender", "female", "--out", str(d / "o.wav")],
+                "dac seeded": ["dac", "seeded", "-o", str(d / "s.safetensors")]}[command]
+        refused(argv + ["--seed", str(seed)], d, capsys, "--seed", str(seed)[:12])
+
+
+@FAMILY
+@given(text=st.text(st.sampled_from("\u200b\u200c\u200d\u2060\ufeff\u00ad \t\n\u3000\x01\x7f\u180e\u2028"),
+                    min_size=1, max_size=12))
+def test_bad_input_family_invisible_text_refused_before_loading(fx, capsys, monkeypatch, text):
+    """OuteTTS text of only spaces, zero-width and control characters: one line before the LM loads."""
+    from impl.outetts import generate as G
+
+    monkeypatch.setattr(G, "load", lambda *a, **k: pytest.fail("the LM loaded for text with nothing to speak"))
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        refused(["tts", "--text", text, "--speaker", str(fx.speaker), "--model", str(fx.model), "--codec",
+                 str(fx.dac), "--out", str(d / "o.wav")], d, capsys, "--text")
+
+
+@FAMILY
+@given(parts=st.sets(st.sampled_from(["LLM", "BiCodec", "wav2vec2-large-xlsr-53", "config.yaml"])),
+       name=st.sampled_from(["Spark-TTS-0.5B", "spark", "model"]), exists=st.booleans())
+def test_bad_input_family_spark_folder(capsys, parts, name, exists):
+    """A mistyped or incomplete Spark-TTS folder (Spark options given): one line about that folder (what is
+    missing, or that it does not exist), never the OuteTTS answer "add --model spark"."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        root = d / "models" / name
+        if exists:
+            root.mkdir(parents=True)
+            for p in parts:
+                (root / p).mkdir()
+        line = refused(["tts", "--model", str(root), "--text", "Hi.", "--gender", "female", "--out",
+                        str(d / "o.wav")], d, capsys, str(root))
+        assert "add --model spark" not in line
+        if not exists:
+            assert "no such folder" in line, line
+
+
+# ---------------------------------------------------------------- signals and leftovers
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_bad_input_family_signal_mid_write_leaves_nothing(fx, tmp_path, capsys, monkeypatch, signame):
+    """A signal while the output is being written (the temporary file exists, half written): exit 128+N, the
+    temporary file removed, the earlier output kept byte for byte."""
+    import signal
+
+    import soundfile
+
+    from parity.doubles import keep_earlier_output
+
+    sig = getattr(signal, signame)
+    real = soundfile.write
+
+    def interrupted(file, *a, **k):
+        Path(file).write_bytes(b"RIFF half")
+        os.kill(os.getpid(), sig)
+        return real(file, *a, **k)
+
+    out = tmp_path / "o.wav"
+    keep_earlier_output(out)
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(soundfile, "write", interrupted)
+    rc, _, err = run_cli(_decode_argv(fx, str(out)), capsys)
+    assert rc == 128 + sig, err
+    assert snapshot(tmp_path) == before
+
+
+def test_bad_input_family_sigterm_in_a_real_process_cleans_the_cache(tmp_path):
+    """`voiceport dac seeded` killed by SIGTERM while its checkpoint is written (a child process; the writer made
+    slow so the signal lands mid-write): exit 143, no `.voiceport-*` left in the output folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import time, safetensors.numpy as s; real = s.save_file\n"
+            "def slow(*a, **k):\n    real(*a, **k); time.sleep(60)\n"
+            "s.save_file = slow\n"
+            "import impl.seeded.dac as D; D.save_file = slow if hasattr(D, 'save_file') else None\n"
+            "from impl.cli import main; import sys; sys.exit(main(sys.argv[1:]))\n")
+    out = tmp_path / "s.safetensors"
+    env = dict(os.environ, PYTHONPATH=str(root), VOICEPORT_BLAS="0")
+    p = subprocess.Popen([sys.executable, "-c", code, "dac", "seeded", "--config", "16khz", "-o", str(out)],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not list(tmp_path.glob(".voiceport-*")) and time.time() - t0 < 60 and p.poll() is None:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".voiceport-*")), "the writer never started: " + (p.communicate()[1] if p.poll()
+                                                                                 is not None else "")
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert list(tmp_path.iterdir()) == [], err
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stale=st.lists(st.tuples(st.sampled_from(["file", "dir"]), st.sampled_from([".npy", ".wav", ""])),
+                      min_size=1, max_size=4), old_style=st.booleans())
+def test_bad_input_family_stale_temporaries_are_swept(fx, capsys, stale, old_style):
+    """`.voiceport-*` temporaries a killed run left (its pid gone, or an old pid-less name over an hour old) are
+    removed by the next write into that folder; a live process's temporary (here our parent's pid) is kept."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has exited
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for i, (kind, suffix) in enumerate(stale):
+            p = d / (f".voiceport-{'' if old_style else dead + '-'}{i:012x}{suffix}")
+            p.mkdir() if kind == "dir" else p.write_bytes(b"half")
+            if old_style:
+                os.utime(p, (1_600_000_000, 1_600_000_000))
+        live = d / f".voiceport-{os.getppid()}-aaaaaaaaaaaa.wav"
+        live.write_bytes(b"someone else's")
+        rc, _, err = run_cli(_decode_argv(fx, str(d / "o.wav")), capsys)
+        assert rc == 0, err
+        assert sorted(p.name for p in d.iterdir()) == sorted(["o.wav", live.name])
+
+
+def test_bad_input_family_info_reports_the_installation(capsys, tmp_path, monkeypatch):
+    """`voiceport info`: versions, device, backends, BLAS, conv path, cache location and size (of the folder
+    VOICEPORT_CACHE names: 3 files, 6 bytes here)."""
+    cache = tmp_path / "cache"
+    (cache / "checkpoints").mkdir(parents=True)
+    for i in range(3):
+        (cache / "checkpoints" / f"f{i}").write_bytes(b"ab")
+    monkeypatch.setenv("VOICEPORT_CACHE", str(cache))
+    rc, out, err = run_cli(["info"], capsys)
+    assert rc == 0, err
+    for frag in ("voiceport", "mlx", "numpy", "device:", "MLX backends:", "BLAS:", "convolution path:",
+                 f"cache: {cache} (6 B in 3 files"):
+        assert frag in out, (frag, out)
+    rc, out, err = run_cli(["info", "--json"], capsys)
+    facts = json.loads(out)
+    assert rc == 0 and facts["cache"] == {"path": str(cache), "bytes": 6, "files": 3} and "blas" in facts
+
+
+def test_bad_input_family_dac_decode_progress_has_totals(fx, tmp_path, capsys):
+    """`dac decode` of codes longer than one chunk: a line with the totals (codes, seconds, chunks) and a bar
+    ending at n/n codes; --quiet prints neither."""
+    from impl.dac.interface import load_codec
+
+    codec = load_codec(str(fx.dac))
+    n = codec.chunk_length * 2 + 5
+    codes = np.random.default_rng(0).integers(0, 1024, (2, n)).astype(np.int32)
+    np.save(tmp_path / "long.npy", codes)
+    argv = ["dac", "decode", str(tmp_path / "long.npy"), "-o", str(tmp_path / "o.wav"), "--checkpoint", str(fx.dac)]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    seconds = codec.samples(n) / codec.sr
+    assert f"decoding {n:,} codes ({seconds:.1f} s of audio) in 3 chunks of {codec.chunk_length}" in err, err
+    assert f"{n}/{n}" in err, err
+    rc, _, err = run_cli(argv + ["--quiet"], capsys)
+    assert rc == 0 and "decoding" not in err, err

@@ -112,6 +112,7 @@ def _check_audio(args, aligner) -> str:
 
 
 def create(args) -> int:
+    from impl._io import check_input
     from impl.audio import AudioError
     from impl.dac import load_codec
     from impl.speaker.profile import ProfileError, create_profile, save_profile
@@ -135,6 +136,7 @@ def create(args) -> int:
     # Every input error before any loading: the output, the options, the audio (read once here), the aligner's
     # input and package.
     out = _check_out(args.out)
+    check_input(args.audio, "audio", AudioError)  # a FIFO, device or socket: refused before anything opens it
     if os.path.isdir(args.audio):
         raise AudioError(f"{args.audio}: is a directory, not an audio file")
     if not os.path.isfile(args.audio):
