@@ -78,9 +78,12 @@ class FSQ(nn.Module):
         self._half_width = mx.array((lv // 2).astype(np.float32))
         self.codebook_size = int(np.prod(lv))
 
+    def bound(self, z: mx.array) -> mx.array:
+        """Upstream `FSQ.bound`: the values `quantize` rounds, (..., d)."""
+        return mx.tanh(z + self._shift) * self._half_l - self._offset
+
     def quantize(self, z: mx.array) -> mx.array:
-        bounded = mx.tanh(z + self._shift) * self._half_l - self._offset
-        return mx.round(bounded) / self._half_width
+        return mx.round(self.bound(z)) / self._half_width
 
     def codes_to_indices(self, codes: mx.array) -> mx.array:
         zhat = codes * self._half_width + self._half_width
