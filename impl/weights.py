@@ -7,7 +7,6 @@ error names every missing, unexpected and mis-shaped tensor at once.
 from __future__ import annotations
 
 import glob
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple

@@ -17,6 +17,7 @@ DEFAULT_NOTE = ("Default checkpoint: the embedded seeded DAC 24 kHz speech model
                 "weights (.pth as descript-audio-codec saves it, or .safetensors).")
 SHORT_NOTE = "using the embedded seeded DAC 24 kHz checkpoint (random weights; --checkpoint for real ones)"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+OUT_POLICY = "; written atomically, a symbolic link is followed (its target replaced), a read-only file refused"
 
 
 class DacInputError(ValueError):
@@ -32,13 +33,14 @@ def configure(p: argparse.ArgumentParser) -> None:
                                    "(int32, (n_codebooks, T), 75 frames/s at 24 kHz).")
     e.add_argument("audio", metavar="AUDIO",
                    help="wav/flac/ogg, any sample rate and channel count (downmixed, resampled)")
-    e.add_argument("-o", "--out", required=True, metavar="CODES.npy", help="output codes (.npy)")
+    e.add_argument("-o", "--out", required=True, metavar="CODES.npy", help="output codes (.npy)" + OUT_POLICY)
     d = sub.add_parser("decode", help="codes .npy -> audio file at the model rate",
                        description="Decode DAC codes to audio at the model rate, in 2048-code chunks with 15 ms "
                                    "fades (outetts' DacInterface).")
     d.add_argument("codes", metavar="CODES", help=".npy of int codes, (n_codebooks, T) or (1, n_codebooks, T), "
                                                   "as `dac encode` writes them")
-    d.add_argument("-o", "--out", required=True, metavar="AUDIO", help="output audio (.wav, .flac or .ogg)")
+    d.add_argument("-o", "--out", required=True, metavar="AUDIO", help="output audio (.wav, .flac or .ogg)"
+                   + OUT_POLICY)
     d.add_argument("--quiet", action="store_true", help="no progress on stderr (shown for codes over one chunk, "
                                                         "2048 codes = 27 s)")
     for q in (e, d):

@@ -10,7 +10,6 @@ audio: audio (B, L), codes (B, n_codebooks, T).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -27,7 +27,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                                    + DEFAULTS_NOTE)
     c.add_argument("audio", metavar="AUDIO", help="wav/flac/ogg, any sample rate and channel count (downmixed to "
                                                   "mono, resampled to 24 kHz)")
-    c.add_argument("-o", "--out", required=True, metavar="FILE", help="profile to write (.json appended if missing)")
+    c.add_argument("-o", "--out", required=True, metavar="FILE", help="profile to write (.json appended if missing); written atomically, "
+                   "a symbolic link is followed (its target replaced), a read-only file refused")
     how = c.add_mutually_exclusive_group()
     how.add_argument("--text", default=None, help="what is said (forced alignment; English; numbers spelled out)")
     how.add_argument("--words", default=None, metavar="WORDS.json",
