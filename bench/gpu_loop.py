@@ -704,7 +704,7 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
     import mlx.core as mx
     import torch
 
-    from impl import spark
+    from impl import ops, spark
     from impl.seeded.spark import seeded_bicodec
     from impl.spark import vocos
     from impl.spark.vocos import gelu
@@ -734,7 +734,7 @@ def part_spark_detok_ref(seconds_list: List[float], rounds: int = 5, small: bool
         return model.decoder(model.prenet(z_q, d) + d[:, None, :])[:, :, 0]
 
     compiled_all = mx.compile(core)
-    shipped_dw, shifted = vocos.DepthwiseConv1d.__call__, mx.compile(vocos._shifted_sum)
+    shipped_dw, shifted = vocos.DepthwiseConv1d.__call__, mx.compile(ops._shifted_sum)
 
     def shifted_dw(self, x):
         xp = mx.pad(x, [(0, 0), (self.padding, self.padding), (0, 0)])

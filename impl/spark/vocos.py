@@ -17,42 +17,7 @@ from impl import ops
 
 # ------------------------------------------------------------------------------------------------- gelu
 
-# GELU (torch's default, the erf form) on the CPU: MLX's CPU erf is a scalar libm loop, so erf(u) = u P(u^2) / Q(u^2)
-# on |u| <= 3.925 (beyond, erf rounds to +-1 in float32): a rational fit of erf(u)/u (iteratively reweighted least
-# squares on the relative error, float64, coefficients rounded to float32), relative error 4.7e-9 in float64. In
-# float32 the GELU is within 2.9 ulp of max(|x|, 1e-3) of the float64 truth over [-12, 12] (MLX's own GELU 4.3 ulp,
-# torch's 4.2). Evaluated in four compiled elementwise kernels of contiguous inputs, which mx.compile emits as
-# vectorisable loops (u; P; Q; the rest): one kernel holding both P and Q compiles to a scalar loop.
-_ERF_P = (1.1283792, 0.18509294, 0.05421954, 0.0038345424, 0.00037590376, 4.586586e-06, -1.267514e-08)
-_ERF_Q = (1.0, 0.49736774, 0.113839604, 0.015418766, 0.0012995658, 6.218797e-05)
-_SQRT1_2 = 0.70710677  # float32(1 / sqrt(2)), as torch's x * M_SQRT1_2
-
-
-def _poly(c):
-    """t = u^2 -> c0 + c1 t + ... (Estrin's scheme: few levels, one kernel)."""
-    c = tuple(c) + (0.0,) * (8 - len(c))
-
-    def f(u: mx.array) -> mx.array:
-        t = u * u
-        t2 = t * t
-        return ((c[0] + c[1] * t) + t2 * (c[2] + c[3] * t)) + (t2 * t2) * ((c[4] + c[5] * t) + t2 * (c[6] + c[7] * t))
-
-    return mx.compile(f, shapeless=True)
-
-
-_erf_u = mx.compile(lambda x: mx.clip(x * _SQRT1_2, -3.925, 3.925), shapeless=True)
-_erf_p, _erf_q = _poly(_ERF_P), _poly(_ERF_Q)
-_gelu_out = mx.compile(lambda x, u, p, q: x * 0.5 * (1.0 + u * p / q), shapeless=True)
-
-
-def gelu(x: mx.array) -> mx.array:
-    """torch.nn.GELU() (exact): x/2 (1 + erf(x / sqrt 2)). nn.gelu on the native path (a GPU); the rational erf
-    above on impl.ops' gemm path (the CPU)."""
-    if ops.path() == "native" or x.dtype != mx.float32:
-        return nn.gelu(x)
-    x = mx.contiguous(x)
-    u = _erf_u(x)
-    return _gelu_out(x, u, _erf_p(u), _erf_q(u))
+gelu = ops.gelu  # torch.nn.GELU() (exact), impl.ops' path-independent call
 
 
 # ------------------------------------------------------------------------------------------------- layers
@@ -73,7 +38,7 @@ class Conv1d(nn.Module):
 
 
 class DepthwiseConv1d(nn.Module):
-    """torch nn.Conv1d with groups = channels: weight (C, K, 1) in MLX layout; a sum of K shifted products."""
+    """torch nn.Conv1d with groups = channels: weight (C, K, 1) in MLX layout (`impl.ops.depthwise_conv1d`)."""
 
     def __init__(self, channels: int, kernel_size: int, padding: int):
         super().__init__()
@@ -82,26 +47,7 @@ class DepthwiseConv1d(nn.Module):
         self.padding = padding
 
     def __call__(self, x: mx.array) -> mx.array:
-        if ops.path() == "native":  # a GPU: MLX's grouped convolution, one kernel (see _shifted_sum)
-            return mx.conv1d(x, self.weight, padding=self.padding, groups=self.weight.shape[0]) + self.bias
-        xp = mx.pad(x, [(0, 0), (self.padding, self.padding), (0, 0)])
-        return _shifted_sum(xp, self.weight[:, :, 0].T, self.bias)
-
-
-def _shifted_sum(xp: mx.array, w: mx.array, bias: mx.array) -> mx.array:
-    """bias + sum_k xp[:, k:k + L_out] * w[k], in k order (upstream's depthwise conv as K shifted products)."""
-    K = w.shape[0]
-    L_out = xp.shape[1] - K + 1
-    y = bias
-    for k in range(K):
-        y = y + xp[:, k:k + L_out, :] * w[k]
-    return y
-
-
-# On a GPU each product and sum above is an operation of its own, each dispatched separately; MLX's grouped conv1d is
-# one operation and the faster form there (`python -m bench.gpu_loop --part spark-detok-ref` compares the forms;
-# stored runs: bench/gpu_runs/). The CPU (impl.ops' gemm path) keeps the shifted products: MLX's compiled CPU kernels
-# over strided inputs run as scalar loops (see gelu above).
+        return ops.depthwise_conv1d(x, self.weight, self.bias, padding=self.padding)
 
 
 class LayerNorm(nn.Module):

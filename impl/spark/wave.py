@@ -9,10 +9,7 @@ Reused from impl.dac, because the maths is the same (sparktts `modules/blocks/la
 and `dac/model/dac.py` ResidualUnit): Snake1d, WNConv1d, WNConvTranspose1d, Tanh (impl/dac/layers.py) and
 ResidualUnit (impl/dac/model.py). Only DecoderBlock differs (kernel and padding from the config, not 2s/ceil(s/2)).
 
-The rate-5 block's kernel 11 is not a multiple of its stride, which impl.ops' CPU (gemm) path of conv_transpose1d
-needs; MLX's own CPU conv_transpose1d took 18-23 s of a 3 s clip's 26 s detokenize there. ZeroTapConvTranspose1d
-appends zero taps up to the next multiple (11 -> 15) and crops the output to torch's length: a zero tap adds exact
-zeros, so the result is the same sum (in impl.ops' order).
+The rate-5 block's kernel 11 is not a multiple of its stride: impl.ops.conv_transpose1d handles that (zero taps).
 """
 from __future__ import annotations
 
@@ -21,40 +18,15 @@ from typing import Any, Dict
 import mlx.core as mx
 import mlx.nn as nn
 
-from impl import ops
 from impl.dac.layers import Snake1d, Tanh, WNConv1d, WNConvTranspose1d
 from impl.dac.model import ResidualUnit
-
-
-class ZeroTapConvTranspose1d(WNConvTranspose1d):
-    """WNConvTranspose1d for any kernel: on the gemm path a kernel K that is not a multiple of the stride runs as
-    K' = ceil(K / stride) * stride taps, the last K' - K zero, and the output is cropped to torch's
-    (L - 1) * stride - 2 * padding + K samples. Weight (C_out, K, C_in) as WNConvTranspose1d's."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._padded: ops.LayoutStore = {}  # the zero-tap weight, made once per weight (not a parameter)
-
-    def __call__(self, x: mx.array) -> mx.array:
-        C_out, K, C_in = self.weight.shape
-        s = self.stride
-        if K % s == 0 or ops.path() == "native":
-            return super().__call__(x)
-        hit = self._padded.get("weight")
-        if hit is None or hit[0] is not self.weight:
-            w = mx.pad(self.weight, [(0, 0), (0, -K % s), (0, 0)])
-            mx.eval(w)
-            hit = self._padded["weight"] = (self.weight, w)
-        L_out = (x.shape[1] - 1) * s - 2 * self.padding + K
-        y = ops.conv_transpose1d(x, hit[1], self.bias, stride=s, padding=self.padding, layouts=self._layouts)
-        return y[:, :L_out, :]
 
 
 class DecoderBlock(nn.Module):
     def __init__(self, input_dim: int, output_dim: int, kernel_size: int, stride: int):
         super().__init__()
         self.block = [Snake1d(input_dim),
-                      ZeroTapConvTranspose1d(input_dim, output_dim, kernel_size=kernel_size, stride=stride,
+                      WNConvTranspose1d(input_dim, output_dim, kernel_size=kernel_size, stride=stride,
                                              padding=(kernel_size - stride) // 2),
                       ResidualUnit(output_dim, 1), ResidualUnit(output_dim, 3), ResidualUnit(output_dim, 9)]
 
