@@ -10,6 +10,11 @@ no case loads the 1B LM or the real DAC.
 Then hypothesis: corrupted bytes (cut at a drawn offset, drawn bytes flipped) of every input format -- wav, codes
 .npy, safetensors (DAC and LM checkpoints), .pth (`dac convert` and `--checkpoint`), speaker .json -- never a
 traceback: exit 0, or exit 2 with one line and nothing written.
+
+Then the families of issue 29, each a generator over every entry point of its kind: JSON shapes (deep, huge
+integers, non-finite, not UTF-8, not JSON, any small value), input file types (FIFO, devices, socket, links, names
+too long), output paths (read-only, special, links followed, too long), a full disk, environment values, --seed
+range, invisible text, mistyped Spark folders, signals mid-write and stale temporaries.
 """
 from __future__ import annotations
 
