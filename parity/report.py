@@ -37,6 +37,12 @@ def write_report(sections: Sequence, out_dir, reports: Sequence[Report] = (), sk
             secs.append(s)
         else:
             raise TypeError(f"cannot report a {type(s).__name__}")
+    from parity.sensitivity import note_for  # what each layer section can see (fixtures/sensitivity.json)
+
+    for s in secs:
+        line = note_for(getattr(s, "component", None) or "")
+        if line and line not in s.notes:
+            s.notes.append(line)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     passed = bool(secs) and all(s.passed for s in secs) and not skipped
