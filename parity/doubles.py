@@ -111,6 +111,21 @@ class CaseFolder:
         return str(folder)
 
 
+def write_tiny_outetts(d: Path) -> Path:
+    """A tiny seeded OuteTTS model folder `d/model`, a tiny DAC `d/dac.safetensors` and a synthetic speaker profile
+    `d/speaker.json` (the CLI and API tests' inputs); returns d."""
+    import json
+
+    from impl.seeded.dac import write_seeded_safetensors
+    from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
+    from impl.seeded.speaker import synthetic_speaker
+
+    write_model_dir(d / "model", TINY_LM_CONFIG)
+    write_seeded_safetensors(d / "dac.safetensors", TINY, seed=0)
+    (d / "speaker.json").write_text(json.dumps(synthetic_speaker()))
+    return d
+
+
 def keep_earlier_output(out) -> None:
     """Put an earlier output (OLD, mtime OLD_MTIME) where a case's command would write, if its folder exists."""
     if out is not None and Path(out).parent.is_dir() and not Path(out).exists():

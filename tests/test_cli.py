@@ -1,6 +1,5 @@
 """The package surface: CLI help, layering (impl/cli.py knows no dev tree), missing extras, torch-free impl, the
 README's commands, pyproject vs requirements/base.txt."""
-import json
 import pkgutil
 import re
 import subprocess
@@ -174,15 +173,9 @@ def _voiceport(args, hide, cwd):
 @pytest.fixture(scope="module")
 def tts_inputs(tmp_path_factory):
     """A tiny seeded OuteTTS model folder, a tiny DAC, a synthetic speaker profile: (folder, argv before --text)."""
-    from impl.seeded.dac import write_seeded_safetensors
-    from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
-    from impl.seeded.speaker import synthetic_speaker
-    from parity.doubles import TINY
+    from parity.doubles import write_tiny_outetts
 
-    d = tmp_path_factory.mktemp("tts")
-    write_model_dir(d / "model", TINY_LM_CONFIG)
-    write_seeded_safetensors(d / "dac.safetensors", TINY, seed=0)
-    (d / "speaker.json").write_text(json.dumps(synthetic_speaker()))
+    d = write_tiny_outetts(tmp_path_factory.mktemp("tts"))
     return d, ["tts", "--speaker", "speaker.json", "--model", "model", "--codec", "dac.safetensors", "--quiet",
                "--out", "out.wav"]
 

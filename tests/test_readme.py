@@ -408,11 +408,7 @@ def test_readme_model_python_block_runs_on_the_seeded_defaults(key, tmp_path):
     generates, streams, and exits 0. Its settings (greedy, a token cap) are deterministic on those weights."""
     block = _python_blocks(walk()[0])[key]
     root = _copy_clone(tmp_path)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "voiceport").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m impl.cli "$@"\n')
-    (bin_dir / "voiceport").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(root))
+    env = _voiceport_env(tmp_path, root)
     for cmd in _writers(_block_files(block)):
         res = subprocess.run(["bash", "-c", cmd.raw], capture_output=True, text=True, cwd=root, env=env, timeout=3600)
         assert res.returncode == 0, f"{cmd.id}:\n{res.stderr[-3000:]}"
@@ -421,6 +417,16 @@ def test_readme_model_python_block_runs_on_the_seeded_defaults(key, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ slow: verbatim
+
+def _voiceport_env(tmp_path: Path, root: Path) -> Dict[str, str]:
+    """The environment a README command runs in: `voiceport` on PATH as the installed entry point would be
+    (`python -m impl.cli`), the clone copy at `root` importable."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "voiceport").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m impl.cli "$@"\n')
+    (bin_dir / "voiceport").chmod(0o755)
+    return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(root))
+
 
 def _copy_clone(dst: Path) -> Path:
     """The clone's tracked files (as they are in the working tree) under dst/voiceport."""
@@ -438,11 +444,7 @@ def _run_verbatim(tmp_path: Path, first: int, last: Optional[int] = None) -> Lis
     verbatim, in a copy of the clone: each exits 0 and writes the files it names. `voiceport` is the installed entry
     point (`python -m impl.cli`); a command identical to one already run (voiceport == ./vp) runs once."""
     root = _copy_clone(tmp_path)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "voiceport").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m impl.cli "$@"\n')
-    (bin_dir / "voiceport").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(root))
+    env = _voiceport_env(tmp_path, root)
     blocks, commands = walk()
     python = {id(b): key for key, b in _python_blocks(blocks).items()}
     by_block: Dict[int, List[Command]] = {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,16 +72,10 @@ def spy(monkeypatch):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """Tiny seeded OuteTTS folder + DAC + profile, and the tiny seeded Spark-TTS folder."""
-    from impl.seeded.dac import write_seeded_safetensors
-    from impl.seeded.outetts import TINY_LM_CONFIG, write_model_dir
     from impl.seeded.spark import seeded_spark
-    from impl.seeded.speaker import synthetic_speaker
-    from parity.doubles import TINY
+    from parity.doubles import write_tiny_outetts
 
-    d = tmp_path_factory.mktemp("settings")
-    write_model_dir(d / "model", TINY_LM_CONFIG)
-    write_seeded_safetensors(d / "dac.safetensors", TINY, seed=0)
-    (d / "speaker.json").write_text(json.dumps(synthetic_speaker()))
+    d = write_tiny_outetts(tmp_path_factory.mktemp("settings"))
     return {"dir": d, "spark": seeded_spark()}
 
 
