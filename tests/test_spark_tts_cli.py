@@ -182,6 +182,7 @@ CASES = [
     Case("unknown pitch", lambda c: spark(c, voice=["--gender", "male", "--pitch", "loud"]),
          ["--pitch 'loud'", "very_low"]),
     Case("unknown speed", lambda c: spark(c, voice=["--gender", "male", "--speed", "fast"]), ["--speed 'fast'"]),
+    Case("empty pitch", lambda c: spark(c, voice=["--gender", "male", "--pitch", ""]), ["--pitch ''", "very_low"]),
     Case("pitch without gender", lambda c: spark(c, "--pitch", "high"), ["--pitch/--speed", "--gender"]),
     Case("clone and create", lambda c: spark(c, "--gender", "male"), ["--prompt-audio and --gender"]),
     Case("no voice", lambda c: spark(c, voice=[]), ["--prompt-audio FILE", "--gender"]),

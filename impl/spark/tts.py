@@ -45,10 +45,10 @@ def _check_args(args) -> None:
         raise GenerationError("--model spark needs --prompt-audio FILE (cloning) or --gender female|male (creation)")
     if args.prompt_text is not None and not clone:
         raise GenerationError("--prompt-text is the transcript of --prompt-audio, which is missing")
-    if not create and (args.pitch is not None or args.speed is not None):
+    if not create and (args.pitch is not None or args.speed is not None):  # "" is given, not absent
         raise GenerationError("--pitch/--speed shape a created voice: give --gender too (cloning copies the voice)")
     if create:
-        check_control(args.gender, args.pitch or "moderate", args.speed or "moderate")
+        check_control(args.gender, _level(args.pitch), _level(args.speed))
     check_seed(args.seed, error=GenerationError)
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= 3000:
         raise GenerationError(f"--max-new-tokens {args.max_new_tokens}: must be 1..3000 (Spark-TTS' own cap)")
@@ -96,7 +96,7 @@ def run(args) -> int:
     if args.prompt_audio is not None:  # the voice first, wav2vec2 freed before the LLM loads: a lower peak
         voice = G.voice_from_audio(codec, wav2vec2.load(root / G.W2V), args.prompt_audio, args.prompt_text, cfg)
     else:
-        voice = G.Voice(gender=args.gender, pitch=args.pitch or "moderate", speed=args.speed or "moderate")
+        voice = G.Voice(gender=args.gender, pitch=_level(args.pitch), speed=_level(args.speed))
     lm, make_cache, variant = G.load_lm(root / G.LLM, dtype, args.quantize, args.variant)
     warmup.wait()
     gen = G.generation_settings(root / G.LLM)
@@ -134,3 +134,8 @@ def run(args) -> int:
     print(f"wrote {out} ({audio_s:.2f} s of audio, {G.SAMPLE_RATE} Hz; {len(chunks)} chunk(s); LM variant {variant})")
     totals.summary(plans, load_s, compute_s, audio_s, "an EOS id", G.TOKENS_PER_SECOND)
     return 0
+
+
+def _level(value: "str | None") -> str:
+    """--pitch / --speed: "moderate" when not given; a given value (an empty one included) is checked as given."""
+    return "moderate" if value is None else value
