@@ -39,9 +39,9 @@ OUTPUT_DESTS = {"out", "report"}  # argparse dests that name what a command writ
 # Python blocks by (section heading, index among the section's python blocks): "fast" runs in the normal suite,
 # "slow" (loads the seeded 1B LM and generates: minutes) under -m slow, after the commands above it.
 PYTHON_BLOCKS = {
-    ("The environment (`./vp`)", 0): "fast",
-    ("OuteTTS 1.0 (`impl/outetts`, `impl/llama`)", 0): "slow",
-    ("Spark-TTS BiCodec (`impl/spark`)", 0): "slow",
+    ("Clone a voice and speak", 0): "fast",
+    ("Clone a voice and speak", 1): "slow",
+    ("Clone a voice and speak", 2): "slow",
 }
 
 # Runnable lines the verbatim run leaves out, by prefix, with why.
