@@ -1,6 +1,6 @@
 """The quick-bench cases' matrix products at 1 and 2 OpenBLAS threads (MLX on the bound BLAS), torch beside them.
 
-The profile behind the README's "Quick-bench cases below 1.0x": on a shared 2-core host, OpenBLAS's threaded sgemm
+The profile behind issue 17's quick-bench cases below 1.0x (26e4378): on a shared 2-core host, OpenBLAS's threaded sgemm
 waits for its second thread at every panel of K, and each wait costs a scheduler slice when the cores are busy;
 products with few rows (the DAC encoder's last 75-frame convs at 1 s), few columns x depth (the tiny DAC's 8-16
 channel convs) or little work (the small LM's 64-wide projections) then run 4-150x slower on 2 threads than on 1.

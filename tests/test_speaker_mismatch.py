@@ -2,7 +2,7 @@
 fit model on constructed segmentations, then the stored espeak-ng clips (fixtures/data/espeak, written by
 `tools/mismatch_study.py --fixtures`): right transcripts accepted (a final word held 0.6 s among them), dropped
 words refused. The model's only parameter is its false-alarm level (alpha); nothing here is fitted to these
-clips. Rates over every utterance the study makes: README, "Transcript check"."""
+clips. Rates over every utterance the study makes: bench/cpu_runs/speaker-*.json (docs/performance.md)."""
 import math
 from pathlib import Path
 

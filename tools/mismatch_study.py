@@ -18,7 +18,7 @@ Wrong transcripts: the first, a middle or the last word dropped; a sentence spok
     ./vp python tools/mismatch_study.py [--quick] [--jobs 2] [--data DIR ...]
 
 Prints progress with running totals, then one table (refused / cases per source and case) and which check
-refused each wrong transcript. The numbers are recorded in the README's "Transcript check" section.
+refused each wrong transcript. The numbers are stored in bench/cpu_runs/speaker-*.json (docs/performance.md).
 """
 from __future__ import annotations
 

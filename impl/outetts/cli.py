@@ -66,7 +66,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--greedy", action="store_true", help="argmax decoding (OuteTTS: after the repetition penalty)")
     p.add_argument("--quantize", default=None, choices=["q8", "q4"],
                    help="quantize the LM's weights to 8 or 4 bits (groups of 64) after loading: less memory; "
-                        "speed depends on the backend (see the README's GPU table)")
+                        "speed depends on the backend (docs/performance.md)")
     p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                    help="LM compute dtype (default: float32 on CPU, where MLX's bf16/fp16 matmuls are far "
                         "slower than fp32 through BLAS; the checkpoint's dtype on a GPU)")
