@@ -28,14 +28,20 @@ def raw_triple(x: np.ndarray, sr: int):
     return got, ref.raw_features(x, sr), ref.raw_features(x.astype(np.float64), sr)
 
 
-def floor_of(w32: float, w64: float) -> float:
-    """The fp32 floor of one value: outetts' own fp32 error, at least 4 ulp of the value."""
-    return max(abs(w32 - w64), 4 * EPS32 * abs(w64))
+# pitch: outetts' own fp32 error on one value can be ~0 by luck while a last-bit difference elsewhere moves the
+# parabolic peak interpolation (it divides by alpha - 2 beta + gamma): the pitch floor is at least 2e-5 relative
+# (outetts' fp32-vs-fp64 pitch error reaches 1.2e-4 on LibriVox slices; impl-vs-fp64 1.8e-5 on a flat peak)
+PITCH_REL = 2e-5
+
+
+def floor_of(w32: float, w64: float, key: str = "") -> float:
+    """The fp32 floor of one value: outetts' own fp32 error, at least 4 ulp of the value (pitch: PITCH_REL)."""
+    return max(abs(w32 - w64), (PITCH_REL if key == "pitch" else 4 * EPS32) * abs(w64))
 
 
 def assert_raw_within_floor(got, w32, w64, what: str, floors=None) -> None:
     for k in F.FEATURE_NAMES:
-        floor = floors[k] if floors is not None else floor_of(w32[k], w64[k])
+        floor = floors[k] if floors is not None else floor_of(w32[k], w64[k], k)
         err = abs(got[k] - w64[k])
         assert err <= K * floor, (f"{what} {k}: impl {got[k]!r} vs outetts {w32[k]!r} (fp64 {w64[k]!r}): "
                                   f"|impl - fp64| {err:.3g} > {K:g} x floor {floor:.3g}")
@@ -84,7 +90,7 @@ def test_speaker_features_raw_values_per_word_librivox(name, librivox):
     slices = [x] + [x[int(w["start"] * sr): int(w["end"] * sr)] for w in reference_words(librivox[name])]
     slices = [s for s in slices if s.shape[0] >= 400]
     triples = [raw_triple(s[None], sr) for s in slices]
-    floors = {k: max(floor_of(w32[k], w64[k]) for _, w32, w64 in triples) for k in F.FEATURE_NAMES}
+    floors = {k: max(floor_of(w32[k], w64[k], k) for _, w32, w64 in triples) for k in F.FEATURE_NAMES}
     for i, (got, w32, w64) in enumerate(triples):
         assert_raw_within_floor(got, w32, w64, f"{name} slice {i}", floors)
     rel = {k: floors[k] / max(abs(t[2][k]) for t in triples) for k in F.FEATURE_NAMES}
