@@ -94,3 +94,11 @@ def test_mutate_end_to_end_one_bug_caught_by_test_and_report(tmp_path, capsys):
     assert res[0]["report"]["caught"], res[0]
     assert res[0]["verdict"] == "caught by both" and rc == 0
     assert "attention-scale-hidden" in (tmp_path / "table.md").read_text()
+
+
+def test_mutate_readme_states_the_catalogue_size():
+    """The README's sentence on the catalogue names its current size (issue 28: the size, and that it is a floor)."""
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"The catalogue \((\d+) one-line porting bugs", text)
+    assert m and int(m.group(1)) == len(mutate.CATALOGUE), "README: the catalogue's size is stale"
+    assert "a floor, not a proof" in text
