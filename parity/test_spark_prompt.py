@@ -85,9 +85,10 @@ def test_spark_tokenizer_decode_skips_only_special(toks):
     assert "im_end" not in ours.decode(ids) and "bicodec_semantic_5" in ours.decode(ids)
 
 
-@pytest.mark.parametrize("kw,msg", [(dict(gender="other"), "--gender 'other'"), (dict(pitch="loud"), "--pitch"),
-                                    (dict(speed="fast"), "--speed 'fast'")])
+@pytest.mark.parametrize("kw,msg", [(dict(gender="other"), "gender='other'"), (dict(pitch="loud"), "pitch='loud'"),
+                                    (dict(speed="fast"), "speed='fast'"), (dict(pitch=""), "pitch=''")])
 def test_spark_prompt_control_bad_values(toks, kw, msg):
+    """The library's errors name the parameter (API terms); the CLI maps them to its flags."""
     args = {**dict(gender="female", pitch="moderate", speed="moderate"), **kw}
     with pytest.raises(P.PromptError, match=msg):
         P.control_ids(toks[0], "Hi.", **args)

@@ -1230,7 +1230,13 @@ def test_bad_input_family_signal_mid_write_leaves_nothing(fx, tmp_path, capsys, 
     keep_earlier_output(out)
     before = snapshot(tmp_path)
     monkeypatch.setattr(soundfile, "write", interrupted)
-    rc, _, err = run_cli(_decode_argv(fx, str(out)), capsys)
+    if sig == signal.SIGINT:  # Python's own Ctrl-C handler, even where this run inherited SIGINT ignored (`cmd &`)
+        old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        rc, _, err = run_cli(_decode_argv(fx, str(out)), capsys)
+    finally:
+        if sig == signal.SIGINT:
+            signal.signal(signal.SIGINT, old_handler)
     assert rc == 128 + sig, err
     assert snapshot(tmp_path) == before
 
