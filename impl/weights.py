@@ -14,7 +14,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from impl._io import reason
+from impl._io import INT32, INT64, reason
+from impl._io import read_json as _read_json
 
 SHOWN = 6  # keys named per kind; the message is one line, a wrong config can mismatch hundreds
 
@@ -64,14 +65,12 @@ def check_weights(model: Any, weights: Dict[str, Any], where: str, notes: Sequen
 
 # ------------------------------------------------------------------------------------------------- HF folders
 
-def read_json(file: Path, what: str = "model config", ints: Tuple[int, int] = (-(2 ** 31), 2 ** 31 - 1)) -> Any:
+def read_json(file: Path, what: str = "model config", ints: Tuple[int, int] = INT32) -> Any:
     """A JSON file's value (impl._io.read_json's limits; integers within `ints`: a model config's fit int32, a
     shard index's byte counts need int64); CheckpointError naming the file when it cannot be read or parsed, or
     is a special file (refused before opening)."""
-    from impl._io import read_json as read
-
     try:
-        return read(file, what, CheckpointError, ints=ints)
+        return _read_json(file, what, CheckpointError, ints=ints)
     except OSError as e:  # IsADirectoryError, FileNotFoundError, PermissionError
         raise CheckpointError(f"{file}: not a readable JSON file ({reason(e)})") from None
 
@@ -102,7 +101,7 @@ def read_hf_weights(path: Path) -> Dict[str, Any]:
     if single.exists():
         return load_safetensors(single)
     if index.exists():
-        data = read_json(index, "shard index", ints=(-(2 ** 63), 2 ** 63 - 1))  # total_size: bytes
+        data = read_json(index, "shard index", ints=INT64)  # total_size: bytes
         weight_map = data.get("weight_map") if isinstance(data, dict) else None
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise CheckpointError(f"{index}: no 'weight_map' of tensor name -> shard file")

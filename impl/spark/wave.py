@@ -27,7 +27,7 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.block = [Snake1d(input_dim),
                       WNConvTranspose1d(input_dim, output_dim, kernel_size=kernel_size, stride=stride,
-                                             padding=(kernel_size - stride) // 2),
+                                        padding=(kernel_size - stride) // 2),
                       ResidualUnit(output_dim, 1), ResidualUnit(output_dim, 3), ResidualUnit(output_dim, 9)]
 
     def __call__(self, x: mx.array) -> mx.array:
