@@ -33,6 +33,9 @@ class SilentAudioError(AudioError):
 
 MAX_CHANNELS = 8
 MAX_KERNEL = 1 << 24  # resample kernel elements (reduced new x orig rate): 8000..192000 Hz <-> 24 kHz need < 1e5
+ABSOLUTE_GATE = -70.0  # LUFS: BS.1770-4 absolute gate (pyloudnorm Meter.integrated_loudness Gamma_a)
+RELATIVE_GATE = -10.0  # LU below the absolutely-gated loudness: the relative gate (Gamma_r)
+BLOCK_OVERLAP = 0.75   # gating blocks overlap by 75 % (pyloudnorm: step = 1 - overlap)
 
 
 # ------------------------------------------------------------------------------------------------ load, validate
@@ -338,8 +341,8 @@ def integrated_loudness(x: np.ndarray, sr: int, block_size: float = 0.400) -> fl
     for b, a in k_weighting(sr):
         data[:] = biquad(b, a, data)
     T_g = block_size
-    Gamma_a = -70.0
-    step = 1.0 - 0.75
+    Gamma_a = ABSOLUTE_GATE
+    step = 1.0 - BLOCK_OVERLAP
     T = data.shape[0] / sr
     num_blocks = int(np.round(((T - T_g) / (T_g * step)))) + 1
     z = np.zeros(num_blocks)
@@ -352,7 +355,7 @@ def integrated_loudness(x: np.ndarray, sr: int, block_size: float = 0.400) -> fl
         gated = z[l >= Gamma_a]
         if gated.size == 0:
             return -math.inf
-        Gamma_r = -0.691 + 10.0 * np.log10(np.mean(gated)) - 10.0
+        Gamma_r = -0.691 + 10.0 * np.log10(np.mean(gated)) + RELATIVE_GATE
         gated = z[(l > Gamma_r) & (l > Gamma_a)]
         z_avg = np.nan_to_num(np.mean(gated)) if gated.size else 0.0
         return float(-0.691 + 10.0 * np.log10(z_avg))

@@ -23,11 +23,13 @@ from impl.outetts.tokenizer import Tokenizer
 from impl.outetts.tokens import FEATURE_NAMES, SPECIAL
 from impl.speaker.profile import validate_speaker
 
+MISSING_FEATURE = 0  # a feature key the profile lacks (outetts' get_features default)
+
 
 def _word_pieces(w: Dict[str, Any], word: str) -> List[str]:
     feats = w.get("features", {})
     out = [SPECIAL.word_start, word, SPECIAL.features, SPECIAL.time.format(w["duration"])]
-    out += [f"<|{k}_{feats.get(k, 0)}|>" for k in FEATURE_NAMES]
+    out += [f"<|{k}_{feats.get(k, MISSING_FEATURE)}|>" for k in FEATURE_NAMES]
     out.append(SPECIAL.code)
     for a, b in zip(w["c1"], w["c2"]):
         out += [SPECIAL.c1.format(a), SPECIAL.c2.format(b)]

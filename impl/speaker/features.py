@@ -15,6 +15,7 @@ import numpy as np
 from impl.dac.interface import fade_ramp as torch_linspace  # torch.linspace's float32 CPU kernel, ported
 
 EPS = 1e-10
+BUCKET_SCALE = 100  # a feature value in [0, 1] -> its bucket round(v x 100) (upstream scale_values)
 FEATURE_NAMES = ("energy", "spectral_centroid", "pitch")
 
 
@@ -94,4 +95,4 @@ def extract_audio_features(audio: np.ndarray, sr: int) -> Dict[str, int]:
     """{'energy', 'spectral_centroid', 'pitch'} as integers 0..100 for (1, L) / (C, L) / (L,) audio: `round(v * 100)`
     of `feature_values`. Invalid audio (empty, NaN/Inf) gives all zeros, as upstream's `get_default_features`."""
     feats = feature_values(audio, sr)
-    return {k: round(v * 100) for k, v in feats.items()}
+    return {k: round(v * BUCKET_SCALE) for k, v in feats.items()}

@@ -38,6 +38,7 @@ from impl.speaker.features import extract_audio_features
 
 TPS = 75  # DAC codes per second (24 kHz / hop 320)
 MAX_EXTENSION = 20  # codes added before the first and after the last word
+DURATION_DECIMALS = 2  # a word's duration: round(n / TPS, 2) seconds
 MAX_SECONDS = 20.0  # outetts refuses longer speaker audio
 INTERFACE_VERSION = 3
 
@@ -138,8 +139,8 @@ def slice_words(c1: Sequence[int], c2: Sequence[int], words: Sequence[Word], aud
         word_c1, word_c2 = c1[start:end], c2[start:end]
         word = w.word.strip()
         word_audio = audio[:, int(w.start * sr):int(w.end * sr)]
-        out.append({"word": word, "duration": round(len(word_c1) / TPS, 2), "c1": word_c1, "c2": word_c2,
-                    "features": _features(word_audio, sr, word)})
+        out.append({"word": word, "duration": round(len(word_c1) / TPS, DURATION_DECIMALS), "c1": word_c1,
+                    "c2": word_c2, "features": _features(word_audio, sr, word)})
         start = end
     return out
 
