@@ -243,3 +243,127 @@ def test_ports_mlx_audio_report_lists_what_it_cannot_compare(mlx_audio, tmp_path
     rep = json.loads((tmp_path / "report.json").read_text())
     assert [s["passed"] for s in rep["sections"]] == [True] and not rep["passed"]
     assert "whisper" in rep["not_run"]["mlx-audio speaker-profile"]
+
+
+# ------------------------------------------------ mlx-audio: the contract adapters and the wav2vec2 component
+
+def test_ports_mlx_audio_wav2vec2_loads_in_training_mode(mlx_audio):
+    """Finding (docs/ports.md): Wav2Vec2Model.from_pretrained, as BiCodecTokenizer loads it, leaves MLX's training
+    mode on, so the config's dropout (0.1) runs: two calls on the same clip differ. After eval() the tiny features
+    pass the harness, and the mapped layers cover the official spec."""
+    from parity.specs import spark
+
+    kwargs = {"config": "tiny", "samples": 4000}
+    official = spark.wav2vec2_spec(**kwargs)
+    model = mlx_audio.load_wav2vec2(kwargs)
+    assert model.training
+    wav = np.random.default_rng(0).uniform(-0.5, 0.5, 4000)
+    a, b = (np.array(mlx_audio.run_wav2vec2(model, {"wav": wav})["features"]) for _ in range(2))
+    assert np.abs(a - b).max() > 1e-3
+    spec, unmapped = port_spec(official, mlx_audio.PORT, "spark-wav2vec2-eval", kwargs)
+    assert unmapped == {} and len(spec.pairs) == len(official.expanded_pairs())
+    report = run_spec(spec, seed=0, isolated=False)
+    assert report.ok, report.summary()
+
+
+def test_ports_mlx_audio_prompt_ids_adapter(mlx_audio):
+    """The port's OuteTTS prompt path on the parity tokenizer: a plain text with a profile gives impl's ids (impl
+    is checked exact against outetts); quotes and a doubled '!' do not (finding: mlx-audio's text_normalizations is
+    an older outetts's, no ftfy/NFKC, quotes kept)."""
+    from transformers import AutoTokenizer
+
+    from impl.outetts.prompt import prompt_ids
+    from impl.outetts.tokenizer import Tokenizer
+    from impl.seeded.speaker import synthetic_speaker
+    from mlx_audio.tts.models.outetts.prompt_processor import PromptProcessor
+    from parity.specs.prompt import _tokenizer_dir
+
+    hf, tok = AutoTokenizer.from_pretrained(str(_tokenizer_dir())), Tokenizer(_tokenizer_dir())
+    pp, speaker = PromptProcessor(hf), synthetic_speaker(3, "Hello there, this is a speaker.")
+    plain = "It is a fine day, is it not?"
+    assert mlx_audio.outetts_prompt_ids(pp, hf, plain, speaker) == prompt_ids(tok, plain, speaker)
+    assert speaker["words"][-1]["word"] == synthetic_speaker(3, "Hello there, this is a speaker.")["words"][-1]["word"]
+    quoted = 'He said “hi”!!'
+    assert mlx_audio.outetts_prompt_ids(pp, hf, quoted, None) != prompt_ids(tok, quoted, None)
+
+
+def test_ports_mlx_audio_sampler_adapter(mlx_audio):
+    """The port's OuteTTS sampler: at temperature 1 its distribution equals impl's (impl checked against
+    transformers) within the adapter's bound; at the OuteTTS settings (T 0.4, top-p 0.9, min-p 0.05) its support
+    is wider (finding: top-p and min-p on the temperature-1 log-probabilities); the penalty window through
+    generate_step decides as the official loop."""
+    import mlx.core as mx
+
+    from impl.outetts.sampler import SamplerConfig, probabilities, process_logits
+    from parity.specs.sampler import softmax_bound, window_case
+
+    rng = np.random.default_rng(3)
+    logits = (rng.normal(0, 2, (1, 300))).astype(np.float32)
+    ids = rng.integers(0, 300, (1, 80))
+    window = mx.array(ids[:, -64:])
+    for kw, same in ((dict(temperature=1.0, repetition_penalty=1.1, top_k=40, top_p=0.9, min_p=0.05), True),
+                     (dict(temperature=0.4, repetition_penalty=1.1, top_k=40, top_p=0.9, min_p=0.05), False)):
+        p, s = mlx_audio.sampler_distribution(logits, ids, kw)
+        ref = np.array(probabilities(mx.array(logits), window, SamplerConfig(**kw)), np.float64).reshape(-1)
+        assert np.array_equal(p > 0, ref > 0) is same, kw
+        if same:  # the port's bound against the truth plus impl's (parity/specs/sampler.py) against the truth
+            idx = np.flatnonzero(ref > 0)
+            s_impl = np.array(process_logits(mx.array(logits), window, SamplerConfig(**kw)), np.float64).reshape(-1)
+            bound = mlx_audio.sampler_bound(ref[idx], s[idx], s_impl[idx]) + softmax_bound(ref[idx][None])[0]
+            assert np.all(np.abs(p[idx] - ref[idx]) <= bound)
+        else:
+            assert np.count_nonzero(p) > np.count_nonzero(ref)
+    prompt, rows, step = window_case(64, "generated")
+    got = mlx_audio.sampler_window_ids(rows, prompt, len(rows))
+    assert len(got) == len(rows) and got[step] == 6  # id 64 back is penalised: B (6) wins the near-tie
+
+
+def test_ports_mlx_audio_spark_prompt_ids_adapter(mlx_audio):
+    """The port's Spark prompt builders give impl's ids (impl is checked exact against SparkTTS) in the three modes."""
+    from transformers import AutoTokenizer
+
+    from impl.spark import prompt as P
+    from impl.spark.tokens import Tokenizer
+    from parity.specs.spark_prompt import llm_dir
+
+    hf, tok = AutoTokenizer.from_pretrained(str(llm_dir())), Tokenizer(llm_dir())
+    g, s = list(range(0, 4096, 128)), [5, 8191, 17]
+    args = ("Hello <|im_end|> world", "a transcript", g, s, ("female", "high", "low"))
+    assert mlx_audio.spark_prompt_ids(hf, "clone", *args) == P.clone_ids(tok, args[0], g, s, None)
+    assert mlx_audio.spark_prompt_ids(hf, "clone-transcript", *args) == P.clone_ids(tok, args[0], g, s, args[1])
+    assert mlx_audio.spark_prompt_ids(hf, "create", *args) == P.control_ids(tok, args[0], *args[4])
+
+
+def test_ports_mlx_audio_audio_path_adapter(mlx_audio):
+    """The functions the port's OuteTTS codec interface calls: its resampler is another filter (finding: a
+    kaiser-best polyphase FIR, one sample longer than torchaudio on 44.1 kHz -> 24 kHz at 240,854 samples) and its
+    loudness meter another K-weighting (finding: BS.1770's tabulated stages, not pyloudnorm's default; ~0.085 LU)."""
+    import mlx.core as mx
+
+    from impl import audio
+    from mlx_audio.tts.models.outetts.dac_interface import process_audio_array
+    from mlx_audio.utils import resample_audio
+
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 240854).astype(np.float32)
+    assert resample_audio(x, 44100, 24000).shape == (131078,) and audio.resample(x, 44100, 24000).shape == (131077,)
+    noise = (0.05 * np.random.default_rng(1).standard_normal(30000)).astype(np.float32)
+    port = np.array(process_audio_array(mx.array(noise)[None, None])).reshape(-1)
+    gain = port / audio.loudness_normalize(noise, 24000)
+    assert np.allclose(gain, gain[0], rtol=1e-4) and 0.985 < gain[0] < 0.995  # 10 ** (-0.085 / 20) = 0.990
+
+
+def test_ports_mlx_audio_dac_interface_adapter(mlx_audio):
+    """The port's DacInterface on the staged tiny DAC: decode gives the official length but no 15 ms fades (finding:
+    outetts fades each chunk in and out; impl, checked against it, starts at exactly 0)."""
+    import mlx.core as mx
+
+    from impl import dac
+    from impl.dac.interface import DacInterface
+    from impl.seeded.dac import seeded_checkpoint
+    from parity.doubles import TINY
+    from parity.specs.dac_interface import _codes
+
+    codes = _codes(97, 14)
+    got = np.array(mlx_audio.dac_interface(dict(TINY)).decode(mx.array(codes[None].astype(np.int32)))).reshape(-1)
+    want = DacInterface(dac.load(seeded_checkpoint(dict(TINY), 0))).decode(codes)
+    assert got.shape == want.shape and want[0] == 0 and got[0] != 0

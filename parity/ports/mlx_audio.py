@@ -17,11 +17,12 @@ Only these modules are imported; they run on the environment's transformers 4.52
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -324,6 +325,49 @@ SPARK_RULES = [
 ]
 
 
+# ---------------------------------------------------------------------------------------- Spark wav2vec2
+
+def load_wav2vec2(kwargs: Dict[str, Any]):
+    """mlx-audio's wav2vec2 as its Spark BiCodecTokenizer loads it (tts/models/spark/audio_tokenizer.py:32-38):
+    `Wav2Vec2Model.from_pretrained` (stt/models/wav2vec: its sanitize, strict load_weights) and
+    `Wav2Vec2FeatureExtractor.from_pretrained` on the seeded `wav2vec2-large-xlsr-53` folder, output_hidden_states
+    on. Nothing calls eval(): the model is returned in MLX's default training mode, as BiCodecTokenizer keeps it.
+    The feature extractor rides along as `model.voiceport_processor` (a plain attribute: not a parameter)."""
+    _activate()
+    import warnings
+
+    from mlx_audio.stt.models.wav2vec.feature_extractor import Wav2Vec2FeatureExtractor
+    from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
+
+    from impl.seeded.spark import seeded_w2v
+
+    folder = str(seeded_w2v(kwargs.get("config", "tiny"), kwargs.get("seed", 0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # from_pretrained: "use mlx_audio.stt.load()"
+        model = Wav2Vec2Model.from_pretrained(folder)
+    model.config.output_hidden_states = True
+    model.voiceport_processor = Wav2Vec2FeatureExtractor.from_pretrained(folder)
+    return model
+
+
+def run_wav2vec2(model, inputs):
+    """`BiCodecTokenizer.extract_wav2vec2_features(wav)` (audio_tokenizer.py:74-88; it reads only self.processor
+    and self.feature_extractor): the port's feature extractor (normalisation), the model, the 11/14/16 mix."""
+    from types import SimpleNamespace
+
+    from mlx_audio.tts.models.spark.audio_tokenizer import BiCodecTokenizer
+
+    holder = SimpleNamespace(processor=model.voiceport_processor, feature_extractor=model)
+    return {"features": BiCodecTokenizer.extract_wav2vec2_features(holder, inputs["wav"])}
+
+
+W2V_RULES = [
+    # the conv layers take and return (B, C, L) (stt/models/wav2vec/wav2vec.py:92-156); the rest is channels-last
+    Rule(r"feature_extractor\.conv_layers\.(\d+)", r"feature_extractor.conv_layers.\1", NCL_IN_OUT),
+    Rule(r"(feature_projection|encoder\.pos_conv_embed|encoder\.layers\.\d+)", r"\1"),
+]
+
+
 # ------------------------------------------------------------------------------------------------ contracts
 
 def check_lm_greedy(rec: Dict[str, Any], quick: bool):
@@ -344,23 +388,397 @@ def check_lm_greedy(rec: Dict[str, Any], quick: bool):
                    "exact: token ids", "differing ids")
 
 
+# ------------------------------------------------------------------------------------- OuteTTS prompt ids
+
+def outetts_prompt_ids(processor, tokenizer, text: str, speaker) -> list:
+    """The ids mlx-audio's OuteTTS feeds its LM for one text chunk: `PromptProcessor.get_completion_prompt` then
+    `tokenizer.encode(prompt, add_special_tokens=False)` (tts/models/outetts/outetts.py:198-203). The speaker is
+    copied: get_completion_prompt appends the separator to its last word in place, as outetts' does."""
+    import copy
+
+    return tokenizer.encode(processor.get_completion_prompt(text, copy.deepcopy(speaker)), add_special_tokens=False)
+
+
+def check_prompt_ids(rec: Dict[str, Any], quick: bool):
+    """The prompt-ids contract (parity/specs/prompt.py) on mlx-audio's PromptProcessor over the same generated v3
+    tokenizer (`AutoTokenizer.from_pretrained`, as outetts.Model.__init__ loads `tokenizer_name`). Texts outetts
+    normalises to nothing: the port's `text_normalizations` must give nothing too (it has no refusal of its own)."""
+    _activate()
+    from mlx_audio.tts.models.outetts.prompt_processor import PromptProcessor
+    from transformers import AutoTokenizer
+
+    from parity.contracts import Case, ids_case, section
+    from parity.specs.prompt import _tokenizer_dir, cases
+
+    tok = AutoTokenizer.from_pretrained(str(_tokenizer_dir()))
+    pp = PromptProcessor(tok)
+    out, at, empty = [], 0, 0
+    for i, ((text, speaker), n) in enumerate(zip(cases(int(rec["n"])), rec["lengths"].tolist())):
+        name = f"case {i} ({'no speaker' if speaker is None else str(len(speaker['words'])) + ' words'}, " \
+               f"text {text[:24]!r})"
+        if n < 0:
+            empty += 1
+            norm = PromptProcessor.text_normalizations(text)
+            out.append(Case(name, float(bool(norm)), 0.0, not norm, "exact",
+                            "empty after normalisation on both sides" if not norm else
+                            f"outetts normalises it to empty; the port's text_normalizations keeps {norm[:24]!r}"))
+            continue
+        want = rec["ids"][at:at + n].tolist()
+        at += n
+        try:
+            got = outetts_prompt_ids(pp, tok, text, speaker)
+        except Exception as e:  # noqa: BLE001 -- a crash on a case outetts handles is a divergence
+            out.append(Case(name, float(n), 0.0, False, "exact", f"port raised {type(e).__name__}: {e}"))
+            continue
+        out.append(ids_case(name, got, want))
+    return section("prompt ids", f"mlx_audio tts/models/outetts PromptProcessor.get_completion_prompt + "
+                   f"tokenizer.encode vs outetts' PromptProcessor + transformers' tokenizer, {len(out)} seeded "
+                   f"text/profile cases ({empty} empty after normalisation)", out, "exact: token ids",
+                   "differing ids", [f"{int(rec['ids'].size)} ids compared in all"])
+
+
+# ------------------------------------------------------------------------------------------ OuteTTS sampler
+
+# Model.generate's sampler settings (tts/models/outetts/outetts.py:184-194): make_sampler(temperature, top_p,
+# min_p, top_k) and make_logits_processors(logit_bias=None, repetition_penalty, repetition_context_size=64).
+OUTETTS_CONTEXT = 64
+
+
+@contextlib.contextmanager
+def _draws(store: list):
+    """While open, mlx-audio's `sample_utils.categorical_sampling(logits, temp)` (the last call of every sampler
+    make_sampler builds, sample_utils.py:68) records its arguments instead of drawing: `mx.random.categorical`
+    draws from softmax(logits * (1 / temp)) (sample_utils.py:280), the distribution compared."""
+    import mlx.core as mx
+    from mlx_audio.lm import sample_utils as su
+
+    saved = su.categorical_sampling
+
+    def record(logits, temp):
+        store.append(logits * (1 / temp))  # the array sample_utils.py:280 draws from, in its float32
+        return mx.zeros(logits.shape[:-1], mx.uint32)
+
+    su.categorical_sampling = record
+    try:
+        yield store
+    finally:
+        su.categorical_sampling = saved
+
+
+def sampler_distribution(logits: np.ndarray, ids: np.ndarray, kw: Dict[str, Any]):
+    """mlx-audio's OuteTTS sampler on one logits set (B, V) with ids (B, L): per row, its logits processors
+    (the repetition penalty over the last 64 ids, applied only when there are ids: generate.py:309), the
+    log-softmax of generate_step (generate.py:317), then the sampler chain (top-p, min-p, top-k, then
+    temperature) up to the draw. Returns (p (B*V,) float64 = softmax of the drawn-from scores, those scores
+    (B*V,) float32, -inf off the support)."""
+    import mlx.core as mx
+    from mlx_audio.lm.sample_utils import make_logits_processors, make_sampler
+
+    procs = make_logits_processors(None, kw["repetition_penalty"], OUTETTS_CONTEXT)
+    sampler = make_sampler(kw["temperature"], kw["top_p"], min_p=kw["min_p"], top_k=kw["top_k"])
+    scores = []
+    for b in range(logits.shape[0]):
+        row = mx.array(logits[b:b + 1])
+        if ids.shape[1]:
+            for proc in procs:
+                row = proc(mx.array(ids[b]), row)
+        logprobs = row - mx.logsumexp(row, keepdims=True)
+        with _draws([]) as drawn:
+            sampler(logprobs)
+        scores.append(np.array(drawn[0]).reshape(-1))
+    s = np.concatenate(scores)
+    p = np.zeros(s.shape, np.float64)
+    for b in range(logits.shape[0]):
+        row = s[b * logits.shape[1]:(b + 1) * logits.shape[1]].astype(np.float64)
+        e = np.exp(row - row.max())
+        p[b * logits.shape[1]:(b + 1) * logits.shape[1]] = e / e.sum()
+    return p, s
+
+
+U = 2.0 ** -24
+SAMPLER_BOUND_WHY = ("|p - p_ref| <= 1.01 (2 max_j (3 u |s_j| + 2 u |s_ref_j|) + 4 u + 2 n u / (1 - n u)) p_ref: "
+                     "softmax moves ln p by at most twice the largest score error; the port's scores "
+                     "(logits - logsumexp) * fl(1/T) carry 3 rounding errors of |s|, the official fl(l / T) and the "
+                     "penalty one each of |s_ref|; torch's exp, division and float32 p, and its n-term sum")
+
+
+def sampler_bound(p_ref: np.ndarray, s_port: np.ndarray, s_ref: np.ndarray) -> np.ndarray:
+    n = p_ref.size
+    shift = 2 * float(np.max(3 * U * np.abs(s_port) + 2 * U * np.abs(s_ref)))
+    return 1.01 * (shift + 4 * U + 2 * n * U / (1 - n * U)) * p_ref
+
+
+def sampler_window_ids(rows, prompt, steps: int):
+    """The ids mlx-audio's decode loop (lm/generate.generate_step: its argmax default, OuteTTS' processors)
+    picks over scripted logits rows; the LM stand-in answers each call with the next row (a prompt longer than
+    one id costs one prefill call first, generate.py:324, and the loop computes one step ahead, generate.py:352)."""
+    import mlx.core as mx
+    from mlx_audio.lm.generate import generate_step
+    from mlx_audio.lm.sample_utils import make_logits_processors
+
+    from parity.specs.sampler import LogitsScriptLM
+
+    V = len(rows[0])
+    script = ([np.zeros(V, np.float32)] if len(prompt) > 1 else []) + list(rows) + [np.zeros(V, np.float32)]
+    procs = make_logits_processors(None, 1.1, OUTETTS_CONTEXT)
+    return [int(t) for t, _ in generate_step(mx.array(prompt), LogitsScriptLM(script), max_tokens=steps,
+                                             logits_processors=procs, prompt_cache=[])]
+
+
+def check_sampler(rec: Dict[str, Any], quick: bool):
+    """The sampler contract (parity/specs/sampler.py) on mlx-audio's OuteTTS sampler: per recorded logits set the
+    support exact and the distribution it draws from within SAMPLER_BOUND_WHY (its scores are log-probabilities,
+    shifted from transformers' by logsumexp / T, so they cannot be bit-equal); the penalty-window decisions through
+    its decode loop."""
+    _activate()
+    from parity.contracts import Case, ids_case, section
+    from parity.specs.sampler import _inputs, window_case
+
+    inputs = {name: (logits, ids, kw) for name, logits, ids, kw in _inputs(quick)}
+    cases, max_dp, wider, narrower = [], 0.0, 0, 0
+    for s in rec["sets"]:
+        logits, ids, kw = inputs[s["name"]]
+        name = f"{s['name']} (V {s['shape'][-1]}, B {s['shape'][0]}, {ids.shape[1]} ids back)"
+        try:
+            p, scores = sampler_distribution(logits, ids, kw)
+        except Exception as e:  # noqa: BLE001 -- a setting transformers accepts and the port refuses
+            cases.append(Case(name, float("inf"), 1.0, False, "bound", f"port raised {type(e).__name__}: {e}"))
+            continue
+        idx, support = s["index"], np.flatnonzero(p > 0)
+        if not np.array_equal(support, idx):
+            extra = sorted(set(support.tolist()) ^ set(idx.tolist()))[:3]
+            wider += len(support) > len(idx)
+            narrower += len(support) < len(idx)
+            cases.append(Case(name, float("inf"), 1.0, False, "bound", f"support differs: {len(support)} vs "
+                              f"official {len(idx)} tokens, e.g. flat {extra} (settings {kw})"))
+            continue
+        p_ref = s["p"].astype(np.float64)
+        bound = sampler_bound(p_ref, scores[idx].astype(np.float64), s["scores"].astype(np.float64))
+        d = np.abs(p[idx] - p_ref)
+        worst = int(np.argmax(d / bound))
+        max_dp = max(max_dp, float(d.max()))
+        cases.append(Case(name, float(d[worst] / bound[worst]), 1.0, bool(np.all(d <= bound)), "bound",
+                          f"max|dp| {d.max():.3g}; worst vs bound at flat token {idx[worst]}"))
+    for lp in rec["loops"]:
+        prompt, rows, step = window_case(lp["back"], lp["where"])
+        cases.append(ids_case(f"penalty window in generate_step: id {lp['back']} back, {lp['where']} "
+                              f"(decision step {step})", sampler_window_ids(rows, prompt, len(rows)),
+                              lp["ids"].tolist()))
+    return section("sampler", f"mlx_audio lm/sample_utils make_logits_processors + make_sampler (OuteTTS "
+                   f"Model.generate's settings) vs outetts' patched transformers processors: {len(rec['sets'])} "
+                   f"logits sets (support exact, |dp| against the bound) + {len(rec['loops'])} penalty-window "
+                   "decisions in lm/generate.generate_step", cases, SAMPLER_BOUND_WHY + "; window ids exact",
+                   "max |dp| / bound (window: differing ids)",
+                   [f"max |p - p_ref| over the sets with the official support: {max_dp:.3g}",
+                    f"supports differing: {wider} wider than the official, {narrower} narrower"])
+
+
+# ---------------------------------------------------------------------------------------- Spark prompt ids
+
+def spark_prompt_ids(tokenizer, mode: str, text: str, prompt_text, global_ids, semantic_ids, control) -> list:
+    """The ids mlx-audio's Spark feeds its LM: `Model.process_prompt` (cloning; its `_audio_tokenizer.tokenize`
+    answering with the given ids, shaped as BiCodecTokenizer returns them: (1, 1, 32) and (1, T)) or
+    `process_prompt_control` (creation), then `tokenizer.encode(prompt, add_special_tokens=False)`
+    (tts/models/spark/spark.py:261-273). Both methods read nothing else from self."""
+    from types import SimpleNamespace
+
+    import mlx.core as mx
+    from mlx_audio.tts.models.spark.spark import Model
+
+    if mode == "create":
+        prompt = Model.process_prompt_control(SimpleNamespace(), *control, text)
+    else:
+        ids = (mx.array(np.asarray(global_ids, np.int32))[None, None],
+               mx.array(np.asarray(semantic_ids, np.int32))[None])
+        holder = SimpleNamespace(_audio_tokenizer=SimpleNamespace(tokenize=lambda _path: ids))
+        prompt = Model.process_prompt(holder, text, Path("prompt.wav"), prompt_text if mode != "clone" else None)[0]
+    return tokenizer.encode(prompt, add_special_tokens=False)
+
+
+def check_spark_prompt_ids(rec: Dict[str, Any], quick: bool):
+    """The spark-prompt-ids contract (parity/specs/spark_prompt.py) on mlx-audio's Spark prompt builders over the
+    seeded LLM folder's tokenizer (AutoTokenizer, as Model.post_load_hook loads it, spark.py:84)."""
+    _activate()
+    from transformers import AutoTokenizer
+
+    from parity.contracts import Case, ids_case, section
+    from parity.specs.spark_prompt import MODES, llm_dir
+
+    tok = AutoTokenizer.from_pretrained(str(llm_dir()), eos_token_ids=151645)  # spark.py:84, ModelConfig's eos
+    sem_at = np.concatenate([[0], np.cumsum(rec["semantic_len"])])
+    at = {m: np.concatenate([[0], np.cumsum(rec["lengths"][m])]) for m in MODES}
+    out = []
+    for i, text in enumerate(rec["text"]):
+        g, pt, control = rec["global"][i].tolist(), rec["prompt_text"][i], rec["control"][i]
+        s = rec["semantic"][sem_at[i]:sem_at[i + 1]].tolist()
+        for m in MODES:
+            want = rec["ids"][m][at[m][i]:at[m][i + 1]].tolist()
+            name = f"case {i} {m} (text {text[:20]!r}" + (f", transcript {pt[:12]!r})" if m == MODES[1] else ")")
+            try:
+                got = spark_prompt_ids(tok, m, text, pt, g, s, control)
+            except Exception as e:  # noqa: BLE001 -- a crash on a prompt upstream builds is a divergence
+                out.append(Case(name, float(len(want)), 0.0, False, "exact", f"port raised {type(e).__name__}: {e}"))
+                continue
+            out.append(ids_case(name, got, want))
+    return section("Spark prompt ids", f"mlx_audio tts/models/spark Model.process_prompt (without / with the "
+                   f"transcript) and process_prompt_control + tokenizer.encode vs SparkTTS.process_prompt / "
+                   f"process_prompt_control + tokenizer([prompt]): {len(rec['text'])} derandomized hypothesis cases "
+                   f"x {len(MODES)} modes", out, "exact: token ids", "differing ids")
+
+
+# ----------------------------------------------------------------------------------------------- audio path
+
+def read_wav(path) -> Tuple[np.ndarray, int]:
+    """A wav as `mlx_audio.audio_io.read` returns it (float64, (L,) or (L, C)), read by soundfile: audio_io decodes
+    through miniaudio or ffmpeg, neither in the environment (the port is installed --no-deps); for PCM wav both
+    scale int16 by 2**-15."""
+    import soundfile as sf
+
+    return sf.read(str(path), dtype="float64")
+
+
+def check_audio_path(rec: Dict[str, Any], quick: bool):
+    """The audio-path contract (parity/specs/audio_path.py) on the functions mlx-audio's OuteTTS codec interface
+    calls: `mlx_audio.utils.resample_audio(x, sr, 24000, axis=-1)` (dac_interface.py:81, what load_audio runs
+    on a clip) and `process_audio_array` (dac_interface.py:12, -18 LUFS and -1 dB peak over mlx_audio.dsp)."""
+    _activate()
+    import mlx.core as mx
+    from mlx_audio.tts.models.outetts.dac_interface import process_audio_array
+    from mlx_audio.utils import resample_audio
+
+    from parity.contracts import floor_case, section
+    from parity.doubles import LIBRIVOX, load_librivox
+    from parity.spec import FLOOR_WHY
+    from parity.specs.audio_path import RESAMPLE, _resample_input, _signals
+
+    cases = []
+    for (orig, new, n, ch), r in zip(RESAMPLE, rec["resample"]):
+        got = resample_audio(_resample_input(orig, n, ch, 0), orig, new, axis=-1)
+        cases.append(floor_case(f"resample {orig} -> {new} Hz, {ch} ch x {n}", got, r))
+    clips = load_librivox()
+    for name, r in zip(LIBRIVOX, rec["librivox"]):
+        x, sr = read_wav(clips[name].wav)
+        got = resample_audio(x.astype(np.float32), sr, 24000, axis=-1)
+        cases.append(floor_case(f"resample LibriVox {name} {sr} -> 24000 Hz", got, r))
+    for (name, x), r in zip(_signals().items(), rec["loudness"]):
+        got = np.array(process_audio_array(mx.array(x)[None, None])).reshape(-1)
+        cases.append(floor_case(f"process_audio_array {name}", got, r))
+    return section("audio path", "mlx_audio utils.resample_audio vs torchaudio Resample, tts/models/outetts "
+                   "process_audio_array vs outetts' process_audio_tensor (-18 LUFS, -1 dB peak): lengths exact, "
+                   "values within the floor", cases, FLOOR_WHY + " (truth: torchaudio / outetts on float64 input)",
+                   "max|port - ref64|")
+
+
+# --------------------------------------------------------------------------------- DAC codec and interface
+
+def dac_encode_codes(model, audio: np.ndarray) -> np.ndarray:
+    """audio (B, L) -> codes (B, n_codebooks, T) through mlx-audio's `DAC.encode` (it takes (B, 1, L))."""
+    import mlx.core as mx
+
+    return np.array(model.encode(mx.array(audio)[:, None, :])[1])
+
+
+def dac_decode_audio(model, codes: np.ndarray) -> np.ndarray:
+    """codes (B, n, T) -> audio (B, L) through `quantizer.from_codes` and `DAC.decode` (as DacInterface.decode
+    calls them, dac_interface.py:146-147; decode returns (B, L, 1))."""
+    import mlx.core as mx
+
+    z = model.quantizer.from_codes(mx.array(np.asarray(codes, np.int32)))[0]
+    return np.array(model.decode(z))[:, :, 0]
+
+
+def check_dac_codec(rec: Dict[str, Any], quick: bool):
+    """The dac-codec contract (parity/specs/dac_codec.py) on mlx-audio's DAC loaded as `load_dac` loads it: codes
+    of DAC.encode at lengths that are not multiples of the hop, decode lengths and audio, real 24 kHz speech sizes
+    and the tiny config with its strides."""
+    from parity.contracts import exact_case, floor_case, section
+    from parity.doubles import TINY
+    from parity.spec import FLOOR_WHY
+    from parity.specs.dac import make_signal
+    from parity.specs.dac_codec import _codes
+
+    model, tiny = load_dac({"config": "24khz_speech"}), load_dac({"config": dict(TINY)})
+    cases = []
+    for e in rec["encode"]:
+        audio = make_signal(e["kind"], 24000, e["n"], e["seed"])[None]
+        cases.append(exact_case(f"speech DAC.encode {e['kind']} n={e['n']}: codes", dac_encode_codes(model, audio),
+                                e["codes"]))
+    for d in rec["decode"]:
+        cases.append(floor_case(f"speech DAC.decode T={d['T']}: audio ({320 * d['T'] - 8} samples)",
+                                dac_decode_audio(model, _codes(d["T"], d["T"])), d["audio"]))
+    for d in rec["tiny_decode"]:
+        cases.append(floor_case(f"tiny DAC.decode T={d['T']}: length + audio",
+                                dac_decode_audio(tiny, _codes(d["T"], 1000 + d["T"])), d["audio"]))
+    for e in rec["tiny_encode"]:
+        audio = make_signal("noise", 24000, e["n"], e["n"])[None]
+        cases.append(exact_case(f"tiny DAC.encode n={e['n']}: codes", dac_encode_codes(tiny, audio), e["codes"]))
+    return section("DAC encode/decode", "mlx_audio codec/models/descript DAC.encode codes (exact, vs torch fp32) "
+                   "and quantizer.from_codes + DAC.decode output length (exact) + audio (floor), real 24 kHz speech "
+                   "architecture and a tiny config with its strides", cases, FLOOR_WHY + "; codes and lengths exact",
+                   "codes: mismatches; audio: max|port - ref64|")
+
+
+def dac_interface(config) -> Any:
+    """mlx-audio's OuteTTS `DacInterface(repo_id)` on the staged seeded DAC folder (its hub fetch pointed at it)."""
+    _activate()
+    from mlx_audio.codec.models.descript import dac as mdac
+    from mlx_audio.tts.models.outetts.dac_interface import DacInterface
+
+    folder = dac_folder(config, 0)
+    saved = mdac.fetch_from_hub
+    mdac.fetch_from_hub = lambda repo: Path(repo)
+    try:
+        return DacInterface(str(folder))
+    finally:
+        mdac.fetch_from_hub = saved
+
+
+def check_dac_interface(rec: Dict[str, Any], quick: bool):
+    """The dac-interface contract (parity/specs/dac_interface.py) on mlx-audio's OuteTTS DacInterface: encode of a
+    file (load_audio: read, mono, resample_audio to 24 kHz) and of 44.1 kHz stereo (convert_audio_array), codes
+    exact; decode (its fixed 4096-code chunks: no chunk_length argument) length exact and audio within the floor."""
+    import mlx.core as mx
+
+    from parity.contracts import exact_case, floor_case, section
+    from parity.doubles import TINY, load_librivox
+    from parity.spec import FLOOR_WHY
+    from parity.specs.dac_interface import _codes, stereo
+
+    ifaces = {"speech": dac_interface("24khz_speech"), "tiny": dac_interface(dict(TINY))}
+    speech = ifaces["speech"]
+    clips = load_librivox()
+    cases = []
+    for f in rec["files"]:
+        x, sr = read_wav(clips[f["clip"]].wav)  # DacInterface.load_audio (dac_interface.py:88-96) from here on
+        x = mx.array(x.astype(np.float32))
+        x = x.reshape(1, -1) if x.ndim == 1 else x.T
+        wav = speech.convert_audio_array(x, sr).reshape(1, 1, -1)
+        cases.append(exact_case(f"load_audio + encode LibriVox {f['clip']} ({sr // 1000} kHz): codes",
+                                np.array(speech.encode(wav))[0], f["codes"]))
+    wav = speech.convert_audio_array(mx.array(stereo(44100, 1.3, 3)), 44100).reshape(1, 1, -1)
+    cases.append(exact_case("convert_audio_array + encode 44.1 kHz stereo 1.3 s: codes",
+                            np.array(speech.encode(wav))[0], rec["stereo"]))
+    for d in rec["decode"]:
+        got = np.array(ifaces[d["arch"]].decode(mx.array(_codes(d["T"], d["seed"])[None].astype(np.int32))))
+        cases.append(floor_case(f"decode {d['arch']} T={d['T']} (official chunks of {d['chunk']}, the port's of "
+                                f"4096): length + audio", got.reshape(-1), d["audio"]))
+    return section(
+        "DAC chunked interface (outetts)", "mlx_audio tts/models/outetts DacInterface (its DAC, seeded) vs outetts' "
+        "DacInterface (official DAC): encode codes exact, decode length exact and audio within the floor", cases,
+        FLOOR_WHY + " (fp64: outetts' DacInterface with the DAC in float64); codes exact",
+        "codes: mismatches; audio: max|port - ref64|")
+
+
 # What the adapter does not compare, and why (the report lists these under not_run).
-NOT_ADAPTED = "not adapted yet (the port has the code: {}); the section is left out, not passed"
 NOT_COMPARABLE = {
-    "dac-codec": NOT_ADAPTED.format("DAC.encode/decode at other lengths; the `dac` section compares its codes and "
-                                    "audio on one clip"),
-    "dac-interface": NOT_ADAPTED.format("tts/models/outetts/dac_interface.py DacInterface: loudness, 5 s windows"),
-    "prompt-ids": NOT_ADAPTED.format("tts/models/outetts/prompt_processor.py PromptProcessor"),
-    "sampler": NOT_ADAPTED.format("lm/sample_utils.py make_sampler + make_logits_processors"),
     "speaker-profile": "mlx-audio builds profiles only through whisper (AudioProcessor.create_speaker_from_whisper, a "
                        "hub model): no transcript mode to feed the official words and times",
-    "audio-path": NOT_ADAPTED.format("audio_io.read + utils.resample_audio"),
-    "generation": "end to end needs the tokenizer, profile and sampler sections first",
-    "spark-wav2vec2": NOT_ADAPTED.format("stt/models/wav2vec Wav2Vec2Model"),
-    "spark-prompt-ids": NOT_ADAPTED.format("tts/models/spark/spark.py process_prompt"),
-    "spark-sampler": "mlx-audio's Spark sampler adds a repetition penalty (1.3 over 20 tokens, spark.py generate) the "
+    "generation": "an end-to-end draw needs the same distribution at every step: mlx-audio's sampler applies top-p and "
+                  "min-p before the temperature (the sampler section), and its profiles need whisper (speaker-profile)",
+    "spark-sampler": "mlx-audio's Spark sampler adds a repetition penalty (1.3 over 20 tokens, spark.py:278-282) the "
                      "official generate does not have: distributions differ by design",
-    "spark-generation": "end to end needs the prompt and sampler sections first",
+    "spark-generation": "an end-to-end draw needs the same distribution at every step: the Spark sampler differs by "
+                        "design (spark-sampler)",
 }
 
 
@@ -386,6 +804,12 @@ PORT = Port(
         "spark-semantic": Component(load_bicodec, run_spark_semantic, SPARK_RULES,
                                     note="BiCodec.encoder, quantizer.tokenize",
                                     quick={"config": SPARK_QUICK}, quick_label=SPARK_QUICK_LABEL),
+        "spark-wav2vec2": Component(load_wav2vec2, run_wav2vec2, W2V_RULES,
+                                    note="stt/models/wav2vec Wav2Vec2Model + Wav2Vec2FeatureExtractor.from_pretrained, "
+                                         "BiCodecTokenizer.extract_wav2vec2_features (as loaded: training mode)"),
+        "spark-wav2vec2-eval": Component(lambda kw: load_wav2vec2(kw).eval(), run_wav2vec2, W2V_RULES,
+                                         note="the same after Wav2Vec2Model.eval() (the fix: docs/ports.md)",
+                                         official="spark-wav2vec2"),
         "llama": Component(load_outetts_lm, lm_runner(greedy=False), LM_RULES,
                            note="tts/models/outetts Model via tts.utils.load_model; logits; teacher-forced through "
                                 "lm/models/cache"),
@@ -394,5 +818,7 @@ PORT = Port(
                                      "greedy ids of lm/generate.generate_step"),
     },
     not_comparable=NOT_COMPARABLE,
-    contracts={"lm-greedy": check_lm_greedy},
+    contracts={"lm-greedy": check_lm_greedy, "dac-codec": check_dac_codec, "dac-interface": check_dac_interface,
+               "prompt-ids": check_prompt_ids, "sampler": check_sampler, "audio-path": check_audio_path,
+               "spark-prompt-ids": check_spark_prompt_ids},
 )
