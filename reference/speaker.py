@@ -34,17 +34,19 @@ def processor(checkpoint: str):
 
 
 def create_speaker(audio_path: str, checkpoint, words: List[Dict[str, Any]], text: str, proc=None,
-                   raw: Optional[List[List[float]]] = None) -> Dict[str, Any]:
+                   raw: Optional[List[List[float]]] = None,
+                   seen: Optional[List[tuple]] = None) -> Dict[str, Any]:
     """Profile dict from outetts' own code: audio file + DAC checkpoint + [{'word','start','end'}] + text, as
     create_speaker_from_whisper builds it after transcription (plus interface_version, as InterfaceHF adds).
 
     raw: a list that receives, per `extract_audio_features` call (global first, then each word), the values
-    `Features.scale_values` rounds (value x 100, before `round`): how close each bucket lies to a rounding edge."""
+    `Features.scale_values` rounds (value x 100, before `round`): how close each bucket lies to a rounding edge;
+    seen (with raw): receives the (audio, sample rate) of each of those calls, in the same order."""
     from outetts.utils.preprocessing import text_normalizations
 
     proc = proc or processor(str(checkpoint))
     if raw is not None:
-        proc = _recording(proc, raw)
+        proc = _recording(proc, raw, seen)
     with open(audio_path, "rb") as f:
         data = {"audio": {"bytes": f.read()}, "text": text_normalizations(text),
                 "words": [{"word": w["word"].strip(), "start": float(w["start"]), "end": float(w["end"])}
@@ -54,9 +56,10 @@ def create_speaker(audio_path: str, checkpoint, words: List[Dict[str, Any]], tex
     return speaker
 
 
-def _recording(proc, raw: List[List[float]]):
-    """A shallow copy of `proc` whose own Features instance records the unrounded bucket values into `raw`
-    (instance attributes on our copy only; outetts' classes are untouched)."""
+def _recording(proc, raw: List[List[float]], seen: Optional[List[tuple]] = None):
+    """A shallow copy of `proc` whose own Features instance records the unrounded bucket values into `raw`, and with
+    `seen` the (audio as a float32 array, sample rate) of each call (instance attributes on our copy only;
+    outetts' classes are untouched)."""
     import copy
 
     from outetts.version.v3.audio_processor import Features
@@ -70,6 +73,8 @@ def _recording(proc, raw: List[List[float]]):
 
     def extract(audio, sr):
         raw.append([])
+        if seen is not None:
+            seen.append((audio.detach().cpu().numpy().copy(), sr))
         return official_extract(audio, sr)
 
     feats.scale_values, feats.extract_audio_features = scale, extract
