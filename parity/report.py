@@ -37,10 +37,10 @@ def write_report(sections: Sequence, out_dir, reports: Sequence[Report] = (), sk
             secs.append(s)
         else:
             raise TypeError(f"cannot report a {type(s).__name__}")
-    from parity.sensitivity import note_for  # what each layer section can see (fixtures/sensitivity.json)
+    from parity.sensitivity import note_for  # what each section can see (fixtures/sensitivity.json)
 
     for s in secs:
-        line = note_for(getattr(s, "component", None) or "")
+        line = note_for(getattr(s, "component", None) or "", section=s.name)
         if line and line not in s.notes:
             s.notes.append(line)
     out = Path(out_dir)
