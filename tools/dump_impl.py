@@ -5,7 +5,11 @@ the input folders `./vp parity --dump-inputs IN` writes and writes a dump that `
 
 It uses impl's public loaders and modules and its own tap (a subclass swap that records each named module's first
 output); nothing from parity/. --tamper NAME adds 1e-3 x max|x| to one tensor after the run (the checker must then
-name exactly that tensor).
+name exactly that tensor); for an id tensor (ids:...) it adds 1 to its last id, for a distribution (p:...) it moves
+1e-3 of the top token's probability to the second.
+
+Contract components (protocol §5: outetts-prompt, outetts-sampler, speaker-profile, spark-prompt, spark-sampler)
+run impl's public API on the inputs in inputs.json / inputs.safetensors (`contract`).
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ import mlx.core as mx
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-PROTOCOL = "voiceport-dump/1"
+PROTOCOL = "voiceport-dump/2"
+READS = ("voiceport-dump/1", PROTOCOL)
 
 
 def walk(root, path: str):
@@ -113,6 +118,102 @@ def run(comp: str, folder: Path, cfg: dict):
     raise SystemExit(f"dump_impl: no producer for component {comp!r}")
 
 
+# ------------------------------------------------------------------------------------- contract components
+
+def contract(comp: str, folder: Path, info: dict):
+    """(tensors, {file name: JSON object}) of one contract component (protocol §5)."""
+    cases = json.loads((folder / "inputs.json").read_text(encoding="utf-8"))
+    if comp == "outetts-prompt":
+        from impl.outetts.prompt import prompt_ids
+        from impl.outetts.text import TextError
+        from impl.outetts.tokenizer import Tokenizer
+
+        tok = Tokenizer(folder / "tokenizer")
+        out = {}
+        for c in cases["cases"]:
+            try:
+                ids = prompt_ids(tok, c["text"], c["speaker"])
+            except TextError:  # empty after outetts' normalisation: refused, 0 ids (§5)
+                ids = []
+            out[f"ids:{c['name']}"] = np.asarray(ids, np.int64)
+        return out, {}
+    if comp in ("outetts-sampler", "spark-sampler"):
+        from impl.outetts.sampler import SamplerConfig, probabilities
+        from impl.spark import sampler as spark_sampler
+
+        x = load_file(str(folder / "inputs.safetensors"))
+        out = {}
+        for s in cases["sets"]:
+            st, ids = s["settings"], x[f"ids:{s['name']}"]
+            if comp == "spark-sampler":
+                cfg = spark_sampler.config(st["temperature"], st["top_k"], st["top_p"])
+            else:
+                cfg = SamplerConfig(st["temperature"], st["repetition_penalty"], st["repetition_range"], st["top_k"],
+                                    st["top_p"], st["min_p"])
+            window = ids[:, max(0, ids.shape[1] - cfg.repetition_range):]
+            p = probabilities(mx.array(x[f"logits:{s['name']}"]), mx.array(window.astype(np.int32)), cfg)
+            out[f"p:{s['name']}"] = np.array(p)
+        return out, {}
+    if comp == "speaker-profile":
+        from impl import dac
+        from impl.dac.interface import DacInterface
+        from impl.speaker import features, profile
+        from impl.speaker.align import GivenWords
+
+        codec = DacInterface(dac.load((folder / "checkpoint").resolve()))
+        bucketed, raw = profile.extract_audio_features, []
+
+        def tap(audio, sr):  # the values x 100 before rounding (optional output), where the profile calls it
+            v = features.feature_values(audio, sr)
+            raw.append([v[k] * 100 for k in ("energy", "spectral_centroid", "pitch")])
+            return bucketed(audio, sr)
+
+        profiles, out = {}, {}
+        profile.extract_audio_features = tap
+        try:
+            for c in cases["cases"]:
+                raw.clear()
+                profiles[c["name"]] = profile.create_profile(str(folder / c["audio"]), codec, GivenWords(c["words"]),
+                                                             text=c["text"])
+                out[f"features:{c['name']}"] = np.asarray(raw[-1:] + raw[:-1], np.float64)  # impl: words, global
+        finally:
+            profile.extract_audio_features = bucketed
+        return out, {"profiles.json": profiles}
+    if comp == "spark-prompt":
+        from impl.spark import prompt as P
+        from impl.spark.tokens import Tokenizer
+
+        tok = Tokenizer(folder / "tokenizer")
+        out = {}
+        for c in cases["cases"]:
+            g, s, n = c["global_ids"], c["semantic_ids"], c["name"]
+            out[f"ids:{n}:clone"] = np.asarray(P.clone_ids(tok, c["text"], g, s, None), np.int64)
+            out[f"ids:{n}:clone-transcript"] = np.asarray(P.clone_ids(tok, c["text"], g, s, c["prompt_text"]),
+                                                          np.int64)
+            out[f"ids:{n}:create"] = np.asarray(P.control_ids(tok, c["text"], c["gender"], c["pitch"], c["speed"]),
+                                                np.int64)
+        return out, {}
+    raise SystemExit(f"dump_impl: no producer for component {comp!r}")
+
+
+def tamper(tensors: dict, name: str) -> None:
+    """The checker's self-test: change one tensor slightly (see the module docstring)."""
+    t = tensors[name]
+    if name.startswith("ids:"):
+        t = t.copy()
+        t[-1] += 1
+    elif name.startswith("p:"):
+        t = t.astype(np.float64).copy()
+        flat = t.reshape(-1)
+        top, second = np.argsort(flat)[::-1][:2]
+        flat[top], flat[second] = flat[top] - 1e-3 * flat[top], flat[second] + 1e-3 * flat[top]
+        t = t.astype(np.float32)
+    else:
+        t = t.astype(np.float32)
+        t.reshape(-1)[0] += 1e-3 * float(np.max(np.abs(t)) or 1.0)
+    tensors[name] = t
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("inputs", type=Path)
@@ -123,9 +224,22 @@ def main(argv=None) -> int:
     comps = a.components or sorted(d.name for d in a.inputs.iterdir() if (d / "component.json").exists())
     for comp in comps:
         folder = a.inputs / comp
-        info = json.loads((folder / "component.json").read_text())
-        if info["protocol"] != PROTOCOL:
-            raise SystemExit(f"{folder}: protocol {info['protocol']!r}, this producer writes {PROTOCOL!r}")
+        info = json.loads((folder / "component.json").read_text(encoding="utf-8"))
+        if info["protocol"] not in READS:
+            raise SystemExit(f"{folder}: protocol {info['protocol']!r}, this producer reads {READS}")
+        (a.out / comp).mkdir(parents=True, exist_ok=True)
+        if info.get("kind") == "contract":
+            tensors, files = contract(comp, folder, info)
+            if a.tamper in tensors:
+                tamper(tensors, a.tamper)
+            if tensors:
+                save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+                          str(a.out / comp / "dump.safetensors"))
+            for fname, obj in files.items():
+                (a.out / comp / fname).write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n",
+                                                  encoding="utf-8")
+            print(f"[dump_impl] {comp}: {len(tensors)} tensors" + (f", {', '.join(files)}" if files else ""))
+            continue
         x = load_file(str(folder / "inputs.safetensors"))
         model, fwd = run(comp, folder, info["config"])
         layers = [n for n, t in info["tensors"].items() if t["kind"] == "layer"]
@@ -139,10 +253,7 @@ def main(argv=None) -> int:
             v = np.asarray(v) if isinstance(v, np.ndarray) else np.array(v)
             tensors[f"output:{k}"] = v
         if a.tamper in tensors:
-            t = tensors[a.tamper].astype(np.float32)
-            t.reshape(-1)[0] += 1e-3 * float(np.max(np.abs(t)) or 1.0)
-            tensors[a.tamper] = t
-        (a.out / comp).mkdir(parents=True, exist_ok=True)
+            tamper(tensors, a.tamper)
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(a.out / comp / "dump.safetensors"))
         print(f"[dump_impl] {comp}: {len(tensors)} tensors")
     (a.out / "dump.json").write_text(json.dumps({"protocol": PROTOCOL, "producer": "voiceport impl (tools/dump_impl.py)",

@@ -6,6 +6,23 @@ protocol's tensors under their official names in the protocol's layout, and writ
 
 IN is a `./vp parity --dump-inputs IN` folder. mlx-audio is imported from --mlx-audio (default: the folder
 `./vp setup-port mlx-audio` installed, $VOICEPORT_PORT_DIR_MLX_AUDIO), appended to sys.path.
+
+Contract components (protocol §5), each through the mlx-audio code its users run:
+  outetts-prompt   tts/models/outetts/prompt_processor.py PromptProcessor.get_completion_prompt on the whole text
+                   (one chunk; Model.generate first splits texts over 30 words), then tokenizer.encode(prompt,
+                   add_special_tokens=False) as Model.generate does. mlx-audio refuses no text.
+  outetts-sampler  lm/sample_utils.py as Model.generate builds it: make_logits_processors(None, penalty, window) on
+  spark-sampler    the logits, logprobs = logits - logsumexp (lm/generate.py generate_step), then make_sampler's
+                   filters in its order (top-p, min-p, top-k, each skipped when off) and categorical_sampling's
+                   distribution softmax(logprobs x (1 / temperature)). A set whose settings mlx-audio refuses (top-k
+                   >= the vocabulary: apply_top_k raises) is left out of the dump and named on stderr.
+  speaker-profile  tts/models/outetts/audio_processor.py AudioProcessor.create_speaker_from_dict over
+                   dac_interface.DacInterface.load_audio (its own read, resample, loudness) with the protocol's DAC
+                   checkpoint converted as for `dac`, the transcript through PromptProcessor.text_normalizations.
+                   The profile is written as mlx-audio returns it (no values before rounding).
+  spark-prompt     tts/models/spark/spark.py Model.process_prompt (its audio tokenizer answering with the given
+                   ids, as mlx arrays of BiCodecTokenizer's shapes) and process_prompt_control, then tokenizer.encode(
+                   prompt, add_special_tokens=False) as Model.generate does.
 """
 from __future__ import annotations
 
@@ -20,7 +37,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-PROTOCOL = "voiceport-dump/1"
+PROTOCOL = "voiceport-dump/2"
+READS = ("voiceport-dump/1", PROTOCOL)
 
 
 # --------------------------------------------------------------------------------------------- taps
@@ -180,6 +198,101 @@ def bicodec_model(ckpt: Path):
     return BiCodec.load_from_checkpoint(tmp).eval()
 
 
+# ------------------------------------------------------------------------------------ contract components
+
+def outetts_prompt(folder: Path, cases):
+    import copy
+
+    from mlx_audio.tts.models.outetts.prompt_processor import PromptProcessor
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+    pp = PromptProcessor(tok)
+    out = {}
+    for c in cases["cases"]:
+        speaker = copy.deepcopy(c["speaker"])  # get_completion_prompt appends to the last word in place
+        prompt = pp.get_completion_prompt(c["text"], speaker)
+        out[f"ids:{c['name']}"] = np.asarray(tok.encode(prompt, add_special_tokens=False), np.int64)
+    return out, {}
+
+
+def distribution(logits, ids, st):
+    """The distribution mlx-audio's sampler draws the next id from, one row at a time (its loop is batch 1)."""
+    import mlx.core as mx
+    from mlx_audio.lm import sample_utils as su
+
+    procs = su.make_logits_processors(None, st["repetition_penalty"], st["repetition_range"])
+    rows = []
+    for b in range(logits.shape[0]):
+        x = mx.array(logits[b:b + 1])
+        tokens = mx.array(ids[b].astype(np.int32))
+        if procs and len(tokens):
+            for proc in procs:
+                x = proc(tokens, x)
+        logprobs = x - mx.logsumexp(x, keepdims=True)
+        if 0 < st["top_p"] < 1.0:
+            logprobs = su.apply_top_p(logprobs, st["top_p"])
+        if st["min_p"] != 0.0:
+            logprobs = su.apply_min_p(logprobs, st["min_p"], 1)
+        if st["top_k"] > 0:
+            logprobs = su.apply_top_k(logprobs, st["top_k"])
+        rows.append(np.array(mx.softmax(logprobs * (1 / st["temperature"]), axis=-1)))
+    return np.concatenate(rows, axis=0)
+
+
+def sampler(folder: Path, cases):
+    x = load_file(str(folder / "inputs.safetensors"))
+    out = {}
+    for s in cases["sets"]:
+        try:
+            out[f"p:{s['name']}"] = distribution(x[f"logits:{s['name']}"], x[f"ids:{s['name']}"], s["settings"])
+        except ValueError as e:
+            print(f"[dump_mlx_audio] {folder.name} {s['name']}: mlx-audio refuses the settings: {e}", file=sys.stderr)
+    return out, {}
+
+
+def speaker_profile(folder: Path, cases):
+    from mlx_audio.tts.models.outetts.audio_processor import AudioProcessor, Features
+    from mlx_audio.tts.models.outetts.dac_interface import DacInterface
+    from mlx_audio.tts.models.outetts.prompt_processor import PromptProcessor
+
+    codec = DacInterface.__new__(DacInterface)  # its __init__ loads a hub repo: the same fields, our checkpoint
+    codec.model, codec.sr = dac_model((folder / "checkpoint").resolve()), 24000
+    proc = AudioProcessor.__new__(AudioProcessor)
+    proc.features, proc.audio_codec = Features(), codec
+    profiles = {}
+    for c in cases["cases"]:
+        audio = codec.load_audio(str(folder / c["audio"]))
+        prof = proc.create_speaker_from_dict({"audio": {"bytes": audio}, "text":
+                                              PromptProcessor.text_normalizations(c["text"]), "words": c["words"]})
+        profiles[c["name"]] = json.loads(json.dumps(prof, default=lambda v: np.array(v).tolist()))
+    return {}, {"profiles.json": profiles}
+
+
+def spark_prompt(folder: Path, cases):
+    from types import SimpleNamespace
+
+    import mlx.core as mx
+    from mlx_audio.tts.models.spark.spark import Model
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+    out = {}
+    for c in cases["cases"]:
+        g, s, n = mx.array(c["global_ids"])[None, None], mx.array(c["semantic_ids"])[None], c["name"]
+        holder = SimpleNamespace(_audio_tokenizer=SimpleNamespace(tokenize=lambda _path, g=g, s=s: (g, s)))
+        prompts = {"clone": Model.process_prompt(holder, c["text"], Path("ref.wav"), None)[0],
+                   "clone-transcript": Model.process_prompt(holder, c["text"], Path("ref.wav"), c["prompt_text"])[0],
+                   "create": Model.process_prompt_control(holder, c["gender"], c["pitch"], c["speed"], c["text"])}
+        for mode, prompt in prompts.items():
+            out[f"ids:{n}:{mode}"] = np.asarray(tok.encode(prompt, add_special_tokens=False), np.int64)
+    return out, {}
+
+
+CONTRACTS = {"outetts-prompt": outetts_prompt, "outetts-sampler": sampler, "speaker-profile": speaker_profile,
+             "spark-prompt": spark_prompt, "spark-sampler": sampler}
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 COMPONENTS = {
@@ -198,14 +311,26 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.mlx_audio:
         sys.path.append(a.mlx_audio)
-    comps = a.components or [c for c in COMPONENTS if (a.inputs / c / "component.json").exists()]
+    comps = a.components or sorted(d.name for d in a.inputs.iterdir() if (d / "component.json").exists())
     done = []
     for comp in comps:
         folder = a.inputs / comp
-        info = json.loads((folder / "component.json").read_text())
-        if info["protocol"] != PROTOCOL:
-            raise SystemExit(f"{folder}: protocol {info['protocol']!r}, this producer writes {PROTOCOL!r}")
-        if comp not in COMPONENTS:
+        info = json.loads((folder / "component.json").read_text(encoding="utf-8"))
+        if info["protocol"] not in READS:
+            raise SystemExit(f"{folder}: protocol {info['protocol']!r}, this producer reads {READS}")
+        if comp in CONTRACTS:
+            tensors, files = CONTRACTS[comp](folder, json.loads((folder / "inputs.json").read_text(encoding="utf-8")))
+            (a.out / comp).mkdir(parents=True, exist_ok=True)
+            if tensors:
+                save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+                          str(a.out / comp / "dump.safetensors"))
+            for fname, obj in files.items():
+                (a.out / comp / fname).write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n",
+                                                  encoding="utf-8")
+            done.append(comp)
+            print(f"[dump_mlx_audio] {comp}: {len(tensors)} tensors" + (f", {', '.join(files)}" if files else ""))
+            continue
+        if comp not in COMPONENTS:  # left out of dump.json: the checker reports it as not produced
             print(f"[dump_mlx_audio] {comp}: no producer", file=sys.stderr)
             continue
         load, names, run = COMPONENTS[comp]

@@ -9,17 +9,23 @@
 What a dump is compared with is the golden fixture of the component's quick spec (parity/fixtures.py: fp64 and fp32
 reference outputs per layer, long tensors at fixed subsample indices). Layers are compared propagated only (a dump
 holds one run; the isolated error needs the port's layers fed the reference's inputs).
+
+Version 2 adds the contract components (parity/ports/dump_contracts.py: prompt ids, sampler distributions, the
+speaker profile JSON), judged against the live contracts' golden records at their tolerances. The checker reads
+version 1 dumps too (the six layer components, unchanged).
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-PROTOCOL = "voiceport-dump/1"
+PROTOCOL = "voiceport-dump/2"
+READS = ("voiceport-dump/1", PROTOCOL)  # /1: the six layer components only
 ROOT = Path(__file__).resolve().parents[2]
 # component -> (the fixture's spec name, what the producer runs: the spec's forward in words)
 COMPONENTS: Dict[str, Tuple[str, str]] = {
@@ -40,6 +46,17 @@ COMPONENTS: Dict[str, Tuple[str, str]] = {
     "spark-semantic": ("spark-semantic-tiny",
                        "feat (1, 50, 64) -> encoder -> z (B, T, C) -> quantizer.tokenize (semantic_ids)"),
 }
+
+
+def _contracts():
+    from parity.ports import dump_contracts
+
+    return dump_contracts.COMPONENTS
+
+
+def all_components() -> List[str]:
+    """Every component of the current protocol: the layer components, then the contract components (§5)."""
+    return list(COMPONENTS) + list(_contracts())
 
 
 class DumpError(ValueError):
@@ -114,9 +131,24 @@ def export_inputs(out: Path, components: Optional[List[str]] = None, fixtures: P
 
     out = Path(out)
     written = []
-    for comp in components or list(COMPONENTS):
+    for comp in components or all_components():
+        if comp in _contracts():
+            from parity.ports import dump_contracts
+
+            from parity.fixtures import FixtureError
+
+            d = out / comp
+            d.mkdir(parents=True, exist_ok=True)
+            try:
+                info = {"protocol": PROTOCOL, "component": comp, **dump_contracts.export(comp, d, fixtures)}
+            except FixtureError as e:  # no official record to export the inputs of: say so, export the rest
+                print(f"[dumps] {comp}: not exported: {e}", file=sys.stderr)
+                continue
+            (d / "component.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            written.append(d)
+            continue
         if comp not in COMPONENTS:
-            raise DumpError(f"no dump protocol for component {comp!r}; known: {sorted(COMPONENTS)}")
+            raise DumpError(f"no dump protocol for component {comp!r}; known: {all_components()}")
         kwargs = _spec_kwargs(comp)
         spec = cli.factory(cli.COMPONENTS[comp][0])(**kwargs)
         if spec.name != COMPONENTS[comp][0]:
@@ -131,7 +163,7 @@ def export_inputs(out: Path, components: Optional[List[str]] = None, fixtures: P
             link.unlink()
         link.symlink_to(ckpt.resolve())
         info = {
-            "protocol": PROTOCOL, "component": comp, "spec": spec.name, "seed": seed,
+            "protocol": PROTOCOL, "component": comp, "kind": "layers", "spec": spec.name, "seed": seed,
             "config": {k: v for k, v in kwargs.items()},
             "checkpoint": {"path": "checkpoint", "format": _FORMATS[comp]},
             "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in inputs.items()},
@@ -159,18 +191,27 @@ _FORMATS = {
 # ------------------------------------------------------------------------------------------------- check
 
 def read_dump(folder: Path) -> Tuple[Dict[str, Any], Dict[str, Path]]:
-    """(dump.json, {component: its dump.safetensors}); DumpError for a folder that is not a dump."""
+    """(dump.json, {component: its dump.safetensors (layer components) or its folder (contract components)});
+    DumpError for a folder that is not a dump of a version this checker reads."""
     folder = Path(folder)
     meta_path = folder / "dump.json"
     if not meta_path.exists():
         raise DumpError(f"{folder}: no dump.json (a dump folder holds dump.json and <component>/dump.safetensors)")
     meta = json.loads(meta_path.read_text())
-    if meta.get("protocol") != PROTOCOL:
-        raise DumpError(f"{meta_path}: protocol {meta.get('protocol')!r}, this checker reads {PROTOCOL!r}")
+    version = meta.get("protocol")
+    if version not in READS:
+        raise DumpError(f"{meta_path}: protocol {version!r}, this checker reads {' and '.join(map(repr, READS))}")
+    known = list(COMPONENTS) if version == READS[0] else all_components()
     files = {}
     for comp in meta.get("components") or sorted(p.name for p in folder.iterdir() if p.is_dir()):
-        if comp not in COMPONENTS:
-            raise DumpError(f"{folder}: unknown component {comp!r}; known: {sorted(COMPONENTS)}")
+        if comp not in known:
+            extra = f" (a {PROTOCOL} component: write protocol {PROTOCOL!r})" if comp in all_components() else ""
+            raise DumpError(f"{folder}: unknown {version} component {comp!r}{extra}; known: {known}")
+        if comp in _contracts():
+            if not (folder / comp).is_dir():
+                raise DumpError(f"{folder}: component {comp!r} listed but {folder / comp} does not exist")
+            files[comp] = folder / comp
+            continue
         f = folder / comp / "dump.safetensors"
         if not f.exists():
             raise DumpError(f"{folder}: component {comp!r} listed but {f} does not exist")
@@ -264,12 +305,23 @@ def _tolerances(comp: str) -> Dict[str, Any]:
 def check(dumps: Path, report_dir: Path, fixtures: Path = ROOT / "fixtures") -> int:
     """`./vp parity --dumps DUMPS --report OUT`: every component in the dump, one section each; exit code."""
     from parity.contracts import from_report
-    from parity.report import write_report
+    from parity.report import _atomic_write, write_report
 
     meta, files = read_dump(dumps)
     producer = str(meta.get("producer", ""))
     sections, reports, all_problems = [], [], []
     for comp, f in files.items():
+        if comp in _contracts():
+            from parity.ports import dump_contracts
+
+            sec, problems = dump_contracts.check(comp, f, fixtures, producer)
+            sec.reference = "fixture"
+            sec.notes += problems
+            sections.append(sec)
+            all_problems += problems
+            print(("PASS " if sec.passed else "FAIL ") + f"{comp}: {sec.cases} cases, first divergence: "
+                  f"{sec.first_divergence or 'none'}")
+            continue
         report, problems = check_component(comp, f, fixtures, producer)
         sec = from_report(report, f"dump {comp} ({producer or 'producer?'})",
                           f"{report.compared} tensors of {len(report.rows)} in the protocol: every layer "
@@ -282,7 +334,19 @@ def check(dumps: Path, report_dir: Path, fixtures: Path = ROOT / "fixtures") -> 
               f"{report.first_divergence or 'none'}")
     for p in all_problems:
         print(f"  error: {p}")
+    known = list(COMPONENTS) if meta["protocol"] == READS[0] else all_components()
+    not_produced = [c for c in known if c not in files]
+    for c in not_produced:
+        print(f"NOT PRODUCED {c}: the producer omitted it from dump.json (not compared, not a failure)")
+    if not_produced and sections:
+        sections[0].notes.append(f"{meta['protocol']} components not produced by {producer or 'this producer'} "
+                                 f"(not compared): {', '.join(not_produced)}")
     page = write_report(sections, report_dir, reports=reports)
+    rj = Path(report_dir) / "report.json"
+    data = json.loads(rj.read_text())
+    data.update(protocol=meta["protocol"], producer=producer, not_produced=not_produced)
+    _atomic_write(rj, json.dumps(data, indent=1))
     n_bad = sum(1 for s in sections if not s.passed)
-    print(f"[dumps] {producer or dumps}: {len(sections) - n_bad} of {len(sections)} components pass; report: {page}")
+    print(f"[dumps] {producer or dumps}: {len(sections) - n_bad} of {len(sections)} components pass, "
+          f"{len(not_produced)} not produced; report: {page}")
     return 0 if n_bad == 0 else 1
