@@ -17,9 +17,13 @@ Contract components (protocol §5), each through the mlx-audio code its users ru
                    distribution softmax(logprobs x (1 / temperature)). A set whose settings mlx-audio refuses (top-k
                    >= the vocabulary: apply_top_k raises) is left out of the dump and named on stderr.
   speaker-profile  tts/models/outetts/audio_processor.py AudioProcessor.create_speaker_from_dict over
-                   dac_interface.DacInterface.load_audio (its own read, resample, loudness) with the protocol's DAC
-                   checkpoint converted as for `dac`, the transcript through PromptProcessor.text_normalizations.
+                   dac_interface.DacInterface.load_audio's steps (the WAV decoded by soundfile: mlx-audio's
+                   audio_io needs miniaudio, not installed with --no-deps, and a 16-bit PCM WAV decodes to the same
+                   samples; then its own convert_audio_array resample, and loudness in encode) with the protocol's
+                   DAC checkpoint converted as for `dac`, the transcript through PromptProcessor.text_normalizations.
                    The profile is written as mlx-audio returns it (no values before rounding).
+A component mlx-audio's code raises on is left out of dump.json (the checker lists it as not produced), the error on
+stderr.
   spark-prompt     tts/models/spark/spark.py Model.process_prompt (its audio tokenizer answering with the given
                    ids, as mlx arrays of BiCodecTokenizer's shapes) and process_prompt_control, then tokenizer.encode(
                    prompt, add_special_tokens=False) as Model.generate does.
@@ -261,8 +265,12 @@ def speaker_profile(folder: Path, cases):
     proc = AudioProcessor.__new__(AudioProcessor)
     proc.features, proc.audio_codec = Features(), codec
     profiles = {}
+    import mlx.core as mx
+    import soundfile
+
     for c in cases["cases"]:
-        audio = codec.load_audio(str(folder / c["audio"]))
+        x, sr = soundfile.read(str(folder / c["audio"]), dtype="float32", always_2d=True)  # (L, channels)
+        audio = codec.convert_audio_array(mx.array(x.T), sr).reshape(1, 1, -1)  # as DacInterface.load_audio
         prof = proc.create_speaker_from_dict({"audio": {"bytes": audio}, "text":
                                               PromptProcessor.text_normalizations(c["text"]), "words": c["words"]})
         profiles[c["name"]] = json.loads(json.dumps(prof, default=lambda v: np.array(v).tolist()))
@@ -319,7 +327,12 @@ def main(argv=None) -> int:
         if info["protocol"] not in READS:
             raise SystemExit(f"{folder}: protocol {info['protocol']!r}, this producer reads {READS}")
         if comp in CONTRACTS:
-            tensors, files = CONTRACTS[comp](folder, json.loads((folder / "inputs.json").read_text(encoding="utf-8")))
+            try:
+                tensors, files = CONTRACTS[comp](folder, json.loads((folder / "inputs.json").read_text(
+                    encoding="utf-8")))
+            except Exception as e:  # noqa: BLE001 -- mlx-audio cannot produce it: not produced, said why
+                print(f"[dump_mlx_audio] {comp}: not produced: {type(e).__name__}: {e}", file=sys.stderr)
+                continue
             (a.out / comp).mkdir(parents=True, exist_ok=True)
             if tensors:
                 save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
