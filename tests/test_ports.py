@@ -367,3 +367,15 @@ def test_ports_mlx_audio_dac_interface_adapter(mlx_audio):
     got = np.array(mlx_audio.dac_interface(dict(TINY)).decode(mx.array(codes[None].astype(np.int32)))).reshape(-1)
     want = DacInterface(dac.load(seeded_checkpoint(dict(TINY), 0))).decode(codes)
     assert got.shape == want.shape and want[0] == 0 and got[0] != 0
+
+
+def test_ports_mlx_audio_outetts_chunking_drops_sentence_punctuation(mlx_audio):
+    """Finding (docs/ports.md): mlx-audio's OuteTTS Model.chunk_text splits on [.!?] and rejoins the words with
+    spaces, so the text its PromptProcessor receives has no sentence punctuation; outetts' chunk_text (impl's,
+    checked against it) keeps it."""
+    from impl.outetts.text import chunk_text
+    from mlx_audio.tts.models.outetts.outetts import Model
+
+    text = "Hello there. How are you?"
+    assert Model.chunk_text(None, text) == ["Hello there How are you"]
+    assert chunk_text(text) == [text]

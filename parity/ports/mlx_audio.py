@@ -13,7 +13,16 @@ Components:
   spark-*  mlx_audio/tts/models/spark/bicodec.py `BiCodec.load_from_checkpoint` on the seeded BiCodec folder
            (config.yaml + model.safetensors, the official layout: the port's own sanitize converts it).
   qwen2-0.5b mlx_audio/lm/models/qwen2 through `mlx_audio.lm` (Spark's LLM/ folder is a plain Qwen2 checkpoint).
+  spark-wav2vec2 mlx_audio/stt/models/wav2vec `Wav2Vec2Model.from_pretrained` + its Wav2Vec2FeatureExtractor on the
+           seeded wav2vec2 folder, as BiCodecTokenizer loads them (as loaded, and `-eval` after eval()).
+
+Contracts (the official record of parity/specs/<name>.py, checked on the port's public functions):
+  lm-greedy, dac-codec (DAC.encode / quantizer.from_codes + DAC.decode), dac-interface (tts/models/outetts
+  DacInterface), prompt-ids (outetts PromptProcessor + tokenizer.encode), sampler (lm/sample_utils with OuteTTS
+  Model.generate's settings; lm/generate.generate_step for the penalty window), audio-path (utils.resample_audio,
+  process_audio_array), spark-prompt-ids (spark Model.process_prompt / process_prompt_control + tokenizer.encode).
 Only these modules are imported; they run on the environment's transformers 4.52.3 (the package declares >= 5.14).
+Audio files are read with soundfile where the port reads them through miniaudio/ffmpeg (not installed: --no-deps).
 """
 from __future__ import annotations
 
