@@ -70,11 +70,13 @@ CONTRACTS: Dict[str, str] = {
     "spark-prompt-ids": "parity.specs.spark_prompt",
     "spark-sampler": "parity.specs.spark_sampler",
     "spark-generation": "parity.specs.spark_generation",
+    # every public setting reaches what it controls: ported defaults, arguments, API and CLI settings
+    "public-settings": "parity.specs.settings",
 }
 # the report's order: codec first, then the LM, the text side, the speaker side, the whole pipeline
 DEFAULT = ["dac", "dac-codec", "dac-interface", "llama", "lm-greedy", "prompt-ids", "sampler", "speaker-profile",
            "audio-path", "generation", "spark-decoder", "spark-global", "spark-semantic", "spark-wav2vec2",
-           "qwen2-0.5b", "spark-prompt-ids", "spark-sampler", "spark-generation"]
+           "qwen2-0.5b", "spark-prompt-ids", "spark-sampler", "spark-generation", "public-settings"]
 EXTRA = {"toy": ("parity.toy:spec", {}, {})}  # the harness self-test, on request only
 VARIANT_COMPONENTS = ("llama", "qwen2-0.5b")  # the LM specs: one section set per impl.accel variant
 TF32_ENV = "MLX_ENABLE_TF32"  # MLX: 0 keeps float32 products in full float32 (read once, at the first product)

@@ -365,6 +365,10 @@ CONTRACT_KNOBS: Dict[str, List[Knob]] = {
         Knob("pitch/speed level labels", "dict", "impl.spark.tokens:LEVELS_MAP", "",
              {"very_low": 0, "low": 1, "moderate": 2, "high": 3, "very_high": 4}, True),
         Knob("gender labels", "dict", "impl.spark.tokens:GENDER_MAP", "", {"female": 0, "male": 1}, True)],
+    "public-settings": [  # parity/specs/settings.py: exact cases (a default or setting arrives as it should)
+        Knob("ported default: decode chunk (codes)", "default", "impl.dac.interface:DacInterface.__init__",
+             "chunk_length", 2048, True),
+        Knob("ported default: AdaLayerNorm eps", "default", "impl.spark.vocos:AdaLayerNorm.__init__", "eps", 1e-6)],
 }
 # what a section's runs may share: loaders (by path argument) and the speaker section's DAC encodes
 MEMO: Dict[str, Tuple[str, ...]] = {
