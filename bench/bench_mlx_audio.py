@@ -343,10 +343,12 @@ def machine() -> str:
     from impl.accel import blas
 
     info = mx.device_info() if hasattr(mx, "device_info") else {}
+    tf32 = (f" weights, MLX_ENABLE_TF32={os.environ.get('MLX_ENABLE_TF32')} (None: mlx-cuda's default, TF32 "
+            "products on both sides)")
     name = info.get("device_name") or platform.processor() or platform.machine()
     return (f"{name}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, Python "
             f"{platform.python_version()}, MLX {mx.__version__} on {mx.default_device()}, "
-            f"BLAS {blas.blas_info()['blas']}, fp32")
+            f"BLAS {blas.blas_info()['blas']}, fp32" + ("" if mx.default_device() == mx.cpu else tf32))
 
 
 def git_sha() -> Optional[str]:
