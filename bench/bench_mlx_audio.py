@@ -28,7 +28,8 @@ Cases:
   staged Spark folder: audio_tokenizer_config.yaml + the BiCodec and the seeded official wav2vec2 folder, loaded by
   its own `BiCodec.load_from_checkpoint`, `Wav2Vec2FeatureExtractor` and `Wav2Vec2Model.from_pretrained`);
   detokenize = impl's ids -> audio (impl `BiCodec.detokenize`; mlx-audio `BiCodecTokenizer.detokenize`). mlx-audio's
-  BiCodec gets `eval()` first: as shipped its tokenize raises (docs/ports.md, "Spark global, as loaded"). With
+  BiCodec and wav2vec2 get `eval()` first: as shipped its tokenize raises (docs/ports.md, "Spark global, as
+  loaded") and its wav2vec2's dropout is on (random features and semantic ids). With
   --quick: mlx-audio's tiny-dec256 BiCodec config and the tiny wav2vec2.
 - qwen2: Spark's Qwen2 0.5B (--quick: small) greedy decode after a 16-token prompt (impl `generate_greedy` on its
   shipped variant; mlx-audio `lm.generate.generate_step`, default argmax sampler).
@@ -274,9 +275,11 @@ def spark_cases(quick: bool, seconds: Sequence[float], rounds: int, budget: Opti
     with warnings.catch_warnings():  # Wav2Vec2Model.from_pretrained's DeprecationWarning (it is what it calls)
         warnings.simplefilter("ignore", DeprecationWarning)
         theirs = BiCodecTokenizer(folder)
-    # as shipped its BiCodec stays in MLX's training mode (a plain attribute the Spark model's eval() never reaches)
-    # and tokenize raises in the speaker encoder's BatchNorm (docs/ports.md, "Spark global, as loaded"): the fix
+    # As shipped both models stay in MLX's training mode (plain attributes the Spark model's eval() never reaches):
+    # tokenize raises in the speaker encoder's BatchNorm (docs/ports.md, "Spark global, as loaded") and wav2vec2's
+    # dropout (hidden 0.1) randomises the features, hence the semantic ids. The fix, on both:
     theirs.model.eval()
+    theirs.feature_extractor.eval()
     label = "tiny-dec256" if quick else "real size"
     rows = []
     for s in seconds:
