@@ -530,7 +530,8 @@ def _fmt_class(e: Dict[str, Any]) -> str:
         return f"not seen ({e.get('off_path', 'off the path')})"
     if e.get("integer"):
         rel = f", {e['relative']:.2g} relative" if "relative" in e else ""
-        return f"{e.get('direction', '+')}{d:g} (of {e.get('value')}{rel})"
+        of = "each value" if isinstance(e.get("value"), dict) else e.get("value")
+        return f"{e.get('direction', '+')}{d:g} (of {of}{rel})"
     return f"{d:.0e} ({e.get('direction', '+')})"
 
 
@@ -555,7 +556,14 @@ def note_for(spec_name: str, path: Path = OUT, section: Optional[str] = None) ->
     c = _contract_entry(data, section or "")
     if c is None:
         return None
-    parts = [f"{k} {_fmt_class(v)}" for k, v in c["classes"].items()]
+    parts: List[List[str]] = []  # [[names..., statement]]: consecutive classes with one statement named together
+    for k, v in c["classes"].items():
+        said = _fmt_class(v)
+        if parts and parts[-1][-1] == said:
+            parts[-1].insert(-1, k)
+        else:
+            parts.append([k, said])
+    parts = [f"{', '.join(p[:-1])} {p[-1]}" for p in parts]
     return ("sensitivity (parity/sensitivity.py, per constant of impl on this path, the smallest perturbation that "
             "fails this section against its fixture; floats relative, integers +- steps): " + "; ".join(parts))
 
