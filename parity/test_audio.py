@@ -319,3 +319,12 @@ def test_audio_runtime_imports_no_torch(librivox, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "y.wav").exists()
+
+
+def test_audio_path_report_signals_reach_both_gates():
+    """The audio-path report section's loudness signals (parity/specs/audio_path.py gated_signals) each reach both
+    BS.1770 gates, and impl measures them as pyloudnorm does, exactly."""
+    from parity.specs.audio_path import gated_signals
+
+    for name, x in gated_signals(check=True).items():
+        assert audio.integrated_loudness(x, 24000) == ref.integrated_loudness(x, 24000), name

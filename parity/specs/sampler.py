@@ -133,6 +133,21 @@ def record(quick: bool) -> Dict[str, Any]:
     return {"sets": sets, "skipped": skipped, "loops": loops}
 
 
+def public_config(kw: Dict[str, Any]):
+    """impl's SamplerConfig for the sampler settings `kw`, built the way a user's settings reach it: a
+    GenerationConfig through `impl.outetts.generate.sampler_config` (outetts' defaults: the default GenerationConfig;
+    drawn settings: each one passed), so that a setting the public path drops fails the drawn sets."""
+    from impl.outetts import generate as G
+    from impl.runtime import GenerationConfig, OuteTTSOptions
+
+    default = dict(temperature=0.4, repetition_penalty=1.1, top_k=40, top_p=0.9, min_p=0.05)
+    if kw == default:
+        return G.sampler_config(GenerationConfig())
+    return G.sampler_config(GenerationConfig(
+        temperature=kw["temperature"], top_k=kw["top_k"], top_p=kw["top_p"],
+        outetts=OuteTTSOptions(repetition_penalty=kw["repetition_penalty"], min_p=kw["min_p"])))
+
+
 class LogitsScriptLM:
     """Stand-in LM for decode_loop: call n returns rows[n] as the last position's logits, whatever the input."""
 
@@ -181,7 +196,7 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
     max_dp = 0.0
     for s in rec["sets"]:
         logits, ids, kw = inputs[s["name"]]
-        cfg = SamplerConfig(**kw)
+        cfg = public_config(kw)
         window = mx.array(ids[:, max(0, ids.shape[1] - cfg.repetition_range):])
         p = np.array(probabilities(mx.array(logits), window, cfg)).reshape(-1)
         scores = np.array(process_logits(mx.array(logits), window, cfg)).reshape(-1)
@@ -195,7 +210,8 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
         got = G.decode_loop(LogitsScriptLM(rows), None, prompt, G.Sampler(cfg), budget=len(rows))
         cases.append(ids_case(f"penalty window in decode_loop: id {lp['back']} back, {lp['where']} "
                               f"(decision step {s})", got, lp["ids"].tolist()))
-    return section("sampler", f"impl.outetts.sampler vs outetts' patched transformers processors: "
+    return section("sampler", f"impl.outetts.sampler (settings through GenerationConfig, the public path) vs outetts' "
+                   f"patched transformers processors: "
                    f"{len(rec['sets'])} logits sets (scores bit-equal, |dp| against the softmax bound) + "
                    f"{len(rec['loops'])} penalty-window decisions in the real decode loop", cases,
                    BOUND_WHY + "; window ids exact", "max |dp| / softmax bound (window: differing ids)",

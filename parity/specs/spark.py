@@ -164,6 +164,17 @@ def _bounded(values, fsq_dim: int) -> np.ndarray:
     return np.concatenate([a.reshape(1, -1, fsq_dim) for a in arrs], axis=1)
 
 
+POOL_T = (2, 3, 4)  # frames: the pooling's variance denominator (T - 1 vs T) matters by 2 .. 1.33
+
+
+def pool_probes(channels: int):
+    """(1, T, channels) float32 activations at the pooled conv's scale (N(0.3, 2^2)) for each T in POOL_T: the
+    ECAPA attentive statistics pooling on a sequence this short makes its statistics' contract visible (the
+    report's clip gives it hundreds of frames, where a biased variance moves the output below the floor)."""
+    return [(np.random.default_rng([23, T]).standard_normal((1, T, channels)) * 2.0 + 0.3).astype(np.float32)
+            for T in POOL_T]
+
+
 def global_spec(config: str = "tiny", samples: int = 16000, signal: str = "speech", seed: int = 0) -> Spec:
     """The global path on `samples` of `signal` (16 kHz) as the reference clip."""
     from types import SimpleNamespace
@@ -193,8 +204,12 @@ def global_spec(config: str = "tiny", samples: int = 16000, signal: str = "speec
             computed = SimpleNamespace()  # upstream's own constructor: torchaudio computes window and filterbank
             type(model).init_mel_transformer(computed, c["mel_params"])
             m_computed = computed.mel_transformer.to(wav.dtype)(wav).squeeze(1)
+            pool = model.speaker_encoder.speaker_encoder.pool
+            short = [pool(torch.from_numpy(x.transpose(0, 2, 1)).to(wav.dtype)).reshape(-1)
+                     for x in pool_probes(pool.linear2.out_channels)]
         return {"mel": m.transpose(1, 2), "global_ids": ids.numpy().astype(np.int32), "x_vector": x_vec,
-                "d_vector": d_vec, "fsq_bounded": _bounded(bounded, fsq_dim), "mel_computed": m_computed.transpose(1, 2)}
+                "d_vector": d_vec, "fsq_bounded": _bounded(bounded, fsq_dim), "mel_computed": m_computed.transpose(1, 2),
+                "pool_short": torch.cat(short)}
 
     def run_impl(model, inputs):
         m = model.mel(mx.array(inputs["ref_wav"]))
@@ -202,8 +217,11 @@ def global_spec(config: str = "tiny", samples: int = 16000, signal: str = "speec
             ids = model.speaker_encoder.tokenize(m)
         x_vec, d_vec = model.speaker_encoder(m)
         computed = MelSpectrogram(**c["mel_params"])  # window and filterbank computed, not the checkpoint's
+        pool = model.speaker_encoder.speaker_encoder.pool
+        short = [pool(mx.array(x)).reshape(-1) for x in pool_probes(pool.linear2.weight.shape[0])]
         return {"mel": m, "global_ids": ids, "x_vector": x_vec, "d_vector": d_vec,
-                "fsq_bounded": _bounded(bounded, fsq_dim), "mel_computed": computed(mx.array(inputs["ref_wav"]))}
+                "fsq_bounded": _bounded(bounded, fsq_dim), "mel_computed": computed(mx.array(inputs["ref_wav"])),
+                "pool_short": mx.concatenate(short)}
 
     e = "speaker_encoder.speaker_encoder"
     p = "speaker_encoder.perceiver_sampler"
@@ -245,7 +263,9 @@ def global_spec(config: str = "tiny", samples: int = 16000, signal: str = "speec
                  "mel_computed": Tol.floor(40, why="40 x the floor: torchaudio computes its filterbank in float32 "
                                            "(its fp64 run casts that), impl in float64 then rounds: each weight "
                                            "differs by fp32 rounding, which the fp32-vs-fp64 floor does not hold "
-                                           "(measured 15 x)")},
+                                           "(measured 15 x)"),
+                 # the ECAPA pooling alone on 2..4-frame probes (pool_probes): its statistics' contract visible
+                 "pool_short": Tol.floor(why=FLOOR_WHY)},
         description=f"BiCodec {config} (seeded {seed}) global path: {samples} samples ({samples / 16000:.2f} s) of "
                     f"{signal} -> mel -> ECAPA-TDNN -> Perceiver -> residual FSQ -> global ids; x-/d-vectors",
     )
@@ -296,10 +316,18 @@ def semantic_spec(config: str = "tiny", frames: int = 50, seed: int = 0) -> Spec
     )
 
 
-def wav2vec2_spec(config: str = "tiny", samples: int = 16000, signal: str = "speech", seed: int = 0) -> Spec:
+# samples of the second clip: more than one block of impl's blocked conv front (wav2vec2.FeatureEncoder.FRAMES = 256
+# frames of conv layer 5, stride 160: 40,960 samples), as a real reference clip (3..10 s) runs it
+LONG_SAMPLES = 48000
+
+
+def wav2vec2_spec(config: str = "tiny", samples: int = 16000, signal: str = "speech", seed: int = 0,
+                  long_samples: int = LONG_SAMPLES) -> Spec:
     """The wav2vec2 features (transformers Wav2Vec2Model + Wav2Vec2FeatureExtractor as sparktts calls them) on
     `samples` of `signal`: every conv layer of the feature encoder, the feature projection, the positional conv,
-    encoder layers 0-15 (the mix reads hidden_states 11, 14, 16). Output: the mixed features."""
+    encoder layers 0-15 (the mix reads hidden_states 11, 14, 16). Outputs: the mixed features, and those of a
+    second clip of `long_samples` (`features_long`: impl's conv front runs it in blocks, whose layers the taps of
+    the first clip (one block) cannot see)."""
     import mlx.core as mx
 
     from impl.seeded.spark import seeded_w2v
@@ -316,13 +344,16 @@ def wav2vec2_spec(config: str = "tiny", samples: int = 16000, signal: str = "spe
         return model
 
     def make_inputs(s: int) -> Dict[str, np.ndarray]:
-        return {"wav": make_signal(signal, samples, s).astype(np.float64)}
+        return {"wav": make_signal(signal, samples, s).astype(np.float64),
+                "wav_long": make_signal(signal, long_samples, s + 1).astype(np.float64)}
 
-    def run_ref(model, inputs):
-        return {"features": ref.wav2vec2_features(holder["processor"], model, inputs["wav"])}
+    def run_ref(model, inputs):  # the short clip first: the layer taps keep each module's first call
+        return {"features": ref.wav2vec2_features(holder["processor"], model, inputs["wav"]),
+                "features_long": ref.wav2vec2_features(holder["processor"], model, inputs["wav_long"])}
 
     def run_impl(model, inputs):
-        return {"features": model(mx.array(w2v.normalize(inputs["wav"]))[None])}
+        return {"features": model(mx.array(w2v.normalize(inputs["wav"]))[None]),
+                "features_long": model(mx.array(w2v.normalize(inputs["wav_long"]))[None])}
 
     pairs = [Pair("feature_extractor.conv_layers.{i}", "feature_extractor.conv_layers.{i}", over=range(n_conv)),
              Pair("feature_projection", "feature_projection", layout="same"),
@@ -333,7 +364,7 @@ def wav2vec2_spec(config: str = "tiny", samples: int = 16000, signal: str = "spe
         build_impl=lambda: w2v.load(folder),
         build_ref=build_ref,
         make_inputs=make_inputs, run_impl=run_impl, run_ref=run_ref, pairs=pairs,
-        outputs={"features": Tol.floor(why=FLOOR_WHY)},
+        outputs={"features": Tol.floor(why=FLOOR_WHY), "features_long": Tol.floor(why=FLOOR_WHY)},
         description=f"wav2vec2 {config} (seeded {seed}) features: {samples} samples of {signal} -> "
-                    f"(hidden_states[11] + [14] + [16]) / 3",
+                    f"(hidden_states[11] + [14] + [16]) / 3; and a {long_samples}-sample clip's (blocked conv front)",
     )

@@ -86,14 +86,17 @@ def record(quick: bool) -> Dict[str, Any]:
 def check(rec: Dict[str, Any], quick: bool) -> Section:
     import mlx.core as mx
 
+    from impl.runtime import GenerationConfig
     from impl.spark import sampler as S
+    from impl.spark.generate import sampler_config
 
     inputs = {name: (logits, kw) for name, logits, kw in _inputs()}
     cases: List[Case] = []
     max_dp = 0.0
     for s in rec["sets"]:
         logits, kw = inputs[s["name"]]
-        cfg = S.config() if kw == OFFICIAL else S.config(**kw)  # official sets: impl's own defaults
+        # through the public path: official sets the default GenerationConfig, drawn ones each setting passed
+        cfg = sampler_config(GenerationConfig() if kw == OFFICIAL else GenerationConfig(**kw))
         window = mx.zeros((logits.shape[0], 0), dtype=mx.uint32)  # Spark's call has no repetition penalty
         name = f"{s['name']} (V {s['shape'][-1]}, B {s['shape'][0]}, " + \
             ("official settings)" if kw == OFFICIAL else
@@ -105,7 +108,8 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
         case, dp = distribution_case(name, p, scores, s)
         cases.append(case)
         max_dp = max(max_dp, dp)
-    return section("Spark sampler", "impl.spark.sampler vs the processors transformers builds for SparkTTS.inference's "
+    return section("Spark sampler", "impl.spark.sampler (settings through GenerationConfig and "
+                   "impl.spark.generate.sampler_config, the public path) vs the processors transformers builds for SparkTTS.inference's "
                    f"generate(do_sample=True, temperature, top_k, top_p): {len(rec['sets'])} logits sets (scores "
                    "bit-equal on the support, |dp| against the softmax bound; greedy = the official call's top_k=1 "
                    "survivor)", cases, BOUND_WHY + "; greedy ids exact", "max |dp| / softmax bound (greedy: "
