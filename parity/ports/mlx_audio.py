@@ -361,13 +361,15 @@ def load_wav2vec2(kwargs: Dict[str, Any]):
 
 def run_wav2vec2(model, inputs):
     """`BiCodecTokenizer.extract_wav2vec2_features(wav)` (audio_tokenizer.py:74-88; it reads only self.processor
-    and self.feature_extractor): the port's feature extractor (normalisation), the model, the 11/14/16 mix."""
+    and self.feature_extractor): the port's feature extractor (normalisation), the model, the 11/14/16 mix; on the
+    spec's clip, then on its long clip (the layer taps keep each module's first call)."""
     from types import SimpleNamespace
 
     from mlx_audio.tts.models.spark.audio_tokenizer import BiCodecTokenizer
 
     holder = SimpleNamespace(processor=model.voiceport_processor, feature_extractor=model)
-    return {"features": BiCodecTokenizer.extract_wav2vec2_features(holder, inputs["wav"])}
+    return {name: BiCodecTokenizer.extract_wav2vec2_features(holder, inputs[wav])
+            for name, wav in (("features", "wav"), ("features_long", "wav_long"))}
 
 
 W2V_RULES = [
