@@ -20,7 +20,7 @@ import pytest
 from parity.specs import settings as S
 
 
-@pytest.mark.parametrize("row", S.DEFAULTS, ids=[r[0] for r in S.DEFAULTS])
+@pytest.mark.parametrize("row", S.DEFAULTS, ids=[r[0].replace(" ", "-") for r in S.DEFAULTS])
 def test_audit_ported_default_equals_upstream(row):
     name, impl_path, p, up_path, up_p = row
     got = S._plain(S.default_of(S.resolve(impl_path), p))
