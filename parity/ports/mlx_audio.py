@@ -651,16 +651,19 @@ def read_wav(path) -> Tuple[np.ndarray, int]:
 def check_audio_path(rec: Dict[str, Any], quick: bool):
     """The audio-path contract (parity/specs/audio_path.py) on the functions mlx-audio's OuteTTS codec interface
     calls: `mlx_audio.utils.resample_audio(x, sr, 24000, axis=-1)` (dac_interface.py:81, what load_audio runs
-    on a clip) and `process_audio_array` (dac_interface.py:12, -18 LUFS and -1 dB peak over mlx_audio.dsp)."""
+    on a clip) and `process_audio_array` (dac_interface.py:12, -18 LUFS and -1 dB peak over mlx_audio.dsp); on the
+    signals that reach both BS.1770 gates, the integrated loudness it measures (mlx_audio.dsp.integrated_loudness)
+    exactly, as the impl section compares its own."""
     _activate()
     import mlx.core as mx
+    from mlx_audio.dsp import integrated_loudness
     from mlx_audio.tts.models.outetts.dac_interface import process_audio_array
     from mlx_audio.utils import resample_audio
 
-    from parity.contracts import floor_case, section
+    from parity.contracts import Case, floor_case, section
     from parity.doubles import LIBRIVOX, load_librivox
     from parity.spec import FLOOR_WHY
-    from parity.specs.audio_path import RESAMPLE, _resample_input, _signals
+    from parity.specs.audio_path import RESAMPLE, _resample_input, _signals, gated_signals
 
     cases = []
     for (orig, new, n, ch), r in zip(RESAMPLE, rec["resample"]):
@@ -674,6 +677,13 @@ def check_audio_path(rec: Dict[str, Any], quick: bool):
     for (name, x), r in zip(_signals().items(), rec["loudness"]):
         got = np.array(process_audio_array(mx.array(x)[None, None])).reshape(-1)
         cases.append(floor_case(f"process_audio_array {name}", got, r))
+    for (name, x), r in zip(gated_signals().items(), rec.get("gated", [])):
+        # what process_audio_array measures (dac_interface.py:38), on the float32 signal as np.array(audio) gives it
+        got, want = float(integrated_loudness(x, 24000, block_size=0.400)), float(r["lufs"])
+        cases.append(Case(f"integrated_loudness {name} (both gates)", abs(got - want), 0.0, got == want, "exact",
+                          "" if got == want else f"{got!r} LUFS != pyloudnorm {want!r}"))
+        got = np.array(process_audio_array(mx.array(x)[None, None])).reshape(-1)
+        cases.append(floor_case(f"process_audio_array {name}", got, r["out"]))
     return section("audio path", "mlx_audio utils.resample_audio vs torchaudio Resample, tts/models/outetts "
                    "process_audio_array vs outetts' process_audio_tensor (-18 LUFS, -1 dB peak): lengths exact, "
                    "values within the floor", cases, FLOOR_WHY + " (truth: torchaudio / outetts on float64 input)",
