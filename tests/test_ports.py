@@ -242,7 +242,7 @@ def test_ports_mlx_audio_report_lists_what_it_cannot_compare(mlx_audio, tmp_path
     assert port_run.run(args) == 1
     rep = json.loads((tmp_path / "report.json").read_text())
     assert [s["passed"] for s in rep["sections"]] == [True] and not rep["passed"]
-    assert "whisper" in rep["not_run"]["mlx-audio speaker-profile"]
+    assert "create_speaker_from_dict" in rep["not_run"]["mlx-audio speaker-profile"]
 
 
 # ------------------------------------------------ mlx-audio: the contract adapters and the wav2vec2 component

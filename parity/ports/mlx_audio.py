@@ -297,9 +297,19 @@ def run_spark_global(model, inputs):
     speaker_encoder(mel)."""
     import mlx.core as mx
 
+    from parity.specs.spark import _bounded, fsq_bounded, pool_probes
+
     mel = model.get_mel_spectrogram(mx.array(inputs["ref_wav"]))  # (B, T, n_mels)
     x_vec, d_vec = model.speaker_encoder(mel)
-    return {"mel": mel, "global_ids": model.speaker_encoder.tokenize(mel), "x_vector": x_vec, "d_vector": d_vec}
+    layers = model.speaker_encoder.quantizer.layers
+    with fsq_bounded(layers, []) as bounded:  # its FSQ has upstream's bound / quantize methods
+        ids = model.speaker_encoder.tokenize(mel)
+    pool = model.speaker_encoder.speaker_encoder.pool  # ASTP on (B, C, T)
+    short = [pool(mx.array(x).transpose(0, 2, 1)).reshape(-1) for x in pool_probes(pool.in_dim)]
+    # mel_computed: the port always computes its filterbank and window (no checkpoint buffers): its `mel` again
+    return {"mel": mel, "global_ids": ids, "x_vector": x_vec, "d_vector": d_vec,
+            "fsq_bounded": _bounded(bounded, bounded[0].shape[-1]),
+            "mel_computed": mel, "pool_short": mx.concatenate(short)}
 
 
 def run_spark_semantic(model, inputs):
@@ -792,10 +802,11 @@ def check_dac_interface(rec: Dict[str, Any], quick: bool):
 
 # What the adapter does not compare, and why (the report lists these under not_run).
 NOT_COMPARABLE = {
-    "speaker-profile": "mlx-audio builds profiles only through whisper (AudioProcessor.create_speaker_from_whisper, a "
-                       "hub model): no transcript mode to feed the official words and times",
+    "speaker-profile": "not adapted live: its transcript mode (AudioProcessor.create_speaker_from_dict) is checked from "
+                       "dumps (tools/dump_mlx_audio.py, docs/ports.md 'From dumps': no interface_version, a few codes "
+                       "and buckets differ)",
     "generation": "an end-to-end draw needs the same distribution at every step: mlx-audio's sampler applies top-p and "
-                  "min-p before the temperature (the sampler section), and its profiles need whisper (speaker-profile)",
+                  "min-p before the temperature (the sampler section), and its profiles differ (speaker-profile)",
     "spark-sampler": "mlx-audio's Spark sampler adds a repetition penalty (1.3 over 20 tokens, spark.py:278-282) the "
                      "official generate does not have: distributions differ by design",
     "spark-generation": "an end-to-end draw needs the same distribution at every step: the Spark sampler differs by "
