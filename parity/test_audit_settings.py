@@ -86,22 +86,8 @@ def test_audit_a_dropped_argument_fails_the_arguments_case(monkeypatch):
 def test_audit_settings_table_covers_every_public_setting():
     """Every GenerationConfig / OuteTTSOptions field, `load` keyword, Voice attribute and `voiceport tts` option
     has a row in the report's settings table (or a reason in NOT_SETTINGS); every flag-bearing option has argv."""
-    import argparse
-
-    from impl.outetts import cli as tts_cli
-    from impl.outetts import generate as OG
-    from impl.runtime import GenerationConfig, OuteTTSOptions
-    from impl.spark import generate as SG
-
     rows = {s.name for s in S.settings_table()}
-    names = {f.name for f in dataclasses.fields(GenerationConfig)} - {"outetts"}
-    names |= {f.name for f in dataclasses.fields(OuteTTSOptions)}
-    for load in (OG.load, SG.load):
-        names |= set(inspect.signature(load).parameters) - {"codec"}
-    names |= {f.name for f in dataclasses.fields(SG.Voice)} - {"global_codes", "semantic_codes"}
-    p = argparse.ArgumentParser()
-    tts_cli.configure(p)
-    flags = {a.dest for a in p._actions if a.dest != "help"}
+    names, flags = S.public_setting_names()
     missing = sorted(n for n in names | flags if n not in rows and n not in S.NOT_SETTINGS)
     assert not missing, f"settings without a row in parity/specs/settings.py: {missing}"
     with_argv = {s.name for s in S.settings_table() if s.cli}

@@ -61,7 +61,8 @@ def test_global_path_every_module(signal):
     report = run_spec(spark_spec.global_spec("tiny", samples=16000, signal=signal), seed=1)
     assert report.ok, report.summary()
     assert report.first_divergence is None and report.first_isolated_divergence is None
-    assert report.compared == 36 + 6, report.summary()  # mel, ids, FSQ bounded values, x-/d-vector, computed mel
+    # outputs: mel, ids, FSQ bounded values, x-/d-vector, computed mel, pooling probes
+    assert report.compared == 36 + 7, report.summary()
 
 
 def test_semantic_path_every_module():
@@ -76,7 +77,7 @@ def test_wav2vec2_features_every_module():
     report = run_spec(spark_spec.wav2vec2_spec("tiny", samples=16000, signal="speech"), seed=0)
     assert report.ok, report.summary()
     assert report.first_divergence is None and report.first_isolated_divergence is None
-    assert report.compared == 7 + 1 + 1 + 16 + 1, report.summary()
+    assert report.compared == 7 + 1 + 1 + 16 + 2, report.summary()  # outputs: features, features_long
 
 
 def test_audio_to_ids_end_to_end(tiny):

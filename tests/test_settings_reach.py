@@ -16,7 +16,6 @@ list to adapt when the config API changes.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +26,10 @@ import pytest
 
 import mlx.core as mx
 
+from parity.specs.settings import Captured, Loop
+
 OUTETTS, SPARK = "outetts", "spark"
 TEXT = "Hello there, how are you today?"
-
-
-class Captured(BaseException):
-    """Raised by the spy once the decode loop's inputs are recorded (BaseException: no handler swallows it)."""
-
-
-@dataclass
-class Loop:
-    """The first decode_loop call's inputs."""
-
-    lm: Any
-    prompt: List[int]
-    sampler: Any
-    budget: int
 
 
 @pytest.fixture
@@ -305,22 +292,10 @@ def test_setting_reaches_the_decode_loop(setting, how, inputs, spy, spark_labels
 def test_settings_table_covers_every_public_setting():
     """Every GenerationConfig / OuteTTSOptions field, every `load` keyword of both models and every `voiceport
     tts` option has a row in SETTINGS (or a reason in NOT_SETTINGS): a new setting cannot go untested."""
-    import argparse
-
-    from impl.outetts import cli as tts_cli
-    from impl.outetts import generate as OG
-    from impl.runtime import GenerationConfig, OuteTTSOptions
-    from impl.spark import generate as SG
+    from parity.specs.settings import public_setting_names
 
     rows = {s.name for s in settings_table()}
-    names = {f.name for f in dataclasses.fields(GenerationConfig)} - {"outetts"}
-    names |= {f.name for f in dataclasses.fields(OuteTTSOptions)}
-    for load in (OG.load, SG.load):
-        names |= set(inspect.signature(load).parameters) - {"codec"}
-    names |= {f.name for f in dataclasses.fields(SG.Voice)} - {"global_codes", "semantic_codes"}
-    p = argparse.ArgumentParser()
-    tts_cli.configure(p)
-    flags = {a.dest for a in p._actions if a.dest != "help"}
+    names, flags = public_setting_names()
     flags -= {"prompt_text"}
     missing = sorted(n for n in names | flags if n not in rows and n not in NOT_SETTINGS)
     assert not missing, f"settings without a row in tests/test_settings_reach.py: {missing}"

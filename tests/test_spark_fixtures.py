@@ -47,7 +47,8 @@ def test_spark_fixtures_in_the_manifest_and_small():
     entries = {e.get("component"): e for e in fx.read_manifest(FIXTURES)["files"].values()}
     assert set(SPECS) <= set(entries), f"missing: {sorted(set(SPECS) - set(entries))}"
     total = sum(entries[c]["bytes"] for c in SPECS)
-    assert total <= 4.5e6, f"spark fixtures {total / 1e6:.2f} MB"
+    # a budget, not a bound: 4.6 MB since the report's long wav2vec2 clip and pooling probes (e772505)
+    assert total <= 5.0e6, f"spark fixtures {total / 1e6:.2f} MB"
     assert all(entries[c]["kwargs"]["config"] == "tiny" for c in SPECS)
 
 

@@ -59,7 +59,7 @@ def test_spark_tok_blocks_features_every_module():
     report = run_spec(spec, seed=0)
     assert report.ok, report.summary()
     assert report.first_divergence is None and report.first_isolated_divergence is None
-    assert report.compared == (7 - FeatureEncoder.BLOCKED) + 1 + 1 + 16 + 1, report.summary()
+    assert report.compared == (7 - FeatureEncoder.BLOCKED) + 1 + 1 + 16 + 2, report.summary()
 
 
 def test_spark_tok_blocks_ids_equal_official():

@@ -233,10 +233,34 @@ class Captured(BaseException):
 
 @dataclass
 class Loop:
+    """The first decode_loop call's inputs."""
+
     lm: Any
     prompt: List[int]
     sampler: Any
     budget: int
+
+
+def public_setting_names() -> Tuple[set, set]:
+    """(every public setting's name: GenerationConfig / OuteTTSOptions fields, both `load`s' keywords, Voice's
+    attributes; every `voiceport tts` option's dest): what a settings table must cover."""
+    import argparse
+    import dataclasses
+    import inspect
+
+    from impl.outetts import cli as tts_cli
+    from impl.outetts import generate as OG
+    from impl.runtime import GenerationConfig, OuteTTSOptions
+    from impl.spark import generate as SG
+
+    names = {f.name for f in dataclasses.fields(GenerationConfig)} - {"outetts"}
+    names |= {f.name for f in dataclasses.fields(OuteTTSOptions)}
+    for load in (OG.load, SG.load):
+        names |= set(inspect.signature(load).parameters) - {"codec"}
+    names |= {f.name for f in dataclasses.fields(SG.Voice)} - {"global_codes", "semantic_codes"}
+    p = argparse.ArgumentParser()
+    tts_cli.configure(p)
+    return names, {a.dest for a in p._actions if a.dest != "help"}
 
 
 @contextlib.contextmanager
