@@ -429,14 +429,12 @@ def check_prompt_ids(rec: Dict[str, Any], quick: bool):
     from transformers import AutoTokenizer
 
     from parity.contracts import Case, ids_case, section
-    from parity.specs.prompt import _tokenizer_dir, cases
+    from parity.specs.prompt import _tokenizer_dir, recorded_cases
 
     tok = AutoTokenizer.from_pretrained(str(_tokenizer_dir()))
     pp = PromptProcessor(tok)
     out, at, empty = [], 0, 0
-    for i, ((text, speaker), n) in enumerate(zip(cases(int(rec["n"])), rec["lengths"].tolist())):
-        name = f"case {i} ({'no speaker' if speaker is None else str(len(speaker['words'])) + ' words'}, " \
-               f"text {text[:24]!r})"
+    for name, text, speaker, n in recorded_cases(rec):
         if n < 0:
             empty += 1
             norm = PromptProcessor.text_normalizations(text)

@@ -93,6 +93,14 @@ def record(quick: bool) -> Dict[str, Any]:
             "lengths": np.asarray(lengths, np.int32)}
 
 
+def recorded_cases(rec: Dict[str, Any]):
+    """(case name, text, speaker, recorded prompt length; < 0: outetts normalised the text to empty) of each case of
+    the record, named alike in every section that checks them (impl's and a port's)."""
+    for i, ((text, speaker), n) in enumerate(zip(cases(int(rec["n"])), rec["lengths"].tolist())):
+        yield (f"case {i} ({'no speaker' if speaker is None else str(len(speaker['words'])) + ' words'}, "
+               f"text {text[:24]!r})", text, speaker, n)
+
+
 def check(rec: Dict[str, Any], quick: bool) -> Section:
     from impl.outetts.prompt import prompt_ids
     from impl.outetts.text import TextError
@@ -100,9 +108,7 @@ def check(rec: Dict[str, Any], quick: bool) -> Section:
 
     tok = Tokenizer(_tokenizer_dir())
     out, at, empty = [], 0, 0
-    for i, ((text, speaker), n) in enumerate(zip(cases(int(rec["n"])), rec["lengths"].tolist())):
-        name = f"case {i} ({'no speaker' if speaker is None else str(len(speaker['words'])) + ' words'}, " \
-               f"text {text[:24]!r})"
+    for name, text, speaker, n in recorded_cases(rec):
         if n < 0:
             empty += 1
             try:
